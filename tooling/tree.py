@@ -38,8 +38,8 @@ OVERLAY_ROOTS = ["build-aux", "docs", "examples", "include", "po",
 
 OVERLAY_SUBJECT = "libvirt-mirror: link this project's new files"
 PRISTINE_TAG = "pristine"
-IDENTITY = ["-c", "user.name=libvirt-mirror tooling",
-            "-c", "user.email=tooling@libvirt-mirror.invalid",
+IDENTITY = ["-c", "user.name=libvirt-mirror",
+            "-c", "user.email=devel@libvirt-mirror.invalid",
             "-c", "commit.gpgsign=false",
             "-c", "core.autocrlf=false",
             "-c", "core.abbrev=12",
@@ -224,19 +224,93 @@ def overlay_files():
     return [p for p in files if os.path.lexists(os.path.join(TOP, p))]
 
 
-def link_target(tree, path):
-    """Relative symlink target from tree/path to TOP/path."""
-    return os.path.relpath(os.path.join(TOP, path),
-                           os.path.dirname(os.path.join(tree, path)))
+def overlay_record(tree):
+    return os.path.join(tree, ".git", "libvirt-mirror", "overlay")
 
 
-def is_overlay_link(tree, path):
-    full = os.path.join(tree, path)
-    if not os.path.islink(full):
-        return False
-    dest = os.path.realpath(full)
-    return dest.startswith(TOP + os.sep) and not dest.startswith(
-        os.path.realpath(tree) + os.sep)
+def recorded_overlay(tree):
+    """Paths linked into the tree by the last assemble or refresh."""
+    try:
+        with open(overlay_record(tree)) as f:
+            return [ln.rstrip("\n") for ln in f if ln.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def record_overlay(tree, paths):
+    os.makedirs(os.path.dirname(overlay_record(tree)), exist_ok=True)
+    with open(overlay_record(tree), "w") as f:
+        for p in sorted(paths):
+            f.write(p + "\n")
+
+
+def file_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def committed_bytes(tree, path):
+    """The content of path in the tree's HEAD commit, or None."""
+    res = subprocess.run(["git", "-C", tree, "cat-file", "blob",
+                          "HEAD:" + path], capture_output=True)
+    return res.stdout if res.returncode == 0 else None
+
+
+def hard_link(tree, path):
+    """Make tree/path the same file (inode) as TOP/path. Both are in one
+    filesystem (the tree is below the repo), so an edit in either place is
+    the same edit, and git in the tree sees a regular file: libvirt's
+    syntax-check and tests, which skip symlinks, see our files."""
+    src = os.path.join(TOP, path)
+    dst = os.path.join(tree, path)
+    if os.path.lexists(dst):
+        os.unlink(dst)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError as e:
+        raise Failure("cannot hard-link %s into %s (%s): the assembled tree "
+                      "must be on the same filesystem as this repo"
+                      % (path, tree, e.strerror))
+
+
+def overlay_state(tree, path):
+    """How tree/path relates to this repo's TOP/path:
+    'linked'   one file (or the tree lacks it and the repo has it: 'new');
+    'repo'     a tool replaced one side: the repo side changed, the tree
+               side is as committed in the tree (relink: nothing lost);
+    'tree'     the tree side was edited by a tool that breaks hard links
+               and the repo side is as committed (export it);
+    'conflict' both sides changed;
+    'same'     two files with equal content;
+    'deleted'  the repo no longer has it and the tree copy is as committed;
+    'orphan'   the repo no longer has it but the tree copy was edited."""
+    rfile = os.path.join(TOP, path)
+    tfile = os.path.join(tree, path)
+    in_repo = os.path.isfile(rfile)
+    in_tree = os.path.isfile(tfile) and not os.path.islink(tfile)
+    if not in_repo:
+        if not in_tree:
+            return "gone"
+        return ("deleted" if file_bytes(tfile) == committed_bytes(tree, path)
+                else "orphan")
+    if not in_tree:
+        return "new"
+    if os.path.samefile(rfile, tfile):
+        return "linked"
+    rdata, tdata = file_bytes(rfile), file_bytes(tfile)
+    if rdata == tdata:
+        return "same"
+    base = committed_bytes(tree, path)
+    if tdata == base:
+        return "repo"
+    if rdata == base:
+        return "tree"
+    return "conflict"
+
+
+def overlay_paths(tree):
+    return sorted(set(overlay_files()) | set(recorded_overlay(tree)))
 
 
 # ---------------------------------------------------------------- series
@@ -295,6 +369,16 @@ def tree_edits(tree):
            check=False).returncode != 0:
         edits.append("no '%s' tag: not an assembled tree" % PRISTINE_TAG)
         return edits
+    overlay = set(overlay_paths(tree))
+    for path in sorted(overlay):
+        state = overlay_state(tree, path)
+        if state == "tree":
+            edits.append("new file edited in the tree only: " + path)
+        elif state == "conflict":
+            edits.append("new file edited in both places: " + path)
+        elif state == "orphan":
+            edits.append("new file deleted here but edited in the tree: "
+                         + path)
     st = git(tree, "status", "--porcelain=v1", "-z", "--untracked-files=all")
     entries = [e for e in st.stdout.split("\0") if e]
     skip = False
@@ -305,6 +389,8 @@ def tree_edits(tree):
         code, path = e[:2], e[3:]
         if code[0] in "RC":
             skip = True
+        if path in overlay:
+            continue
         if code == "??":
             edits.append("new file not in this repo: " + path)
         else:
@@ -312,12 +398,11 @@ def tree_edits(tree):
     with tempfile.TemporaryDirectory() as tmp:
         export_series(tree, tmp)
         now = read_series(tmp)
-    if now != read_series(stamp_dir(tree)) and now != read_series(patches_dir()):
-        changed = sorted(set(now) ^ set(read_series(patches_dir())) |
-                         set(k for k in now if now.get(k) !=
-                             read_series(patches_dir()).get(k)))
-        edits.append("commits not exported to patches/: " +
-                     (", ".join(changed) or "(series differs)"))
+    repo = read_series(patches_dir())
+    if now != read_series(stamp_dir(tree)) and now != repo:
+        changed = sorted(k for k in set(now) | set(repo)
+                         if now.get(k) != repo.get(k))
+        edits.append("commits not exported to patches/: " + ", ".join(changed))
     return edits
 
 
@@ -338,10 +423,9 @@ def apply_series(tree):
                           "The tree was reset to pristine; nothing in this repo "
                           "was changed. Rebase the patch, then assemble again."
                           % (p, VERSION, (res.stdout + res.stderr).strip()))
-    linked = 0
-    for path in overlay_files():
-        full = os.path.join(tree, path)
-        if os.path.lexists(full):
+    linked = overlay_files()
+    for path in linked:
+        if os.path.lexists(os.path.join(tree, path)):
             if git(tree, "cat-file", "-e", "%s:%s" % (PRISTINE_TAG, path),
                    check=False).returncode == 0:
                 raise Failure("%s is a file of libvirt %s: change it with a "
@@ -349,17 +433,22 @@ def apply_series(tree):
                               % (path, VERSION))
             raise Failure("%s: a patch creates it and this repo has it as a "
                           "new file too; keep only one" % path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        os.symlink(link_target(tree, path), full)
-        linked += 1
-    if linked:
-        git(tree, "add", "-A", "-f", "--", *overlay_files())
-        git(tree, "commit", "-q", "--no-verify", "-m", OVERLAY_SUBJECT,
-            "--date=1970-01-01T00:00:00Z")
+        hard_link(tree, path)
+    record_overlay(tree, linked)
+    commit_overlay(tree, linked)
     shutil.rmtree(stamp_dir(tree), ignore_errors=True)
     os.makedirs(os.path.dirname(stamp_dir(tree)), exist_ok=True)
     export_series(tree, stamp_dir(tree))
-    return len(patches), linked
+    return len(patches), len(linked)
+
+
+def commit_overlay(tree, paths):
+    """Commit the current content of the overlay files in the tree, and
+    whatever sync_overlay() staged (removals)."""
+    if paths:
+        git(tree, "add", "-A", "-f", "--", *paths)
+    if git(tree, "diff", "--cached", "--quiet", check=False).returncode != 0:
+        git(tree, "commit", "-q", "--no-verify", "-m", OVERLAY_SUBJECT)
 
 
 def wanted_state():
@@ -450,6 +539,9 @@ def assemble(force=False):
         try:
             with open(state_file(tree)) as f:
                 if f.read().strip() == state and not force:
+                    # relink files that a tool replaced in this repo
+                    # (git checkout does); tree_edits() found no edit
+                    sync_overlay(tree)
                     info("assembled tree is up to date")
                     return
         except FileNotFoundError:
@@ -461,6 +553,11 @@ def assemble(force=False):
         info("updating %s" % tree)
         git(tree, "fetch", "-q", "--force", repo, "refs/tags/*:refs/tags/*")
         write_exclude(tree)
+        # drop the tree's names of our files first, so that git can never
+        # write through a hard link into this repo
+        for path in overlay_paths(tree):
+            if os.path.lexists(os.path.join(tree, path)):
+                os.unlink(os.path.join(tree, path))
         git(tree, "reset", "-q", "--hard", PRISTINE_TAG)
         git(tree, "clean", "-q", "-ffd")
     else:
@@ -486,30 +583,13 @@ def assemble(force=False):
 
 # ---------------------------------------------------------------- refresh
 
-def refresh(new_subject=None):
-    tree = tree_dir()
-    if not os.path.isdir(os.path.join(tree, ".git")):
-        raise Failure("no assembled tree at %s: run 'tooling/tree assemble'"
-                      % tree)
-    for state in ("rebase-merge", "rebase-apply"):
-        if os.path.exists(os.path.join(tree, ".git", state)):
-            raise Failure("a git rebase/am is in progress in %s: finish or "
-                          "abort it first" % tree)
-    moved = []
-    # 1. Overlay links replaced by regular files (editors or 'sed -i' that do
-    #    not follow symlinks): the content goes back to the repo file.
-    for entry in git(tree, "ls-files", "-s", "-z").stdout.split("\0"):
-        if not entry.startswith("120000 "):
-            continue
-        path = entry.split("\t", 1)[1]
-        full = os.path.join(tree, path)
-        if os.path.isfile(full) and not os.path.islink(full):
-            dest = os.path.join(TOP, path)
-            shutil.copyfile(full, dest)
-            os.unlink(full)
-            os.symlink(link_target(tree, path), full)
-            moved.append(path)
-    # 2. New files created in the tree move to this repo and are linked back.
+def sync_overlay(tree):
+    """Bring the tree's copies of this repo's new files in line with the
+    repo and commit them: new files created in the tree move to the repo,
+    new repo files are linked, edits made through a broken link are
+    exported, deleted repo files leave the tree. Returns what it did."""
+    done = []
+    # new files created in the tree become new files of this repo
     others = git(tree, "ls-files", "-z", "--others", "--exclude-standard")
     for path in [p for p in others.stdout.split("\0") if p]:
         root = path.split("/", 1)[0]
@@ -521,17 +601,50 @@ def refresh(new_subject=None):
             raise Failure("new file %s exists in this repo already; refusing "
                           "to overwrite it" % path)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.move(os.path.join(tree, path), dest)
-        os.symlink(link_target(tree, path), os.path.join(tree, path))
-        git(tree, "add", "-f", "--", path)
-        moved.append(path)
-    if moved:
-        git(tree, "commit", "-q", "--no-verify", "-m", OVERLAY_SUBJECT,
-            "--date=1970-01-01T00:00:00Z", "--", *moved)
-    # 3. Uncommitted edits of libvirt's files: each folds into the last patch
-    #    that touches that file, or into a new patch named by --new.
+        os.link(os.path.join(tree, path), dest)
+        done.append("exported " + path)
+    conflicts = []
+    for path in overlay_paths(tree):
+        state = overlay_state(tree, path)
+        if state in ("conflict", "orphan"):
+            conflicts.append("%s (%s)" % (path, state))
+        elif state == "tree":
+            shutil.copyfile(os.path.join(tree, path), os.path.join(TOP, path))
+            hard_link(tree, path)
+            done.append("exported " + path)
+        elif state in ("new", "repo", "same"):
+            hard_link(tree, path)
+            if state == "new":
+                done.append("linked " + path)
+        elif state == "deleted":
+            git(tree, "rm", "-q", "-f", "--", path)
+            done.append("removed " + path)
+    if conflicts:
+        raise Failure("these new files changed both in this repo and in the "
+                      "tree (through a tool that replaced the file); merge "
+                      "them by hand, then refresh:\n  " + "\n  ".join(conflicts))
+    current = overlay_files()
+    record_overlay(tree, current)
+    commit_overlay(tree, current)
+    return done
+
+
+def refresh(new_subject=None):
+    tree = tree_dir()
+    if not os.path.isdir(os.path.join(tree, ".git")):
+        raise Failure("no assembled tree at %s: run 'tooling/tree assemble'"
+                      % tree)
+    for state in ("rebase-merge", "rebase-apply"):
+        if os.path.exists(os.path.join(tree, ".git", state)):
+            raise Failure("a git rebase/am is in progress in %s: finish or "
+                          "abort it first" % tree)
+    # This repo's new files: linked, exported, committed in the tree.
+    moved = sync_overlay(tree)
+    # Uncommitted edits of libvirt's files: each folds into the last patch
+    # that touches that file, or into a new patch named by --new.
     dirty = [ln[3:] for ln in git(tree, "status", "--porcelain=v1",
                                   "--untracked-files=no").stdout.splitlines()]
+    dirty = [p for p in dirty if p not in set(overlay_files())]
     commits = series_commits(tree)
     orphans = []
     fixups = []
@@ -568,7 +681,12 @@ def refresh(new_subject=None):
             raise Failure("folding the edits into their patches conflicts; "
                           "the edits are kept as fixup! commits in %s:\n%s"
                           % (tree, res.stderr.strip()))
-    # 4. Export the series.
+    if fixups:
+        # the rebase may have rewritten our files as new inodes
+        for path in overlay_files():
+            if overlay_state(tree, path) in ("same", "repo"):
+                hard_link(tree, path)
+    # Export the series.
     with tempfile.TemporaryDirectory() as tmp:
         export_series(tree, tmp)
         new = read_series(tmp)
@@ -589,9 +707,9 @@ def refresh(new_subject=None):
     with open(state_file(tree), "w") as f:
         f.write(wanted_state() + "\n")
     for p in moved:
-        info("new file exported: %s" % p)
+        info(p)
     for p in changed:
-        info("patch written: patches/%s" % p)
+        info("patch %s: patches/%s" % ("written" if p in new else "removed", p))
     if not moved and not changed:
         info("nothing to export")
 

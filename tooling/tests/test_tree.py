@@ -166,7 +166,8 @@ class TreeTest(unittest.TestCase):
                       read(r.path("patches", patches[0])))
         # the new file now lives in the repo and the tree links to it
         self.assertEqual(read(r.path("src", "conf", "round_trip_new.c")), "/* new */\n")
-        self.assertTrue(os.path.islink(r.tpath("src", "conf", "round_trip_new.c")))
+        self.assertTrue(os.path.samefile(r.path("src", "conf", "round_trip_new.c"),
+                                         r.tpath("src", "conf", "round_trip_new.c")))
         # an edit in the repo is the same edit in the tree
         append(r.path("src", "conf", "round_trip_new.c"), "/* two */\n")
         self.assertIn("/* two */", read(r.tpath("src", "conf", "round_trip_new.c")))
@@ -187,10 +188,15 @@ class TreeTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertTrue(read(virfile).endswith(
             "/* round-trip edit one */\n/* round-trip edit two */\n"))
-        self.assertTrue(os.path.islink(r.tpath("src", "conf", "round_trip_new.c")))
-        diff = r.git("diff", "--stat", "pristine", cwd=r.tree).stdout
-        self.assertIn("src/util/virfile.c", diff)
-        self.assertIn("src/conf/round_trip_new.c", diff)
+        self.assertTrue(os.path.samefile(r.path("src", "conf", "round_trip_new.c"),
+                                         r.tpath("src", "conf", "round_trip_new.c")))
+        # the tree's diff against pristine is the series, new files with
+        # their content
+        diff = r.git("diff", "pristine", cwd=r.tree).stdout
+        self.assertIn("+/* round-trip edit two */", diff)
+        self.assertIn("+++ b/src/conf/round_trip_new.c\n@@ -0,0 +1,2 @@\n"
+                      "+/* new */\n+/* two */\n", diff)
+        self.assertEqual(r.git("status", "--porcelain", cwd=r.tree).stdout, "")
 
     def test_refuses_to_clobber_unexported_edits(self):
         r = self.r
@@ -249,6 +255,84 @@ class TreeTest(unittest.TestCase):
         self.assertEqual(r.git("status", "--porcelain", cwd=r.tree).stdout, "")
         self.assertEqual(r.git("rev-parse", "HEAD", cwd=r.tree).stdout,
                          r.git("rev-parse", "pristine^{commit}", cwd=r.tree).stdout)
+
+    def add_repo_file(self, text="/* one */\n"):
+        r = self.r
+        os.makedirs(r.path("src", "conf"), exist_ok=True)
+        with open(r.path("src", "conf", "overlay_test.c"), "w") as f:
+            f.write(text)
+        res = r.tool("refresh")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("linked src/conf/overlay_test.c", res.stdout)
+        return r.path("src", "conf", "overlay_test.c"), \
+            r.tpath("src", "conf", "overlay_test.c")
+
+    def replace(self, path, text):
+        """Write the way sed -i or git checkout do: a new file, renamed."""
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(path + ".tmp", path)
+
+    def test_new_files_are_regular_files_in_tree_git(self):
+        # libvirt's syntax-check lists files with 'git ls-tree' and keeps
+        # only regular files; virschematest skips symlinks
+        repo_file, tree_file = self.add_repo_file()
+        self.assertTrue(os.path.samefile(repo_file, tree_file))
+        self.assertFalse(os.path.islink(tree_file))
+        ls = self.r.git("ls-tree", "-r", "HEAD", "--", "src/conf/overlay_test.c",
+                        cwd=self.r.tree).stdout
+        self.assertTrue(ls.startswith("100644 blob "), ls)
+        # an edit through either name is committed in the tree by refresh
+        append(repo_file, "/* two */\n")
+        self.assertEqual(self.r.tool("status").returncode, 0)
+        self.assertEqual(self.r.tool("refresh").returncode, 0)
+        self.assertEqual(self.r.git("status", "--porcelain", cwd=self.r.tree).stdout, "")
+
+    def test_edit_through_broken_link_is_exported(self):
+        r = self.r
+        repo_file, tree_file = self.add_repo_file()
+        self.replace(tree_file, "/* edited in the tree by sed -i */\n")
+        self.assertFalse(os.path.samefile(repo_file, tree_file))
+        res = r.tool("assemble", "--force")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("new file edited in the tree only: src/conf/overlay_test.c",
+                      res.stderr)
+        res = r.tool("refresh")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(read(repo_file), "/* edited in the tree by sed -i */\n")
+        self.assertTrue(os.path.samefile(repo_file, tree_file))
+
+    def test_repo_side_replaced_is_relinked(self):
+        r = self.r
+        repo_file, tree_file = self.add_repo_file()
+        self.replace(repo_file, "/* new content from git checkout */\n")
+        self.assertEqual(r.tool("status").returncode, 0)
+        res = r.tool("assemble")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertTrue(os.path.samefile(repo_file, tree_file))
+        self.assertEqual(read(tree_file), "/* new content from git checkout */\n")
+
+    def test_both_sides_changed_is_refused(self):
+        r = self.r
+        repo_file, tree_file = self.add_repo_file()
+        self.replace(repo_file, "/* repo side */\n")
+        self.replace(tree_file, "/* tree side */\n")
+        for args in (["assemble", "--force"], ["refresh"]):
+            res = r.tool(*args)
+            self.assertEqual(res.returncode, 1, res.stdout)
+            self.assertIn("src/conf/overlay_test.c", res.stderr)
+        self.assertEqual(read(repo_file), "/* repo side */\n")
+        self.assertEqual(read(tree_file), "/* tree side */\n")
+
+    def test_deleted_repo_file_leaves_tree(self):
+        r = self.r
+        repo_file, tree_file = self.add_repo_file()
+        os.unlink(repo_file)
+        res = r.tool("refresh")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("removed src/conf/overlay_test.c", res.stdout)
+        self.assertFalse(os.path.exists(tree_file))
+        self.assertEqual(r.git("status", "--porcelain", cwd=r.tree).stdout, "")
 
     def test_new_file_may_not_shadow_libvirt_file(self):
         r = self.r

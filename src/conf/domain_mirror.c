@@ -1,0 +1,232 @@
+/*
+ * domain_mirror.c: mirror vCPUs of a confidential guest (<mirror/>)
+ *
+ * A mirror VM shares an SEV guest's memory and encryption context; the
+ * guest's migration helper runs on its vCPUs. <mirror vcpus='N'
+ * cpuset='...'/> asks for N such vCPUs on top of the guest's own.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <config.h>
+
+#include "domain_mirror.h"
+#include "domain_conf.h"
+#include "virerror.h"
+
+#define VIR_FROM_THIS VIR_FROM_DOMAIN
+
+
+void
+virDomainMirrorDefFree(virDomainMirrorDef *def)
+{
+    if (!def)
+        return;
+
+    virBitmapFree(def->cpuset);
+    g_free(def);
+}
+
+
+/* The element is new and guards a security feature: anything it does not
+ * know is an error rather than silently ignored (a mistyped attribute must
+ * not turn into the default, and child elements are reserved). */
+static int
+virDomainMirrorDefCheckUnknown(xmlNodePtr node)
+{
+    xmlAttrPtr attr;
+    xmlNodePtr child;
+
+    for (attr = node->properties; attr; attr = attr->next) {
+        if (STRNEQ((const char *)attr->name, "vcpus") &&
+            STRNEQ((const char *)attr->name, "cpuset")) {
+            virReportError(VIR_ERR_XML_ERROR,
+                           _("unsupported attribute '%1$s' in element 'mirror'"),
+                           (const char *)attr->name);
+            return -1;
+        }
+    }
+
+    for (child = node->children; child; child = child->next) {
+        if (child->type == XML_ELEMENT_NODE) {
+            virReportError(VIR_ERR_XML_ERROR,
+                           _("unsupported child element '%1$s' in element 'mirror'"),
+                           (const char *)child->name);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/**
+ * virDomainMirrorDefParseXML:
+ * @ctxt: XPath context positioned at the <domain> element
+ * @def: filled with the parsed definition, or NULL without <mirror>
+ *
+ * Returns 0 on success (including no <mirror>), -1 on error with an error
+ * reported and @def left NULL.
+ */
+int
+virDomainMirrorDefParseXML(xmlXPathContextPtr ctxt,
+                           virDomainMirrorDef **def)
+{
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_autoptr(virDomainMirrorDef) mirror = NULL;
+    g_autofree char *cpuset = NULL;
+    xmlNodePtr node;
+    int n;
+
+    *def = NULL;
+
+    if ((n = virXPathNodeSet("./mirror", ctxt, &nodes)) < 0)
+        return -1;
+
+    if (n == 0)
+        return 0;
+
+    if (n > 1) {
+        virReportError(VIR_ERR_XML_ERROR, "%s",
+                       _("only one element 'mirror' is allowed"));
+        return -1;
+    }
+
+    node = nodes[0];
+    if (virDomainMirrorDefCheckUnknown(node) < 0)
+        return -1;
+
+    mirror = g_new0(virDomainMirrorDef, 1);
+
+    if (virXMLPropUIntDefault(node, "vcpus", 10, VIR_XML_PROP_NONZERO,
+                              &mirror->vcpus, 1) < 0)
+        return -1;
+
+    if ((cpuset = virXMLPropString(node, "cpuset"))) {
+        if (virBitmapParse(cpuset, &mirror->cpuset,
+                           VIR_DOMAIN_CPUMASK_LEN) < 0) {
+            virReportError(VIR_ERR_XML_ERROR,
+                           _("Invalid value for attribute 'cpuset' in element 'mirror': '%1$s'"),
+                           cpuset);
+            return -1;
+        }
+
+        if (virBitmapIsAllClear(mirror->cpuset)) {
+            virReportError(VIR_ERR_XML_ERROR,
+                           _("Invalid value for attribute 'cpuset' in element 'mirror': '%1$s' selects no host CPU"),
+                           cpuset);
+            return -1;
+        }
+    }
+
+    *def = g_steal_pointer(&mirror);
+    return 0;
+}
+
+
+void
+virDomainMirrorDefFormat(virBuffer *buf,
+                         const virDomainMirrorDef *def)
+{
+    g_auto(virBuffer) attrBuf = VIR_BUFFER_INITIALIZER;
+
+    if (!def)
+        return;
+
+    virBufferAsprintf(&attrBuf, " vcpus='%u'", def->vcpus);
+
+    if (def->cpuset) {
+        g_autofree char *cpuset = virBitmapFormat(def->cpuset);
+
+        virBufferAsprintf(&attrBuf, " cpuset='%s'", cpuset);
+    }
+
+    virXMLFormatElement(buf, "mirror", &attrBuf, NULL);
+}
+
+
+/**
+ * virDomainMirrorDefValidate:
+ *
+ * Checks that hold for every hypervisor driver: the driver supports mirror
+ * vCPUs at all, the guest is an SEV guest (the only confidential-computing
+ * technology with a mirror VM interface today), and the counts are in range.
+ */
+int
+virDomainMirrorDefValidate(const virDomainDef *def,
+                           const virDomainXMLOption *xmlopt)
+{
+    const virDomainMirrorDef *mirror = def->mirror;
+    unsigned long long total;
+
+    if (!mirror)
+        return 0;
+
+    if (!xmlopt || !(xmlopt->config.features & VIR_DOMAIN_DEF_FEATURE_MIRROR)) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("element 'mirror' (mirror vCPUs) is not supported by this hypervisor driver"));
+        return -1;
+    }
+
+    if (!def->sec) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("element 'mirror' requires <launchSecurity type='sev'>"));
+        return -1;
+    }
+
+    if (def->sec->sectype != VIR_DOMAIN_LAUNCH_SECURITY_SEV) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("element 'mirror' requires launchSecurity type 'sev', not '%1$s'"),
+                       virDomainLaunchSecurityTypeToString(def->sec->sectype));
+        return -1;
+    }
+
+    if (mirror->vcpus < 1 || mirror->vcpus > VIR_DOMAIN_MIRROR_VCPUS_MAX) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("attribute 'vcpus' of element 'mirror' must be between 1 and %1$u, not %2$u"),
+                       VIR_DOMAIN_MIRROR_VCPUS_MAX, mirror->vcpus);
+        return -1;
+    }
+
+    total = (unsigned long long)virDomainDefGetVcpusMax(def) + mirror->vcpus;
+    if (total > VIR_DOMAIN_MIRROR_TOTAL_VCPUS_MAX) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("guest vCPUs (%1$u) plus mirror vCPUs (attribute 'vcpus' of element 'mirror': %2$u) exceed the limit of %3$u"),
+                       virDomainDefGetVcpusMax(def), mirror->vcpus,
+                       VIR_DOMAIN_MIRROR_TOTAL_VCPUS_MAX);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * virDomainMirrorDefCheckABIStability:
+ *
+ * Mirror vCPUs are part of the VM QEMU creates (they count in -smp), so
+ * their presence and number must match; the host CPUs their threads run on
+ * (cpuset) are a host-side choice and may differ.
+ */
+bool
+virDomainMirrorDefCheckABIStability(const virDomainMirrorDef *src,
+                                    const virDomainMirrorDef *dst)
+{
+    if (!src && !dst)
+        return true;
+
+    if (!src || !dst) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("Target domain mirror vCPUs (element 'mirror') do not match source"));
+        return false;
+    }
+
+    if (src->vcpus != dst->vcpus) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("Target domain mirror vCPU count %1$u does not match source %2$u"),
+                       dst->vcpus, src->vcpus);
+        return false;
+    }
+
+    return true;
+}

@@ -1,0 +1,47 @@
+/*
+ * domain_mirror.h: mirror vCPUs of a confidential guest (<mirror/>)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "internal.h"
+#include "virbitmap.h"
+#include "virbuffer.h"
+#include "virconftypes.h"
+#include "virxml.h"
+
+/* Mirror vCPUs only run the guest's migration helper: a handful is plenty,
+ * and the bound catches a mistyped count before it costs host threads. */
+#define VIR_DOMAIN_MIRROR_VCPUS_MAX 16
+
+/* Guest vCPUs plus mirror vCPUs: the largest vCPU count QEMU accepts for
+ * any x86 machine type. The QEMU driver also checks the machine's own. */
+#define VIR_DOMAIN_MIRROR_TOTAL_VCPUS_MAX 4096
+
+typedef struct _virDomainMirrorDef virDomainMirrorDef;
+struct _virDomainMirrorDef {
+    unsigned int vcpus; /* mirror vCPUs, on top of the guest's own */
+    virBitmap *cpuset;  /* host CPUs their threads may run on, or NULL */
+};
+
+void
+virDomainMirrorDefFree(virDomainMirrorDef *def);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomainMirrorDef, virDomainMirrorDefFree);
+
+int
+virDomainMirrorDefParseXML(xmlXPathContextPtr ctxt,
+                           virDomainMirrorDef **def);
+
+void
+virDomainMirrorDefFormat(virBuffer *buf,
+                         const virDomainMirrorDef *def);
+
+int
+virDomainMirrorDefValidate(const virDomainDef *def,
+                           const virDomainXMLOption *xmlopt);
+
+bool
+virDomainMirrorDefCheckABIStability(const virDomainMirrorDef *src,
+                                    const virDomainMirrorDef *dst);
