@@ -603,6 +603,13 @@ def sync_overlay(tree):
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.link(os.path.join(tree, path), dest)
         done.append("exported " + path)
+    libvirt_files = set(git(tree, "ls-tree", "-r", "-z", "--name-only",
+                            PRISTINE_TAG).stdout.split("\0"))
+    shadowing = [p for p in overlay_files() if p in libvirt_files]
+    if shadowing:
+        raise Failure("these files of this repo are files of libvirt %s; "
+                      "change libvirt's files with patches, not as new "
+                      "files:\n  %s" % (VERSION, "\n  ".join(shadowing)))
     conflicts = []
     for path in overlay_paths(tree):
         state = overlay_state(tree, path)

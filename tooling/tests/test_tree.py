@@ -342,6 +342,12 @@ class TreeTest(unittest.TestCase):
         res = r.tool("assemble")
         self.assertEqual(res.returncode, 1)
         self.assertIn("src/util/virfile.c is a file of libvirt", res.stderr)
+        # refresh refuses too, and libvirt's file in the tree is untouched
+        res = r.tool("refresh")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("are files of libvirt", res.stderr)
+        self.assertIn("src/util/virfile.c", res.stderr)
+        self.assertNotIn("/* shadow */", read(r.tpath("src", "util", "virfile.c")))
 
 
 if __name__ == "__main__":
