@@ -647,8 +647,9 @@ def refresh(new_subject=None):
                           "abort it first" % tree)
     # This repo's new files: linked, exported, committed in the tree.
     moved = sync_overlay(tree)
-    # Uncommitted edits of libvirt's files: each folds into the last patch
-    # that touches that file, or into a new patch named by --new.
+    # Uncommitted edits of libvirt's files: with --new they all make one new
+    # patch; without, each folds into the last patch that touches its file
+    # (and a file no patch touches yet needs --new).
     dirty = [ln[3:] for ln in git(tree, "status", "--porcelain=v1",
                                   "--untracked-files=no").stdout.splitlines()]
     dirty = [p for p in dirty if p not in set(overlay_files())]
@@ -657,7 +658,7 @@ def refresh(new_subject=None):
     fixups = []
     for path in dirty:
         owner = None
-        if commits:
+        if commits and not new_subject:
             res = git(tree, "log", "-1", "--format=%H", PRISTINE_TAG + "..HEAD",
                       "--", path)
             sha = res.stdout.strip()
@@ -744,7 +745,8 @@ def main():
                         "unexported edits)")
     r = sub.add_parser("refresh", help="export tree edits into this repo")
     r.add_argument("--new", metavar="SUBJECT",
-                   help="commit subject for edits of files no patch touches")
+                   help="put all uncommitted edits of libvirt's files into "
+                        "a new patch with this subject")
     sub.add_parser("status", help="list unexported edits (exit 1 if any)")
     args = ap.parse_args()
     try:

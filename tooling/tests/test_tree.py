@@ -182,12 +182,24 @@ class TreeTest(unittest.TestCase):
         self.assertIn("+/* round-trip edit two */", text)
         self.assertEqual(r.tool("status").returncode, 0)
 
+        # with --new, every edit makes the new patch, even one of a file an
+        # earlier patch owns
+        append(virfile, "/* round-trip edit three */\n")
+        res = r.tool("refresh", "--new", "util: a second topic")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(sorted(os.listdir(r.path("patches"))),
+                         patches + ["0002-util-a-second-topic.patch"])
+        self.assertIn("+/* round-trip edit three */",
+                      read(r.path("patches", "0002-util-a-second-topic.patch")))
+        self.assertNotIn("edit three", read(r.path("patches", patches[0])))
+
         # assemble afresh from nothing: the edits are there
         shutil.rmtree(r.tree)
         res = r.tool("assemble")
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertTrue(read(virfile).endswith(
-            "/* round-trip edit one */\n/* round-trip edit two */\n"))
+            "/* round-trip edit one */\n/* round-trip edit two */\n"
+            "/* round-trip edit three */\n"))
         self.assertTrue(os.path.samefile(r.path("src", "conf", "round_trip_new.c"),
                                          r.tpath("src", "conf", "round_trip_new.c")))
         # the tree's diff against pristine is the series, new files with

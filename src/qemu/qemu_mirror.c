@@ -1,0 +1,283 @@
+/*
+ * qemu_mirror.c: mirror vCPUs in the QEMU driver
+ *
+ * A domain with <mirror vcpus='M'/> runs M mirror vCPUs next to its own N
+ * vCPUs. QEMU's side is the interface written down in
+ * docs/kbase/confidential-migration.rst: '-smp' with 'mirrorvcpus=M' and
+ * fw_cfg switches for the migration helper in OVMF (both from the RFCs),
+ * query-mirror-vcpus and query-migration-helper (this project's proposal).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <config.h>
+
+#include "qemu_mirror.h"
+#include "qemu_domain.h"
+#include "qemu_monitor.h"
+#include "virerror.h"
+#include "virlog.h"
+#include "virprocess.h"
+
+#define VIR_FROM_THIS VIR_FROM_QEMU
+
+VIR_LOG_INIT("qemu.qemu_mirror");
+
+/* fw_cfg files OVMF reads (from the guest-assisted migration RFC) */
+#define QEMU_MIRROR_FW_CFG_HELPER "opt/ovmf/PcdSevIsMigrationHelper"
+#define QEMU_MIRROR_FW_CFG_TARGET "opt/ovmf/PcdSevIsMigrationTarget"
+
+
+/**
+ * qemuMirrorSupported:
+ *
+ * Whether this QEMU can run mirror vCPUs and migrate their guest
+ * confidentially: everything the contract needs, so that a management
+ * application that sees <mirror supported='yes'/> can rely on all of it.
+ */
+bool
+qemuMirrorSupported(virQEMUCaps *qemuCaps)
+{
+    return virQEMUCapsGet(qemuCaps, QEMU_CAPS_SEV_GUEST) &&
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_SMP_MIRROR_VCPUS) &&
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_QUERY_MIRROR_VCPUS) &&
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_START_MIGRATE_INCOMING) &&
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATION_HELPER);
+}
+
+
+/**
+ * qemuMirrorFillDomainCaps:
+ *
+ * <mirror supported='yes'/> when SEV and the whole mirror interface are
+ * available, 'no' on an SEV host whose QEMU lacks it, nothing without SEV.
+ */
+void
+qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
+                         virDomainCaps *domCaps)
+{
+    if (!domCaps->sev)
+        return;
+
+    domCaps->features[VIR_DOMAIN_CAPS_FEATURE_MIRROR] =
+        qemuMirrorSupported(qemuCaps) ? VIR_TRISTATE_BOOL_YES : VIR_TRISTATE_BOOL_NO;
+}
+
+
+/* vCPUs per socket of the topology the guest's vCPUs use: 1 without one
+ * (QEMU then gets one socket per vCPU) */
+static unsigned int
+qemuMirrorVcpusPerSocket(const virDomainDef *def)
+{
+    if (!def->cpu || !def->cpu->sockets)
+        return 1;
+
+    return def->cpu->dies * def->cpu->clusters * def->cpu->cores *
+        def->cpu->threads;
+}
+
+
+/**
+ * qemuMirrorSmpExtraSockets:
+ *
+ * Mirror vCPUs get sockets of their own, appended after the guest's: the
+ * guest's vCPUs fill exactly the topology it declares, and the mirror vCPUs
+ * take the first slots of the extra sockets (QEMU counts them inside
+ * maxcpus and the socket topology). Returns the number of extra sockets.
+ */
+unsigned int
+qemuMirrorSmpExtraSockets(const virDomainDef *def)
+{
+    unsigned int perSocket;
+
+    if (!def->mirror)
+        return 0;
+
+    perSocket = qemuMirrorVcpusPerSocket(def);
+    return (def->mirror->vcpus + perSocket - 1) / perSocket;
+}
+
+
+static bool
+qemuMirrorHasUEFI(const virDomainDef *def)
+{
+    if (def->os.firmware == VIR_DOMAIN_OS_DEF_FIRMWARE_EFI)
+        return true;
+
+    return def->os.firmware == VIR_DOMAIN_OS_DEF_FIRMWARE_NONE &&
+        def->os.loader && def->os.loader->path;
+}
+
+
+/**
+ * qemuMirrorValidateDef:
+ *
+ * QEMU-specific checks of <mirror/>; domain_mirror.c has the generic ones
+ * (SEV, counts).
+ */
+int
+qemuMirrorValidateDef(const virDomainDef *def,
+                      virQEMUCaps *qemuCaps)
+{
+    unsigned int maxvcpus = virDomainDefGetVcpusMax(def);
+    unsigned int slots;
+    unsigned int machineMax;
+    size_t i;
+
+    if (!def->mirror)
+        return 0;
+
+    if (!virQEMUCapsGet(qemuCaps, QEMU_CAPS_SMP_MIRROR_VCPUS)) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("mirror vCPUs are not supported by this QEMU binary: it does not accept -smp mirrorvcpus="));
+        return -1;
+    }
+
+    if (!virQEMUCapsGet(qemuCaps, QEMU_CAPS_QUERY_MIRROR_VCPUS)) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("mirror vCPUs are not supported by this QEMU binary: it does not report their threads (query-mirror-vcpus)"));
+        return -1;
+    }
+
+    if (!ARCH_IS_X86(def->os.arch) ||
+        !(qemuDomainIsQ35(def) || qemuDomainIsI440FX(def))) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("mirror vCPUs require an x86 'q35' or 'pc' machine type, not '%1$s'"),
+                       def->os.machine);
+        return -1;
+    }
+
+    if (!qemuMirrorHasUEFI(def)) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("mirror vCPUs require UEFI firmware: the migration helper is part of OVMF (use <os firmware='efi'> or a <loader>)"));
+        return -1;
+    }
+
+    if (virDomainDefGetVcpus(def) != maxvcpus) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("mirror vCPUs require all guest vCPUs to be online at start: current vCPUs (%1$u) must equal the maximum (%2$u)"),
+                       virDomainDefGetVcpus(def), maxvcpus);
+        return -1;
+    }
+
+    for (i = 0; i < maxvcpus; i++) {
+        if (def->vcpus[i]->hotpluggable == VIR_TRISTATE_BOOL_YES) {
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("vCPU %1$zu is hotpluggable: vCPU hotplug is not supported together with mirror vCPUs"),
+                           i);
+            return -1;
+        }
+    }
+
+    slots = maxvcpus + qemuMirrorSmpExtraSockets(def) * qemuMirrorVcpusPerSocket(def);
+    machineMax = virQEMUCapsGetMachineMaxCpus(qemuCaps, def->virtType,
+                                              def->os.machine);
+    if (machineMax && slots > machineMax) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                       _("guest and mirror vCPUs need %1$u vCPU slots, more than machine type '%2$s' allows (%3$u)"),
+                       slots, def->os.machine, machineMax);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuMirrorBuildCommandLine:
+ *
+ * The fw_cfg switches that make OVMF start the migration helper on the
+ * mirror vCPUs; on a confidential migration target OVMF also loads only
+ * the helper, which waits for the incoming guest.
+ */
+void
+qemuMirrorBuildCommandLine(virCommand *cmd,
+                           const virDomainDef *def,
+                           bool migrationTarget)
+{
+    if (!def->mirror)
+        return;
+
+    virCommandAddArg(cmd, "-fw_cfg");
+    virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_HELPER ",string=0");
+
+    if (migrationTarget) {
+        virCommandAddArg(cmd, "-fw_cfg");
+        virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_TARGET ",string=1");
+    }
+}
+
+
+/**
+ * qemuMirrorCheckVcpuChange:
+ *
+ * The mirror vCPUs sit in the vCPU slots after the guest's, so the guest's
+ * vCPU count cannot change while they exist: setvcpus and setvcpu are
+ * refused (edit the definition instead, where validation applies).
+ */
+int
+qemuMirrorCheckVcpuChange(const virDomainDef *def)
+{
+    if (!def || !def->mirror)
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_UNSUPPORTED, "%s",
+                   _("changing the vCPUs of a domain with mirror vCPUs (element 'mirror') is not supported"));
+    return -1;
+}
+
+
+/**
+ * qemuMirrorSetupVcpus:
+ *
+ * Right after QEMU starts, before the guest runs: QEMU must report exactly
+ * the mirror vCPUs the definition asks for, numbered after the guest's; their
+ * threads are pinned to <mirror cpuset> when it is given.
+ */
+int
+qemuMirrorSetupVcpus(virDomainObj *vm,
+                     virDomainAsyncJob asyncJob)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    const virDomainMirrorDef *mirror = vm->def->mirror;
+    g_autofree qemuMonitorMirrorVcpuInfo *vcpus = NULL;
+    size_t nvcpus = 0;
+    unsigned int first = virDomainDefGetVcpusMax(vm->def);
+    size_t i;
+    int rc;
+
+    if (!mirror)
+        return 0;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorGetMirrorVcpus(priv->mon, &vcpus, &nvcpus);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        return -1;
+
+    if (nvcpus != mirror->vcpus) {
+        virReportError(VIR_ERR_INTERNAL_ERROR,
+                       _("QEMU reports %1$zu mirror vCPUs, but the domain has %2$u"),
+                       nvcpus, mirror->vcpus);
+        return -1;
+    }
+
+    for (i = 0; i < nvcpus; i++) {
+        if (vcpus[i].cpu_index != first + i) {
+            virReportError(VIR_ERR_INTERNAL_ERROR,
+                           _("QEMU reports mirror vCPU %1$zu at index %2$u instead of %3$zu"),
+                           i, vcpus[i].cpu_index, first + i);
+            return -1;
+        }
+
+        VIR_DEBUG("mirror vCPU %u: thread %d", vcpus[i].cpu_index,
+                  vcpus[i].thread_id);
+
+        if (mirror->cpuset &&
+            virProcessSetAffinity(vcpus[i].thread_id, mirror->cpuset, false) < 0)
+            return -1;
+    }
+
+    return 0;
+}

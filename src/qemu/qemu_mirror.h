@@ -1,0 +1,38 @@
+/*
+ * qemu_mirror.h: mirror vCPUs in the QEMU driver
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "qemu_capabilities.h"
+#include "domain_capabilities.h"
+#include "vircommand.h"
+#include "virdomainjob.h"
+
+bool
+qemuMirrorSupported(virQEMUCaps *qemuCaps);
+
+void
+qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
+                         virDomainCaps *domCaps);
+
+int
+qemuMirrorValidateDef(const virDomainDef *def,
+                      virQEMUCaps *qemuCaps);
+
+unsigned int
+qemuMirrorSmpExtraSockets(const virDomainDef *def);
+
+void
+qemuMirrorBuildCommandLine(virCommand *cmd,
+                           const virDomainDef *def,
+                           bool migrationTarget);
+
+int
+qemuMirrorCheckVcpuChange(const virDomainDef *def);
+
+int
+qemuMirrorSetupVcpus(virDomainObj *vm,
+                     virDomainAsyncJob asyncJob);
