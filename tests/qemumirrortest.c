@@ -1,0 +1,276 @@
+/*
+ * qemumirrortest.c: the QEMU driver's handling of mirror vCPUs at start-up
+ *
+ * qemuMirrorSetupVcpus() runs against a test monitor that answers
+ * query-mirror-vcpus as the contract in docs/kbase/confidential-migration.rst
+ * says (validated against the caps_10.0.0_x86_64+amdsev-mirror schema): it
+ * must accept exactly the mirror vCPUs the domain asks for, refuse any other
+ * answer, and pin the threads to <mirror cpuset>.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <config.h>
+
+#include "testutils.h"
+#include "testutilsqemu.h"
+#include "testutilsqemuschema.h"
+#include "qemumonitortestutils.h"
+#include "qemu/qemu_domain.h"
+#include "qemu/qemu_mirror.h"
+#include "virprocess.h"
+#include "virthread.h"
+
+#define VIR_FROM_THIS VIR_FROM_NONE
+
+static virQEMUDriver driver;
+static GHashTable *schema;
+
+
+static virDomainObj *
+testMirrorDomain(unsigned int guestVcpus,
+                 unsigned int mirrorVcpus,
+                 virBitmap *cpuset)
+{
+    g_autoptr(virDomainObj) vm = NULL;
+
+    if (!(vm = virDomainObjNew(driver.xmlopt)) ||
+        !(vm->def = virDomainDefNew(driver.xmlopt)))
+        return NULL;
+
+    if (virDomainDefSetVcpusMax(vm->def, guestVcpus, driver.xmlopt) < 0 ||
+        virDomainDefSetVcpus(vm->def, guestVcpus) < 0)
+        return NULL;
+
+    if (mirrorVcpus) {
+        vm->def->mirror = g_new0(virDomainMirrorDef, 1);
+        vm->def->mirror->vcpus = mirrorVcpus;
+        if (cpuset)
+            vm->def->mirror->cpuset = virBitmapNewCopy(cpuset);
+    }
+
+    return g_steal_pointer(&vm);
+}
+
+
+/* Run qemuMirrorSetupVcpus() on @vm with @reply as the answer to
+ * query-mirror-vcpus (NULL: QEMU must not be asked at all). */
+static int
+testMirrorRunSetup(virDomainObj *vm,
+                   const char *reply)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(qemuMonitorTest) test = NULL;
+    int rc;
+
+    if (!(test = qemuMonitorTestNew(driver.xmlopt, vm, NULL, schema)))
+        return -2;
+
+    if (reply &&
+        qemuMonitorTestAddItem(test, "query-mirror-vcpus", reply) < 0)
+        return -2;
+
+    priv->mon = qemuMonitorTestGetMonitor(test);
+    virObjectUnlock(priv->mon);
+    rc = qemuMirrorSetupVcpus(vm, VIR_ASYNC_JOB_NONE);
+    virObjectLock(priv->mon);
+    priv->mon = NULL;
+
+    return rc;
+}
+
+
+struct testRefuseData {
+    unsigned int guestVcpus;
+    unsigned int mirrorVcpus;
+    const char *reply;
+    const char *error;
+};
+
+
+static int
+testMirrorSetupRefused(const void *opaque)
+{
+    const struct testRefuseData *data = opaque;
+    g_autoptr(virDomainObj) vm = NULL;
+
+    if (!(vm = testMirrorDomain(data->guestVcpus, data->mirrorVcpus, NULL)))
+        return -1;
+
+    if (testMirrorRunSetup(vm, data->reply) != -1) {
+        VIR_TEST_VERBOSE("reply '%s' was accepted", data->reply);
+        return -1;
+    }
+
+    if (STRNEQ(virGetLastErrorMessage(), data->error)) {
+        VIR_TEST_VERBOSE("expected '%s', got '%s'", data->error,
+                         virGetLastErrorMessage());
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
+static int
+testMirrorSetupNoMirror(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 0, NULL);
+
+    /* the test monitor fails on any command it was not given */
+    if (!vm || testMirrorRunSetup(vm, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+
+static int
+testMirrorSetupNoCpuset(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 2, NULL);
+
+    if (!vm ||
+        testMirrorRunSetup(vm, "{\"return\": ["
+                               " {\"cpu-index\": 2, \"thread-id\": 4242},"
+                               " {\"cpu-index\": 3, \"thread-id\": 4243}]}") != 0)
+        return -1;
+    return 0;
+}
+
+
+/* A real thread (this one) stands in for the mirror vCPU thread, so that
+ * the pinning is checked with the kernel. */
+static int
+testMirrorSetupPins(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virBitmap) before = NULL;
+    g_autoptr(virBitmap) want = NULL;
+    g_autoptr(virBitmap) after = NULL;
+    g_autoptr(virDomainObj) vm = NULL;
+    g_autofree char *reply = NULL;
+    pid_t self = virThreadSelfID();
+    ssize_t cpu;
+    int ret = -1;
+
+    if (!(before = virProcessGetAffinity(self)))
+        return -1;
+
+    /* pin to one CPU of those this thread may use now */
+    if ((cpu = virBitmapNextSetBit(before, -1)) < 0)
+        return -1;
+    want = virBitmapNew(virBitmapSize(before));
+    ignore_value(virBitmapSetBit(want, cpu));
+
+    if (!(vm = testMirrorDomain(3, 1, want)))
+        return -1;
+
+    reply = g_strdup_printf("{\"return\": [{\"cpu-index\": 3, \"thread-id\": %d}]}",
+                            (int)self);
+
+    if (testMirrorRunSetup(vm, reply) < 0)
+        goto cleanup;
+
+    if (!(after = virProcessGetAffinity(self)))
+        goto cleanup;
+
+    if (virBitmapCountBits(after) != 1 || !virBitmapIsBitSet(after, cpu)) {
+        g_autofree char *str = virBitmapFormat(after);
+
+        VIR_TEST_VERBOSE("thread affinity is '%s', expected CPU %zd", str, cpu);
+        goto cleanup;
+    }
+
+    ret = 0;
+
+ cleanup:
+    if (virProcessSetAffinity(self, before, false) < 0)
+        ret = -1;
+    return ret;
+}
+
+
+static int
+testMirrorCheckVcpuChange(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) plain = testMirrorDomain(2, 0, NULL);
+    g_autoptr(virDomainObj) mirror = testMirrorDomain(2, 1, NULL);
+
+    if (!plain || !mirror)
+        return -1;
+
+    if (qemuMirrorCheckVcpuChange(NULL) < 0 ||
+        qemuMirrorCheckVcpuChange(plain->def) < 0)
+        return -1;
+
+    if (qemuMirrorCheckVcpuChange(mirror->def) == 0) {
+        VIR_TEST_VERBOSE("vCPU change of a mirror domain was allowed");
+        return -1;
+    }
+
+    if (STRNEQ(virGetLastErrorMessage(),
+               "Operation not supported: changing the vCPUs of a domain with mirror vCPUs (element 'mirror') is not supported"))
+        return -1;
+    virResetLastError();
+    return 0;
+}
+
+
+static int
+mymain(void)
+{
+    g_autofree char *replies = NULL;
+    int ret = 0;
+
+    if (qemuTestDriverInit(&driver) < 0)
+        return EXIT_FAILURE;
+
+    replies = g_strdup_printf("%s/qemucapabilitiesdata/caps_10.0.0_x86_64+amdsev-mirror.replies",
+                              abs_srcdir);
+    if (!(schema = testQEMUSchemaLoad(replies))) {
+        ret = -1;
+        goto cleanup;
+    }
+
+    virEventRegisterDefaultImpl();
+
+#define DO_TEST_REFUSED(name, guest, mirror, reply, error) \
+    do { \
+        const struct testRefuseData data = { guest, mirror, reply, error }; \
+        if (virTestRun("mirror setup refuses " name, \
+                       testMirrorSetupRefused, &data) < 0) \
+            ret = -1; \
+    } while (0)
+
+    if (virTestRun("mirror setup without mirror", testMirrorSetupNoMirror, NULL) < 0)
+        ret = -1;
+    if (virTestRun("mirror setup without cpuset", testMirrorSetupNoCpuset, NULL) < 0)
+        ret = -1;
+    if (virTestRun("mirror setup pins threads", testMirrorSetupPins, NULL) < 0)
+        ret = -1;
+
+    DO_TEST_REFUSED("too few", 2, 2,
+                    "{\"return\": [{\"cpu-index\": 2, \"thread-id\": 4242}]}",
+                    "internal error: QEMU reports 1 mirror vCPUs, but the domain has 2");
+    DO_TEST_REFUSED("too many", 2, 1,
+                    "{\"return\": [{\"cpu-index\": 2, \"thread-id\": 4242},"
+                    " {\"cpu-index\": 3, \"thread-id\": 4243}]}",
+                    "internal error: QEMU reports 2 mirror vCPUs, but the domain has 1");
+    DO_TEST_REFUSED("none", 2, 1, "{\"return\": []}",
+                    "internal error: QEMU reports 0 mirror vCPUs, but the domain has 1");
+    DO_TEST_REFUSED("a guest vCPU index", 2, 1,
+                    "{\"return\": [{\"cpu-index\": 1, \"thread-id\": 4242}]}",
+                    "internal error: QEMU reports mirror vCPU 0 at index 1 instead of 2");
+    DO_TEST_REFUSED("an error", 2, 1,
+                    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no mirror VM\"}}",
+                    "internal error: unable to execute QEMU command 'query-mirror-vcpus': no mirror VM");
+
+    if (virTestRun("mirror vCPU change refused", testMirrorCheckVcpuChange, NULL) < 0)
+        ret = -1;
+
+ cleanup:
+    g_clear_pointer(&schema, g_hash_table_unref);
+    qemuTestDriverFree(&driver);
+    return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+VIR_TEST_MAIN(mymain)
