@@ -1,0 +1,272 @@
+/*
+ * qemumigrationconfidentialtest.c: which migrations of which guests libvirt
+ * allows with and without VIR_MIGRATE_CONFIDENTIAL, and what it says when it
+ * refuses
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <config.h>
+
+#include "testutils.h"
+#include "testutilsqemu.h"
+#include "qemu/qemu_domain.h"
+#include "qemu/qemu_migration.h"
+#include "qemu/qemu_migration_confidential.h"
+
+#define VIR_FROM_THIS VIR_FROM_NONE
+
+static virQEMUDriver driver;
+
+typedef enum {
+    GUEST_PLAIN,
+    GUEST_SEV,
+    GUEST_SEV_MIRROR,
+    GUEST_SEV_SNP,
+} testGuest;
+
+typedef enum {
+    QEMU_MIRROR,    /* QEMU with the whole confidential migration interface */
+    QEMU_PARTIAL,   /* QEMU that lacks start-migrate-incoming */
+    QEMU_NONE,      /* no capabilities known */
+} testQemu;
+
+struct testData {
+    const char *name;
+    testGuest guest;
+    bool running;
+    testQemu qemu;
+    unsigned int flags;
+    const char *error; /* NULL: allowed */
+};
+
+
+static virDomainObj *
+testDomain(const struct testData *data)
+{
+    g_autoptr(virDomainObj) vm = NULL;
+    qemuDomainObjPrivate *priv;
+
+    if (!(vm = virDomainObjNew(driver.xmlopt)) ||
+        !(vm->def = virDomainDefNew(driver.xmlopt)))
+        return NULL;
+
+    vm->def->name = g_strdup("guest");
+    vm->def->emulator = g_strdup("/usr/bin/qemu-system-x86_64");
+
+    if (data->guest != GUEST_PLAIN) {
+        vm->def->sec = g_new0(virDomainSecDef, 1);
+        vm->def->sec->sectype = data->guest == GUEST_SEV_SNP ?
+            VIR_DOMAIN_LAUNCH_SECURITY_SEV_SNP : VIR_DOMAIN_LAUNCH_SECURITY_SEV;
+    }
+    if (data->guest == GUEST_SEV_MIRROR) {
+        vm->def->mirror = g_new0(virDomainMirrorDef, 1);
+        vm->def->mirror->vcpus = 1;
+    }
+
+    if (data->running) {
+        vm->def->id = 1;
+        virDomainObjSetState(vm, VIR_DOMAIN_RUNNING, VIR_DOMAIN_RUNNING_BOOTED);
+    } else {
+        vm->def->id = -1;
+        virDomainObjSetState(vm, VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_SHUTDOWN);
+    }
+
+    priv = vm->privateData;
+    if (data->qemu != QEMU_NONE) {
+        priv->qemuCaps = virQEMUCapsNew();
+        virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_SEV_GUEST);
+        virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_SMP_MIRROR_VCPUS);
+        virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_QUERY_MIRROR_VCPUS);
+        virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_MIGRATION_HELPER);
+        if (data->qemu == QEMU_MIRROR)
+            virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_START_MIGRATE_INCOMING);
+    }
+
+    return g_steal_pointer(&vm);
+}
+
+
+static int
+testCheckResult(int rc,
+                const char *error)
+{
+    if (!error) {
+        if (rc < 0) {
+            VIR_TEST_VERBOSE("refused: %s", virGetLastErrorMessage());
+            return -1;
+        }
+        return 0;
+    }
+
+    if (rc == 0) {
+        VIR_TEST_VERBOSE("allowed, expected '%s'", error);
+        return -1;
+    }
+
+    if (STRNEQ(virGetLastErrorMessage(), error)) {
+        VIR_TEST_VERBOSE("expected '%s'\n     got '%s'", error,
+                         virGetLastErrorMessage());
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
+static int
+testSrcCheck(const void *opaque)
+{
+    const struct testData *data = opaque;
+    g_autoptr(virDomainObj) vm = testDomain(data);
+
+    if (!vm)
+        return -1;
+
+    return testCheckResult(qemuMigrationConfidentialSrcCheck(vm, data->flags),
+                           data->error);
+}
+
+
+/* The check runs inside qemuMigrationSrcIsAllowed(), which every migration
+ * to another host calls, before QEMU is asked about migration blockers (the
+ * test domain has no monitor: asking QEMU would fail differently). */
+static int
+testSrcIsAllowed(const void *opaque)
+{
+    const struct testData *data = opaque;
+    g_autoptr(virDomainObj) vm = testDomain(data);
+    bool allowed;
+
+    if (!vm)
+        return -1;
+
+    allowed = qemuMigrationSrcIsAllowed(vm, true, VIR_ASYNC_JOB_NONE,
+                                        data->flags);
+    return testCheckResult(allowed ? 0 : -1, data->error);
+}
+
+
+static int
+testDstCheck(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainDef) def = virDomainDefNew(driver.xmlopt);
+
+    def->name = g_strdup("guest");
+
+    if (testCheckResult(qemuMigrationConfidentialDstCheck(def, VIR_MIGRATE_LIVE),
+                        NULL) < 0)
+        return -1;
+
+    return testCheckResult(qemuMigrationConfidentialDstCheck(def,
+                                                             VIR_MIGRATE_LIVE |
+                                                             VIR_MIGRATE_CONFIDENTIAL),
+                           "Operation not supported: this host cannot receive a confidential migration of domain 'guest' yet: the target side of the flow is not implemented");
+}
+
+
+#define SEV_REFUSED \
+    "Requested operation is not valid: domain 'guest' is an SEV guest: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential) and mirror vCPUs (<mirror/>)"
+#define CONFLICT(flag, why) \
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL cannot be combined with " flag ": " why
+
+static const struct testData tests[] = {
+    /* without VIR_MIGRATE_CONFIDENTIAL */
+    { "plain guest", GUEST_PLAIN, true, QEMU_NONE, VIR_MIGRATE_LIVE, NULL },
+    { "SEV guest refused", GUEST_SEV, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
+      SEV_REFUSED },
+    { "SEV guest with mirror refused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS, SEV_REFUSED },
+    { "SEV guest non-live refused", GUEST_SEV, true, QEMU_NONE, 0, SEV_REFUSED },
+    { "SEV-SNP guest refused", GUEST_SEV_SNP, true, QEMU_NONE, VIR_MIGRATE_LIVE,
+      "Requested operation is not valid: domain 'guest' is an SEV-SNP guest: libvirt cannot migrate its memory (confidential migration supports SEV guests only)" },
+    { "SEV guest offline", GUEST_SEV, false, QEMU_NONE,
+      VIR_MIGRATE_OFFLINE | VIR_MIGRATE_PERSIST_DEST, NULL },
+
+    /* with VIR_MIGRATE_CONFIDENTIAL */
+    { "confidential", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, NULL },
+    { "confidential p2p tls paused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS |
+      VIR_MIGRATE_PAUSED | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_CONFIDENTIAL, NULL },
+    { "confidential offline", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_OFFLINE | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL") },
+    { "confidential postcopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_POSTCOPY | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
+    { "confidential postcopy resume", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_POSTCOPY_RESUME | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
+    { "confidential tunnelled", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
+    { "confidential copy storage all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_NON_SHARED_DISK | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage") },
+    { "confidential copy storage inc", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_NON_SHARED_INC | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage") },
+    { "confidential compressed", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_COMPRESSED | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed") },
+    { "confidential parallel", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_PARALLEL | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_PARALLEL (--parallel)", "the migration helper's pages travel in the main migration stream only") },
+    { "confidential zerocopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_ZEROCOPY | VIR_MIGRATE_CONFIDENTIAL,
+      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy needs parallel connections, which confidential migration does not use") },
+    { "confidential not running", GUEST_SEV_MIRROR, false, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
+      "Requested operation is not valid: domain 'guest' is not running: confidential migration moves a running guest" },
+    { "confidential plain guest", GUEST_PLAIN, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
+      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only" },
+    { "confidential SEV-SNP guest", GUEST_SEV_SNP, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
+      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only" },
+    { "confidential without mirror", GUEST_SEV, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
+      "Requested operation is not valid: domain 'guest' has no mirror vCPUs: confidential migration needs <mirror/> in its definition (it takes effect when the domain next starts)" },
+    { "confidential partial QEMU", GUEST_SEV_MIRROR, true, QEMU_PARTIAL,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
+      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' of domain 'guest' lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
+    { "confidential unknown QEMU", GUEST_SEV_MIRROR, true, QEMU_NONE,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
+      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' of domain 'guest' lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
+};
+
+
+static int
+mymain(void)
+{
+    int ret = 0;
+    size_t i;
+
+    if (qemuTestDriverInit(&driver) < 0)
+        return EXIT_FAILURE;
+
+    for (i = 0; i < G_N_ELEMENTS(tests); i++) {
+        g_autofree char *name = g_strdup_printf("source check: %s", tests[i].name);
+
+        if (virTestRun(name, testSrcCheck, &tests[i]) < 0)
+            ret = -1;
+
+        /* every refusal also comes out of the migration entry point */
+        if (tests[i].error) {
+            g_autofree char *entry = g_strdup_printf("qemuMigrationSrcIsAllowed: %s",
+                                                     tests[i].name);
+
+            if (virTestRun(entry, testSrcIsAllowed, &tests[i]) < 0)
+                ret = -1;
+        }
+    }
+
+    if (virTestRun("target check", testDstCheck, NULL) < 0)
+        ret = -1;
+
+    qemuTestDriverFree(&driver);
+    return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+VIR_TEST_MAIN(mymain)
