@@ -165,6 +165,62 @@ testDstCheck(const void *opaque G_GNUC_UNUSED)
 }
 
 
+static int
+testCookieParse(const char *xml,
+                const char *error)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree qemuMigrationCookieConfidential *conf = NULL;
+
+    if (!(doc = virXMLParseStringCtxt(xml, "(cookie)", &ctxt)))
+        return -1;
+
+    conf = qemuMigrationCookieConfidentialParse(ctxt);
+    return testCheckResult(conf ? 0 : -1, error);
+}
+
+
+static int
+testCookie(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData plainData = { "", GUEST_SEV, true, QEMU_MIRROR, 0, NULL };
+    struct testData mirrorData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    g_autoptr(virDomainObj) plain = testDomain(&plainData);
+    g_autoptr(virDomainObj) mirror = testDomain(&mirrorData);
+    g_autofree qemuMigrationCookieConfidential *conf = NULL;
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+
+    if (!plain || !mirror)
+        return -1;
+
+    /* nothing to say for a guest without mirror vCPUs */
+    if (qemuMigrationCookieConfidentialNew(plain->def))
+        return -1;
+
+    if (!(conf = qemuMigrationCookieConfidentialNew(mirror->def)))
+        return -1;
+    qemuMigrationCookieConfidentialFormat(&buf, conf);
+    if (STRNEQ(virBufferCurrentContent(&buf),
+               "<confidential contract='1' mirrorVcpus='1'/>\n")) {
+        VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
+        return -1;
+    }
+
+    if (testCookieParse("<qemu-migration><confidential contract='1' mirrorVcpus='3'/></qemu-migration>",
+                        NULL) < 0 ||
+        testCookieParse("<qemu-migration/>",
+                        "internal error: missing <confidential> in migration cookie") < 0 ||
+        testCookieParse("<qemu-migration><confidential mirrorVcpus='3'/></qemu-migration>",
+                        "XML error: Missing required attribute 'contract' in element 'confidential'") < 0 ||
+        testCookieParse("<qemu-migration><confidential contract='1' mirrorVcpus='0'/></qemu-migration>",
+                        "XML error: Invalid value for attribute 'mirrorVcpus' in element 'confidential': Zero is not permitted") < 0)
+        return -1;
+
+    return 0;
+}
+
+
 #define SEV_REFUSED \
     "Requested operation is not valid: domain 'guest' is an SEV guest: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential) and mirror vCPUs (<mirror/>)"
 #define CONFLICT(flag, why) \
@@ -263,6 +319,9 @@ mymain(void)
     }
 
     if (virTestRun("target check", testDstCheck, NULL) < 0)
+        ret = -1;
+
+    if (virTestRun("cookie element", testCookie, NULL) < 0)
         ret = -1;
 
     qemuTestDriverFree(&driver);

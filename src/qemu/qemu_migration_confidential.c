@@ -151,3 +151,62 @@ qemuMigrationConfidentialDstCheck(const virDomainDef *def,
                    def ? def->name : "");
     return -1;
 }
+
+
+/**
+ * qemuMigrationCookieConfidentialNew:
+ *
+ * The cookie element the source sends for a guest with mirror vCPUs, or
+ * NULL for one without (which qemuMigrationConfidentialSrcCheck refuses).
+ */
+qemuMigrationCookieConfidential *
+qemuMigrationCookieConfidentialNew(const virDomainDef *def)
+{
+    qemuMigrationCookieConfidential *conf;
+
+    if (!def->mirror)
+        return NULL;
+
+    conf = g_new0(qemuMigrationCookieConfidential, 1);
+    conf->contract = QEMU_MIGRATION_CONFIDENTIAL_CONTRACT;
+    conf->mirrorVcpus = def->mirror->vcpus;
+    return conf;
+}
+
+
+void
+qemuMigrationCookieConfidentialFormat(virBuffer *buf,
+                                      const qemuMigrationCookieConfidential *conf)
+{
+    if (!conf)
+        return;
+
+    virBufferAsprintf(buf, "<confidential contract='%u' mirrorVcpus='%u'/>\n",
+                      conf->contract, conf->mirrorVcpus);
+}
+
+
+qemuMigrationCookieConfidential *
+qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt)
+{
+    g_autofree qemuMigrationCookieConfidential *conf = NULL;
+    xmlNodePtr node;
+
+    if (!(node = virXPathNode("./confidential", ctxt))) {
+        virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
+                       _("missing <confidential> in migration cookie"));
+        return NULL;
+    }
+
+    conf = g_new0(qemuMigrationCookieConfidential, 1);
+
+    if (virXMLPropUInt(node, "contract", 10,
+                       VIR_XML_PROP_REQUIRED | VIR_XML_PROP_NONZERO,
+                       &conf->contract) < 0 ||
+        virXMLPropUInt(node, "mirrorVcpus", 10,
+                       VIR_XML_PROP_REQUIRED | VIR_XML_PROP_NONZERO,
+                       &conf->mirrorVcpus) < 0)
+        return NULL;
+
+    return g_steal_pointer(&conf);
+}
