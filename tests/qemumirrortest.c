@@ -38,6 +38,8 @@ testMirrorDomain(unsigned int guestVcpus,
         !(vm->def = virDomainDefNew(driver.xmlopt)))
         return NULL;
 
+    vm->def->name = g_strdup("guest");
+
     if (virDomainDefSetVcpusMax(vm->def, guestVcpus, driver.xmlopt) < 0 ||
         virDomainDefSetVcpus(vm->def, guestVcpus) < 0)
         return NULL;
@@ -189,6 +191,69 @@ testMirrorSetupPins(const void *opaque G_GNUC_UNUSED)
 }
 
 
+struct testWaitData {
+    const char *replies[3];
+    unsigned long long timeoutMs;
+    bool active;
+    const char *error; /* NULL: the helper must be found ready */
+};
+
+
+static int
+testMirrorWaitForHelper(const void *opaque)
+{
+    const struct testWaitData *data = opaque;
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    qemuDomainObjPrivate *priv;
+    g_autoptr(qemuMonitorTest) test = NULL;
+    size_t i;
+    int rc;
+
+    if (!vm)
+        return -1;
+    priv = vm->privateData;
+
+    if (!(test = qemuMonitorTestNew(driver.xmlopt, vm, NULL, schema)))
+        return -1;
+
+    /* QEMU went away (the monitor attaches only to a running domain) */
+    if (!data->active)
+        vm->def->id = -1;
+
+    for (i = 0; i < G_N_ELEMENTS(data->replies) && data->replies[i]; i++) {
+        if (qemuMonitorTestAddItem(test, "query-migration-helper",
+                                   data->replies[i]) < 0)
+            return -1;
+    }
+
+    priv->mon = qemuMonitorTestGetMonitor(test);
+    virObjectUnlock(priv->mon);
+    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, data->timeoutMs);
+    virObjectLock(priv->mon);
+    priv->mon = NULL;
+
+    if (!data->error) {
+        if (rc < 0) {
+            VIR_TEST_VERBOSE("not ready: %s", virGetLastErrorMessage());
+            return -1;
+        }
+        return 0;
+    }
+
+    if (rc == 0) {
+        VIR_TEST_VERBOSE("found ready, expected '%s'", data->error);
+        return -1;
+    }
+    if (STRNEQ(virGetLastErrorMessage(), data->error)) {
+        VIR_TEST_VERBOSE("expected '%s', got '%s'", data->error,
+                         virGetLastErrorMessage());
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
 static int
 testMirrorCheckVcpuChange(const void *opaque G_GNUC_UNUSED)
 {
@@ -266,6 +331,29 @@ mymain(void)
 
     if (virTestRun("mirror vCPU change refused", testMirrorCheckVcpuChange, NULL) < 0)
         ret = -1;
+
+#define BOOTING "{\"return\": {\"status\": \"booting\"}}"
+#define READY "{\"return\": {\"status\": \"ready\"}}"
+#define DO_TEST_WAIT(name, timeout, active, error, ...) \
+    do { \
+        const struct testWaitData data = { { __VA_ARGS__ }, timeout, active, error }; \
+        if (virTestRun("wait for helper: " name, testMirrorWaitForHelper, &data) < 0) \
+            ret = -1; \
+    } while (0)
+
+    DO_TEST_WAIT("ready", 5000, true, NULL, READY);
+    /* no event arrives in this test: the poll finds the helper ready */
+    DO_TEST_WAIT("ready after a poll", 5000, true, NULL, BOOTING, BOOTING, READY);
+    DO_TEST_WAIT("failed", 5000, true,
+                 "operation failed: migration helper of domain 'guest' failed: no helper in firmware",
+                 "{\"return\": {\"status\": \"failed\", \"error\": \"no helper in firmware\"}}");
+    /* asked at the start and once more at the deadline */
+    DO_TEST_WAIT("timeout", 200, true,
+                 "Timed out during operation: migration helper of domain 'guest' is not ready after 200 ms (status 'booting')",
+                 BOOTING, BOOTING);
+    DO_TEST_WAIT("QEMU gone", 5000, false,
+                 "operation failed: QEMU of domain 'guest' went away while waiting for its migration helper",
+                 NULL);
 
  cleanup:
     g_clear_pointer(&schema, g_hash_table_unref);

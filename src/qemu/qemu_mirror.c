@@ -18,6 +18,7 @@
 #include "virerror.h"
 #include "virlog.h"
 #include "virprocess.h"
+#include "virtime.h"
 
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
@@ -26,6 +27,10 @@ VIR_LOG_INIT("qemu.qemu_mirror");
 /* fw_cfg files OVMF reads (from the guest-assisted migration RFC) */
 #define QEMU_MIRROR_FW_CFG_HELPER "opt/ovmf/PcdSevIsMigrationHelper"
 #define QEMU_MIRROR_FW_CFG_TARGET "opt/ovmf/PcdSevIsMigrationTarget"
+
+/* how often the helper's status is asked for again while no MIGRATION_HELPER
+ * event arrives: the event is the fast path, this the safety net */
+#define QEMU_MIRROR_HELPER_POLL_MS 500
 
 
 /**
@@ -280,4 +285,93 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
     }
 
     return 0;
+}
+
+
+/**
+ * qemuMirrorHandleMigrationHelper:
+ *
+ * MIGRATION_HELPER event: wake up whoever waits for the helper.
+ */
+void
+qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
+                                virDomainObj *vm,
+                                int status)
+{
+    virObjectLock(vm);
+    VIR_DEBUG("migration helper of domain %s: %s", vm->def->name,
+              NULLSTR(qemuMonitorMigrationHelperStatusTypeToString(status)));
+    virDomainObjBroadcast(vm);
+    virObjectUnlock(vm);
+}
+
+
+/**
+ * qemuMirrorWaitForHelper:
+ * @vm: domain whose QEMU runs the migration helper (locked, in a job)
+ * @asyncJob: the job
+ * @timeoutMs: how long the helper may take to become ready
+ *
+ * Waits until query-migration-helper reports 'ready'. The status is asked
+ * for again on every MIGRATION_HELPER event and at least every
+ * QEMU_MIRROR_HELPER_POLL_MS. Returns 0 when ready, -1 with an error when
+ * the helper failed, did not become ready in time, or QEMU went away.
+ */
+int
+qemuMirrorWaitForHelper(virDomainObj *vm,
+                        virDomainAsyncJob asyncJob,
+                        unsigned long long timeoutMs)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    unsigned long long now;
+    unsigned long long deadline;
+
+    if (virTimeMillisNow(&now) < 0)
+        return -1;
+    deadline = now + timeoutMs;
+
+    while (true) {
+        qemuMonitorMigrationHelperStatus status;
+        g_autofree char *error = NULL;
+        int rc;
+
+        if (!virDomainObjIsActive(vm)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("QEMU of domain '%1$s' went away while waiting for its migration helper"),
+                           vm->def->name);
+            return -1;
+        }
+
+        if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+            return -1;
+        rc = qemuMonitorGetMigrationHelper(priv->mon, &status, &error);
+        qemuDomainObjExitMonitor(vm);
+        if (rc < 0)
+            return -1;
+
+        if (status == QEMU_MONITOR_MIGRATION_HELPER_READY)
+            return 0;
+
+        if (status == QEMU_MONITOR_MIGRATION_HELPER_FAILED) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("migration helper of domain '%1$s' failed: %2$s"),
+                           vm->def->name, NULLSTR_MINUS(error));
+            return -1;
+        }
+
+        if (virTimeMillisNow(&now) < 0)
+            return -1;
+
+        if (now >= deadline) {
+            virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                           _("migration helper of domain '%1$s' is not ready after %2$llu ms (status '%3$s')"),
+                           vm->def->name, timeoutMs,
+                           qemuMonitorMigrationHelperStatusTypeToString(status));
+            return -1;
+        }
+
+        /* woken by an event, the poll interval or the deadline */
+        if (virDomainObjWaitUntil(vm, MIN(deadline, now + QEMU_MIRROR_HELPER_POLL_MS)) < 0)
+            return -1;
+    }
 }

@@ -10,6 +10,7 @@
 #include "domain_capabilities.h"
 #include "vircommand.h"
 #include "virdomainjob.h"
+#include "qemu_monitor.h"
 
 bool
 qemuMirrorSupported(virQEMUCaps *qemuCaps);
@@ -36,3 +37,13 @@ qemuMirrorCheckVcpuChange(const virDomainDef *def);
 int
 qemuMirrorSetupVcpus(virDomainObj *vm,
                      virDomainAsyncJob asyncJob);
+
+void
+qemuMirrorHandleMigrationHelper(qemuMonitor *mon,
+                                virDomainObj *vm,
+                                int status);
+
+int
+qemuMirrorWaitForHelper(virDomainObj *vm,
+                        virDomainAsyncJob asyncJob,
+                        unsigned long long timeoutMs);
