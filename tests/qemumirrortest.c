@@ -55,30 +55,89 @@ testMirrorDomain(unsigned int guestVcpus,
 }
 
 
+/* Attach a test monitor to @vm that answers @command with @replies, in
+ * order; it fails on any other command and on replies left unused. */
+static qemuMonitorTest *
+testMirrorMonitorAttach(virDomainObj *vm,
+                        const char *command,
+                        const char *const *replies,
+                        size_t nreplies)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(qemuMonitorTest) test = NULL;
+    size_t i;
+
+    if (!(test = qemuMonitorTestNew(driver.xmlopt, vm, NULL, schema)))
+        return NULL;
+
+    for (i = 0; i < nreplies; i++) {
+        if (qemuMonitorTestAddItem(test, command, replies[i]) < 0)
+            return NULL;
+    }
+
+    priv->mon = qemuMonitorTestGetMonitor(test);
+    virObjectUnlock(priv->mon);
+    return g_steal_pointer(&test);
+}
+
+
+static void
+testMirrorMonitorDetach(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    virObjectLock(priv->mon);
+    priv->mon = NULL;
+}
+
+
+/* Compare the result @rc of the code under test with @error: NULL when it
+ * must succeed, else the exact message of the expected failure. */
+static int
+testMirrorCheckResult(int rc,
+                      const char *error)
+{
+    if (!error) {
+        if (rc < 0) {
+            VIR_TEST_VERBOSE("failed: %s", virGetLastErrorMessage());
+            return -1;
+        }
+        return 0;
+    }
+
+    if (rc == 0) {
+        VIR_TEST_VERBOSE("succeeded, expected '%s'", error);
+        return -1;
+    }
+
+    if (STRNEQ(virGetLastErrorMessage(), error)) {
+        VIR_TEST_VERBOSE("expected '%s', got '%s'", error,
+                         virGetLastErrorMessage());
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
 /* Run qemuMirrorSetupVcpus() on @vm with @reply as the answer to
  * query-mirror-vcpus (NULL: QEMU must not be asked at all). */
 static int
 testMirrorRunSetup(virDomainObj *vm,
-                   const char *reply)
+                   const char *reply,
+                   const char *error)
 {
-    qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(qemuMonitorTest) test = NULL;
     int rc;
 
-    if (!(test = qemuMonitorTestNew(driver.xmlopt, vm, NULL, schema)))
-        return -2;
+    if (!(test = testMirrorMonitorAttach(vm, "query-mirror-vcpus",
+                                         &reply, reply ? 1 : 0)))
+        return -1;
 
-    if (reply &&
-        qemuMonitorTestAddItem(test, "query-mirror-vcpus", reply) < 0)
-        return -2;
-
-    priv->mon = qemuMonitorTestGetMonitor(test);
-    virObjectUnlock(priv->mon);
     rc = qemuMirrorSetupVcpus(vm, VIR_ASYNC_JOB_NONE);
-    virObjectLock(priv->mon);
-    priv->mon = NULL;
+    testMirrorMonitorDetach(vm);
 
-    return rc;
+    return testMirrorCheckResult(rc, error);
 }
 
 
@@ -99,18 +158,7 @@ testMirrorSetupRefused(const void *opaque)
     if (!(vm = testMirrorDomain(data->guestVcpus, data->mirrorVcpus, NULL)))
         return -1;
 
-    if (testMirrorRunSetup(vm, data->reply) != -1) {
-        VIR_TEST_VERBOSE("reply '%s' was accepted", data->reply);
-        return -1;
-    }
-
-    if (STRNEQ(virGetLastErrorMessage(), data->error)) {
-        VIR_TEST_VERBOSE("expected '%s', got '%s'", data->error,
-                         virGetLastErrorMessage());
-        return -1;
-    }
-    virResetLastError();
-    return 0;
+    return testMirrorRunSetup(vm, data->reply, data->error);
 }
 
 
@@ -120,9 +168,9 @@ testMirrorSetupNoMirror(const void *opaque G_GNUC_UNUSED)
     g_autoptr(virDomainObj) vm = testMirrorDomain(2, 0, NULL);
 
     /* the test monitor fails on any command it was not given */
-    if (!vm || testMirrorRunSetup(vm, NULL) != 0)
+    if (!vm)
         return -1;
-    return 0;
+    return testMirrorRunSetup(vm, NULL, NULL);
 }
 
 
@@ -131,12 +179,12 @@ testMirrorSetupNoCpuset(const void *opaque G_GNUC_UNUSED)
 {
     g_autoptr(virDomainObj) vm = testMirrorDomain(2, 2, NULL);
 
-    if (!vm ||
-        testMirrorRunSetup(vm, "{\"return\": ["
-                               " {\"cpu-index\": 2, \"thread-id\": 4242},"
-                               " {\"cpu-index\": 3, \"thread-id\": 4243}]}") != 0)
+    if (!vm)
         return -1;
-    return 0;
+    return testMirrorRunSetup(vm, "{\"return\": ["
+                                  " {\"cpu-index\": 2, \"thread-id\": 4242},"
+                                  " {\"cpu-index\": 3, \"thread-id\": 4243}]}",
+                              NULL);
 }
 
 
@@ -169,7 +217,7 @@ testMirrorSetupPins(const void *opaque G_GNUC_UNUSED)
     reply = g_strdup_printf("{\"return\": [{\"cpu-index\": 3, \"thread-id\": %d}]}",
                             (int)self);
 
-    if (testMirrorRunSetup(vm, reply) < 0)
+    if (testMirrorRunSetup(vm, reply, NULL) < 0)
         goto cleanup;
 
     if (!(after = virProcessGetAffinity(self)))
@@ -204,53 +252,28 @@ testMirrorWaitForHelper(const void *opaque)
 {
     const struct testWaitData *data = opaque;
     g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
-    qemuDomainObjPrivate *priv;
     g_autoptr(qemuMonitorTest) test = NULL;
-    size_t i;
+    size_t nreplies = 0;
     int rc;
 
     if (!vm)
         return -1;
-    priv = vm->privateData;
 
-    if (!(test = qemuMonitorTestNew(driver.xmlopt, vm, NULL, schema)))
+    while (nreplies < G_N_ELEMENTS(data->replies) && data->replies[nreplies])
+        nreplies++;
+
+    if (!(test = testMirrorMonitorAttach(vm, "query-migration-helper",
+                                         data->replies, nreplies)))
         return -1;
 
     /* QEMU went away (the monitor attaches only to a running domain) */
     if (!data->active)
         vm->def->id = -1;
 
-    for (i = 0; i < G_N_ELEMENTS(data->replies) && data->replies[i]; i++) {
-        if (qemuMonitorTestAddItem(test, "query-migration-helper",
-                                   data->replies[i]) < 0)
-            return -1;
-    }
-
-    priv->mon = qemuMonitorTestGetMonitor(test);
-    virObjectUnlock(priv->mon);
     rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, data->timeoutMs);
-    virObjectLock(priv->mon);
-    priv->mon = NULL;
+    testMirrorMonitorDetach(vm);
 
-    if (!data->error) {
-        if (rc < 0) {
-            VIR_TEST_VERBOSE("not ready: %s", virGetLastErrorMessage());
-            return -1;
-        }
-        return 0;
-    }
-
-    if (rc == 0) {
-        VIR_TEST_VERBOSE("found ready, expected '%s'", data->error);
-        return -1;
-    }
-    if (STRNEQ(virGetLastErrorMessage(), data->error)) {
-        VIR_TEST_VERBOSE("expected '%s', got '%s'", data->error,
-                         virGetLastErrorMessage());
-        return -1;
-    }
-    virResetLastError();
-    return 0;
+    return testMirrorCheckResult(rc, data->error);
 }
 
 
