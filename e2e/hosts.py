@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+#
+# Two test hosts on this machine, for the end-to-end tests and the demo.
+#
+# Each host is a network namespace (lvm-e2e-a, lvm-e2e-b; joined by a veth
+# pair, 10.250.0.1 and 10.250.0.2, traffic never leaves them) plus a private
+# mount namespace in which the host's own directories are bound over the
+# paths the built libvirtd uses (prefix /usr/local): /run/libvirt,
+# /var/local/{run,lib,log,cache}/libvirt, /usr/local/etc/{libvirt,pki}. Each runs
+# libvirtd from the build tree, listening for TLS with certificates made by
+# certtool at setup. Test-host settings, and why:
+#   qemu.conf  user/group root, dynamic_ownership 0, security_driver none,
+#              cgroup_controllers [] and namespaces []: no SELinux/AppArmor,
+#              no cgroup delegation in this sandbox;
+#              stdio_handler file: no virtlogd needed;
+#              migration_host: the host's own address on the veth link.
+#   libvirt.conf remote_mode legacy: clients use the monolithic libvirtd;
+#   libvirtd   auth_tls none (the TLS client certificate is the credential),
+#              a host_uuid of its own (both run on one machine, and libvirt
+#              refuses to migrate to the same host).
+# Every wait is bounded; teardown kills what it started and removes the
+# namespaces and the state directory.
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+BUILD = os.environ.get("MIRROR_BUILD_DIR", os.path.join(TOP, "build"))
+LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
+
+HOSTS = {"a": "10.250.0.1", "b": "10.250.0.2"}
+PREFIX_LEN = 24
+
+# paths of the built libvirtd (configmake.h of the build), bound per host
+BOUND_DIRS = ["/run/libvirt", "/var/local/run/libvirt", "/var/local/lib/libvirt",
+              "/var/local/log/libvirt", "/var/local/cache/libvirt",
+              "/usr/local/etc/libvirt", "/usr/local/etc/pki"]
+
+
+class SetupError(Exception):
+    pass
+
+
+def run(cmd, check=True, **kw):
+    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise SetupError("%s failed (%d): %s" % (" ".join(cmd), res.returncode,
+                                                 (res.stderr or res.stdout).strip()))
+    return res
+
+
+def can_create_namespaces():
+    """(True, '') or (False, why)."""
+    if os.geteuid() != 0:
+        return False, "the end-to-end tests need root"
+    name = "lvm-e2e-probe-%d" % os.getpid()
+    res = run(["ip", "netns", "add", name], check=False)
+    if res.returncode != 0:
+        return False, "cannot create a network namespace: " + res.stderr.strip()
+    run(["ip", "netns", "del", name], check=False)
+    return True, ""
+
+
+def libvirt_env():
+    env = dict(os.environ)
+    src = os.path.join(LIBVIRT_BUILD, "src")
+    env["LD_LIBRARY_PATH"] = src + (":" + env["LD_LIBRARY_PATH"]
+                                    if env.get("LD_LIBRARY_PATH") else "")
+    env["PATH"] = os.path.join(LIBVIRT_BUILD, "tools") + ":" + src + ":" + env["PATH"]
+    env["LIBVIRT_DIR_OVERRIDE"] = "1"
+    env["abs_builddir"] = LIBVIRT_BUILD
+    env["abs_top_builddir"] = LIBVIRT_BUILD
+    env["LC_ALL"] = "C"
+    return env
+
+
+class Host:
+    def __init__(self, lab, name, addr):
+        self.lab = lab
+        self.name = name
+        self.addr = addr
+        self.netns = "lvm-e2e-%s" % name
+        self.dir = os.path.join(lab.dir, name)
+        self.daemon = None
+
+    def bound(self, path):
+        # a /usr/local build's libvirtd makes its sockets in /run/libvirt,
+        # while its client library looks in /var/local/run/libvirt: one
+        # directory serves both
+        if path == "/var/local/run/libvirt":
+            path = "/run/libvirt"
+        return os.path.join(self.dir, path.strip("/").replace("/", "_"))
+
+    def prepare(self):
+        for d in BOUND_DIRS:
+            os.makedirs(d, exist_ok=True)          # mount points
+            os.makedirs(self.bound(d), exist_ok=True)
+        etc = self.bound("/usr/local/etc/libvirt")
+        with open(os.path.join(etc, "libvirtd.conf"), "w") as f:
+            f.write('listen_tls = 1\nlisten_tcp = 0\nlisten_addr = "%s"\n'
+                    'auth_tls = "none"\nauth_unix_rw = "none"\n'
+                    'host_uuid = "%s"\n'
+                    'log_outputs = "3:file:/var/local/log/libvirt/libvirtd.log"\n'
+                    % (self.addr, uuid.uuid4()))
+        # clients (virsh, and libvirtd's own peer-to-peer connections) talk
+        # to the monolithic libvirtd, not to modular daemons
+        with open(os.path.join(etc, "libvirt.conf"), "w") as f:
+            f.write('remote_mode = "legacy"\n')
+        with open(os.path.join(etc, "qemu.conf"), "w") as f:
+            f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
+                    'remember_owner = 0\nsecurity_driver = "none"\n'
+                    'cgroup_controllers = [ ]\nnamespaces = [ ]\n'
+                    'stdio_handler = "file"\nmigration_host = "%s"\n'
+                    % self.addr)
+        self.lab.make_certs(self)
+
+    def start(self, timeout=60):
+        mounts = " && ".join("mount --bind %s %s" % (self.bound(d), d)
+                             for d in BOUND_DIRS)
+        libvirtd = os.path.join(LIBVIRT_BUILD, "src", "libvirtd")
+        script = "%s && exec %s --listen --pid-file %s" % (
+            mounts, libvirtd, os.path.join(self.dir, "libvirtd.pid"))
+        self.daemon = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, "unshare", "--mount",
+             "--propagation", "private", "sh", "-c", script],
+            env=libvirt_env(), stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.dir, "libvirtd.stderr"), "w"),
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.daemon.poll() is not None:
+                raise SetupError("libvirtd on host %s exited: %s" % (
+                    self.name, self.log_tail()))
+            res = self.virsh("uri", check=False)
+            if res.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SetupError("libvirtd on host %s did not answer in %d s: %s"
+                                 % (self.name, timeout, res.stderr.strip()))
+            time.sleep(0.2)
+
+    def daemon_pid(self):
+        """PID of libvirtd itself (the sh that exec'd it, inside netns)."""
+        return self.daemon.pid
+
+    def enter(self):
+        """Command prefix that runs a program in this host's namespaces."""
+        return ["nsenter", "--target", str(self.daemon_pid()), "--mount",
+                "--net"]
+
+    def virsh(self, *args, check=True, timeout=120):
+        virsh = os.path.join(LIBVIRT_BUILD, "tools", "virsh")
+        return run(self.enter() + [virsh, "-q", "-c", "qemu:///system"] +
+                   list(args), check=check, env=libvirt_env(), timeout=timeout)
+
+    def log_tail(self, n=20):
+        out = []
+        for path in (os.path.join(self.dir, "libvirtd.stderr"),
+                     os.path.join(self.bound("/var/local/log/libvirt"),
+                                  "libvirtd.log")):
+            try:
+                with open(path) as f:
+                    out += f.read().splitlines()[-n:]
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def stop(self):
+        if self.daemon and self.daemon.poll() is None:
+            # domains first: their QEMU processes are children of libvirtd
+            res = self.virsh("list", "--name", check=False, timeout=30)
+            for dom in res.stdout.split():
+                self.virsh("destroy", dom, check=False, timeout=30)
+            os.killpg(self.daemon.pid, signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.daemon.pid, signal.SIGKILL)
+                self.daemon.wait(timeout=10)
+
+
+class Lab:
+    """Both hosts. Use as a context manager: teardown always runs."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="lvm-e2e-")
+        self.hosts = {n: Host(self, n, a) for n, a in HOSTS.items()}
+
+    def __enter__(self):
+        try:
+            self.setup()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.teardown()
+        return False
+
+    def setup(self):
+        for h in self.hosts.values():
+            run(["ip", "netns", "del", h.netns], check=False)
+            run(["ip", "netns", "add", h.netns])
+            run(["ip", "-n", h.netns, "link", "set", "lo", "up"])
+        a, b = self.hosts["a"], self.hosts["b"]
+        run(["ip", "link", "add", "lvm-e2e-va", "netns", a.netns, "type",
+             "veth", "peer", "name", "lvm-e2e-vb", "netns", b.netns])
+        for h, dev in ((a, "lvm-e2e-va"), (b, "lvm-e2e-vb")):
+            run(["ip", "-n", h.netns, "addr", "add",
+                 "%s/%d" % (h.addr, PREFIX_LEN), "dev", dev])
+            run(["ip", "-n", h.netns, "link", "set", dev, "up"])
+        self.make_ca()
+        for h in self.hosts.values():
+            h.prepare()
+        for h in self.hosts.values():
+            h.start()
+
+    def teardown(self):
+        for h in self.hosts.values():
+            try:
+                h.stop()
+            except Exception:
+                pass
+        for h in self.hosts.values():
+            run(["ip", "netns", "del", h.netns], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ TLS
+
+    def certtool(self, *args):
+        run(["certtool"] + list(args))
+
+    def make_ca(self):
+        self.ca = os.path.join(self.dir, "ca")
+        os.makedirs(self.ca)
+        key = os.path.join(self.ca, "cakey.pem")
+        tmpl = os.path.join(self.ca, "ca.info")
+        with open(tmpl, "w") as f:
+            f.write('cn = "libvirt-mirror e2e CA"\nca\ncert_signing_key\n'
+                    'expiration_days = 2\n')
+        self.certtool("--generate-privkey", "--outfile", key)
+        self.certtool("--generate-self-signed", "--load-privkey", key,
+                      "--template", tmpl, "--outfile",
+                      os.path.join(self.ca, "cacert.pem"))
+
+    def make_certs(self, host):
+        pki = host.bound("/usr/local/etc/pki")
+        os.makedirs(os.path.join(pki, "CA"), exist_ok=True)
+        os.makedirs(os.path.join(pki, "libvirt", "private"), exist_ok=True)
+        shutil.copy(os.path.join(self.ca, "cacert.pem"),
+                    os.path.join(pki, "CA", "cacert.pem"))
+        for kind, extra in (("server", 'tls_www_server\nip_address = "%s"\n'
+                             % host.addr),
+                            ("client", "tls_www_client\n")):
+            key = os.path.join(pki, "libvirt", "private", "%skey.pem" % kind)
+            tmpl = os.path.join(host.dir, "%s.info" % kind)
+            with open(tmpl, "w") as f:
+                f.write('organization = "libvirt-mirror e2e"\ncn = "%s"\n%s'
+                        'encryption_key\nsigning_key\nexpiration_days = 2\n'
+                        % (host.addr, extra))
+            self.certtool("--generate-privkey", "--outfile", key)
+            self.certtool("--generate-certificate", "--load-privkey", key,
+                          "--load-ca-certificate",
+                          os.path.join(self.ca, "cacert.pem"),
+                          "--load-ca-privkey",
+                          os.path.join(self.ca, "cakey.pem"),
+                          "--template", tmpl, "--outfile",
+                          os.path.join(pki, "libvirt", "%scert.pem" % kind))
