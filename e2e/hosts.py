@@ -153,9 +153,10 @@ class Host:
         return ["nsenter", "--target", str(self.daemon_pid()), "--mount",
                 "--net"]
 
-    def virsh(self, *args, check=True, timeout=120):
+    def virsh(self, *args, check=True, timeout=120, uri="qemu:///system"):
+        """virsh run on this host, connected to @uri."""
         virsh = os.path.join(LIBVIRT_BUILD, "tools", "virsh")
-        return run(self.enter() + [virsh, "-q", "-c", "qemu:///system"] +
+        return run(self.enter() + [virsh, "-q", "-c", uri] +
                    list(args), check=check, env=libvirt_env(), timeout=timeout)
 
     def log_tail(self, n=20):

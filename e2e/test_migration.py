@@ -2,7 +2,10 @@
 #
 # End-to-end: a plain live migration of the test guest between the two test
 # hosts of e2e/hosts.py, with real libvirt daemons from the build, real virsh
-# and real QEMU (TCG), peer-to-peer over qemu+tls://. Checks on the target:
+# and real QEMU (TCG), peer-to-peer over qemu+tls://. First, --confidential
+# for this (non-SEV) guest must reach the source's QEMU driver through the
+# remote protocol and be refused there, leaving the guest running on the
+# source and nothing on the target. Then checks on the target:
 # the domain runs there and no longer on the source, every word of the
 # guest's 4 MiB pattern arrived intact, and the guest kept running (its pass
 # counter continues from where the source left it, and keeps growing).
@@ -81,6 +84,18 @@ class PlainMigrationTest(unittest.TestCase):
             while guest_word(a, lab, guestcheck.READY_ADDR) != guestcheck.READY_MAGIC:
                 self.assertLess(time.monotonic(), deadline, "guest not ready on host a")
                 time.sleep(0.1)
+            # VIR_MIGRATE_CONFIDENTIAL crosses the remote protocol: virsh on
+            # host b drives the migration through host a's daemon over TLS,
+            # and host a's QEMU driver refuses it with its own reason (this
+            # guest is not an SEV guest). The guest stays on host a, running.
+            res = b.virsh("migrate", "--live", "--confidential", DOMAIN,
+                          "qemu+tls://%s/system" % b.addr,
+                          uri="qemu+tls://%s/system" % a.addr, check=False)
+            self.assertNotEqual(res.returncode, 0)
+            self.assertIn("domain '%s' is not an SEV guest" % DOMAIN, res.stderr)
+            self.assertEqual(domain_state(a), "running")
+            self.assertNotIn(DOMAIN, b.virsh("list", "--all", "--name").stdout)
+
             before = guest_word(a, lab, guestcheck.COUNTER_ADDR)
 
             start = time.monotonic()
