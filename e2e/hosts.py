@@ -251,11 +251,17 @@ class Lab:
                       os.path.join(self.ca, "cacert.pem"))
 
     def make_certs(self, host):
+        """libvirt's certificates (pki/CA, pki/libvirt) and QEMU's for
+        VIR_MIGRATE_TLS (pki/qemu, the default migrate_tls_x509_cert_dir),
+        all signed by the lab's CA."""
         pki = host.bound("/usr/local/etc/pki")
         os.makedirs(os.path.join(pki, "CA"), exist_ok=True)
         os.makedirs(os.path.join(pki, "libvirt", "private"), exist_ok=True)
+        os.makedirs(os.path.join(pki, "qemu"), exist_ok=True)
         shutil.copy(os.path.join(self.ca, "cacert.pem"),
                     os.path.join(pki, "CA", "cacert.pem"))
+        shutil.copy(os.path.join(self.ca, "cacert.pem"),
+                    os.path.join(pki, "qemu", "ca-cert.pem"))
         for kind, extra in (("server", 'tls_www_server\nip_address = "%s"\n'
                              % host.addr),
                             ("client", "tls_www_client\n")):
@@ -273,3 +279,6 @@ class Lab:
                           os.path.join(self.ca, "cakey.pem"),
                           "--template", tmpl, "--outfile",
                           os.path.join(pki, "libvirt", "%scert.pem" % kind))
+            shutil.copy(key, os.path.join(pki, "qemu", "%s-key.pem" % kind))
+            shutil.copy(os.path.join(pki, "libvirt", "%scert.pem" % kind),
+                        os.path.join(pki, "qemu", "%s-cert.pem" % kind))

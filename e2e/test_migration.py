@@ -8,7 +8,9 @@
 # source and nothing on the target. Then checks on the target:
 # the domain runs there and no longer on the source, every word of the
 # guest's 4 MiB pattern arrived intact, and the guest kept running (its pass
-# counter continues from where the source left it, and keeps growing).
+# counter continues from where the source left it, and keeps growing). Then
+# the guest goes back to the first host with VIR_MIGRATE_TLS (the migration
+# data itself over TLS) and is checked there again.
 #
 # The guest is not an SEV guest: confidential migration needs the QEMU
 # stand-in and the target flow, which are not there yet.
@@ -121,6 +123,24 @@ class PlainMigrationTest(unittest.TestCase):
                                         if ln.startswith(("Time elapsed:",
                                                           "Data processed",
                                                           "Total downtime")))))
+
+            # and back, with the migration data itself over TLS
+            # (VIR_MIGRATE_TLS: QEMU's certificates in pki/qemu)
+            before = guest_word(b, lab, guestcheck.COUNTER_ADDR)
+            res = b.virsh("migrate", "--live", "--p2p", "--tls", DOMAIN,
+                          "qemu+tls://%s/system" % a.addr, check=False,
+                          timeout=300)
+            self.assertEqual(res.returncode, 0, res.stderr + b.log_tail())
+            self.assertEqual(domain_state(a), "running")
+            self.assertNotEqual(domain_state(b), "running")
+            self.assertEqual(guestcheck.pattern_errors(guest_memory(
+                a, lab, guestcheck.PATTERN_ADDR, guestcheck.PATTERN_WORDS * 4)), [])
+            self.assertGreater(guest_word(a, lab, guestcheck.COUNTER_ADDR), before)
+            job = a.virsh("domjobinfo", "--completed", DOMAIN).stdout
+            print("migration back with --tls; target job info:\n%s"
+                  % "\n".join(ln for ln in job.splitlines()
+                               if ln.startswith(("Time elapsed:", "Data processed",
+                                                 "Total downtime"))))
 
 
 def main():
