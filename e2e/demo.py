@@ -53,8 +53,8 @@ def demo(guest):
         return 1
 
     say("[1/5] setting up host a (%s) and host b (%s): network namespaces, "
-        "libvirtd from the build, TLS certificates" % (hosts.HOSTS["a"],
-                                                      hosts.HOSTS["b"]))
+        "libvirtd from the build, TLS certificates"
+        % (hosts.HOSTS["a"], hosts.HOSTS["b"]))
     with hosts.Lab() as lab:
         a, b = lab.hosts["a"], lab.hosts["b"]
         xml = os.path.join(lab.dir, "guest.xml")

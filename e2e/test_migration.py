@@ -67,6 +67,14 @@ def guest_word(host, lab, addr):
     return struct.unpack("<I", guest_memory(host, lab, addr, 4))[0]
 
 
+def job_summary(host):
+    """Time, data and downtime of the last migration, from the target."""
+    info = host.virsh("domjobinfo", "--completed", DOMAIN).stdout
+    return "\n".join(ln for ln in info.splitlines()
+                     if ln.startswith(("Time elapsed:", "Data processed",
+                                       "Total downtime")))
+
+
 def domain_state(host):
     return host.virsh("domstate", DOMAIN, check=False).stdout.strip()
 
@@ -117,12 +125,8 @@ class PlainMigrationTest(unittest.TestCase):
             time.sleep(0.5)
             self.assertGreater(guest_word(b, lab, guestcheck.COUNTER_ADDR), after)
 
-            job = b.virsh("domjobinfo", "--completed", DOMAIN).stdout
             print("\nplain migration: %.1f s wall clock; target job info:\n%s"
-                  % (elapsed, "\n".join(ln for ln in job.splitlines()
-                                        if ln.startswith(("Time elapsed:",
-                                                          "Data processed",
-                                                          "Total downtime")))))
+                  % (elapsed, job_summary(b)))
 
             # and back, with the migration data itself over TLS
             # (VIR_MIGRATE_TLS: QEMU's certificates in pki/qemu)
@@ -136,11 +140,8 @@ class PlainMigrationTest(unittest.TestCase):
             self.assertEqual(guestcheck.pattern_errors(guest_memory(
                 a, lab, guestcheck.PATTERN_ADDR, guestcheck.PATTERN_WORDS * 4)), [])
             self.assertGreater(guest_word(a, lab, guestcheck.COUNTER_ADDR), before)
-            job = a.virsh("domjobinfo", "--completed", DOMAIN).stdout
             print("migration back with --tls; target job info:\n%s"
-                  % "\n".join(ln for ln in job.splitlines()
-                               if ln.startswith(("Time elapsed:", "Data processed",
-                                                 "Total downtime"))))
+                  % job_summary(a))
 
 
 def main():

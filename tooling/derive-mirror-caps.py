@@ -101,8 +101,8 @@ def main():
         {"name": "[%s]" % T_MIRROR_VCPU, "element-type": T_MIRROR_VCPU,
          "meta-type": "array"},
         {"name": T_HELPER_STATUS,
-         "members": [{"name": v} for v in ("inactive", "booting", "ready",
-                                            "failed")],
+         "members": [{"name": v}
+                     for v in ("inactive", "booting", "ready", "failed")],
          "meta-type": "enum",
          "values": ["inactive", "booting", "ready", "failed"]},
         {"name": T_HELPER_INFO,

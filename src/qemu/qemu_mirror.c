@@ -103,6 +103,20 @@ qemuMirrorSmpExtraSockets(const virDomainDef *def)
 }
 
 
+/**
+ * qemuMirrorSmpSlots:
+ *
+ * The vCPU slots QEMU gets (-smp maxcpus): the guest's own plus those of the
+ * sockets appended for the mirror vCPUs (qemuMirrorSmpExtraSockets).
+ */
+unsigned int
+qemuMirrorSmpSlots(const virDomainDef *def)
+{
+    return virDomainDefGetVcpusMax(def) +
+        qemuMirrorSmpExtraSockets(def) * qemuMirrorVcpusPerSocket(def);
+}
+
+
 static bool
 qemuMirrorHasUEFI(const virDomainDef *def)
 {
@@ -174,7 +188,7 @@ qemuMirrorValidateDef(const virDomainDef *def,
         }
     }
 
-    slots = maxvcpus + qemuMirrorSmpExtraSockets(def) * qemuMirrorVcpusPerSocket(def);
+    slots = qemuMirrorSmpSlots(def);
     machineMax = virQEMUCapsGetMachineMaxCpus(qemuCaps, def->virtType,
                                               def->os.machine);
     if (machineMax && slots > machineMax) {

@@ -26,6 +26,9 @@ qemuMirrorValidateDef(const virDomainDef *def,
 unsigned int
 qemuMirrorSmpExtraSockets(const virDomainDef *def);
 
+unsigned int
+qemuMirrorSmpSlots(const virDomainDef *def);
+
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
