@@ -1,7 +1,10 @@
 /*
  * qemumigrationconfidentialtest.c: which migrations of which guests libvirt
  * allows with and without VIR_MIGRATE_CONFIDENTIAL, and what it says when it
- * refuses
+ * refuses; the checks of the migration cookie on both hosts; and the
+ * target's Prepare steps and the source's helper check against a test
+ * monitor whose replies are validated against the
+ * caps_10.0.0_x86_64+amdsev-mirror schema
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -10,6 +13,8 @@
 
 #include "testutils.h"
 #include "testutilsqemu.h"
+#include "testutilsqemuschema.h"
+#include "qemumonitortestutils.h"
 #include "qemu/qemu_domain.h"
 #include "qemu/qemu_migration.h"
 #include "qemu/qemu_migration_confidential.h"
@@ -17,6 +22,7 @@
 #define VIR_FROM_THIS VIR_FROM_NONE
 
 static virQEMUDriver driver;
+static GHashTable *schema;
 
 typedef enum {
     GUEST_PLAIN,
@@ -114,6 +120,12 @@ testCheckResult(int rc,
 }
 
 
+#define SEV_REFUSED \
+    "Requested operation is not valid: domain 'guest' is an SEV guest: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential) and mirror vCPUs (<mirror/>)"
+#define CONFLICT(flag, why) \
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL cannot be combined with " flag ": " why
+
+
 static int
 testSrcCheck(const void *opaque)
 {
@@ -147,22 +159,244 @@ testSrcIsAllowed(const void *opaque)
 }
 
 
+struct testDstData {
+    const char *name;
+    testGuest guest;
+    unsigned int defMirrorVcpus;
+    testQemu qemu;
+    unsigned int contract;     /* 0: no <confidential/> in the cookie */
+    unsigned int cookieMirrorVcpus;
+    unsigned int flags;
+    const char *error;         /* NULL: accepted */
+};
+
+
 static int
-testDstCheck(const void *opaque G_GNUC_UNUSED)
+testDstCheck(const void *opaque)
 {
-    g_autoptr(virDomainDef) def = virDomainDefNew(driver.xmlopt);
+    const struct testDstData *data = opaque;
+    struct testData domData = { "", data->guest, false, data->qemu, 0, NULL };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    qemuDomainObjPrivate *priv;
+    qemuMigrationCookieConfidential conf = { data->contract,
+                                             data->cookieMirrorVcpus };
 
-    def->name = g_strdup("guest");
+    if (!vm)
+        return -1;
+    priv = vm->privateData;
 
-    if (testCheckResult(qemuMigrationConfidentialDstCheck(def, VIR_MIGRATE_LIVE),
-                        NULL) < 0)
+    if (vm->def->mirror)
+        vm->def->mirror->vcpus = data->defMirrorVcpus;
+
+    return testCheckResult(qemuMigrationConfidentialDstCheck(vm->def,
+                                                             data->contract ? &conf : NULL,
+                                                             priv->qemuCaps,
+                                                             data->flags),
+                           data->error);
+}
+
+
+#define CONF_FLAGS (VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL)
+
+static const struct testDstData dstTests[] = {
+    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, 0, 0, VIR_MIGRATE_LIVE, NULL },
+    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 1, 1, CONF_FLAGS, NULL },
+    { "cookie without the flag", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 1, 1, VIR_MIGRATE_LIVE,
+      "Requested operation is not valid: the migration cookie of domain 'guest' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set" },
+    { "flag without the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 0, 0, CONF_FLAGS,
+      "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'" },
+    { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 1, 1,
+      CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
+    { "newer contract", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 2, 1, CONF_FLAGS,
+      "Operation not supported: the source relies on version 2 of the confidential migration contract, this host implements version 1" },
+    { "not SEV", GUEST_PLAIN, 0, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest" },
+    { "SEV-SNP", GUEST_SEV_SNP, 0, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest" },
+    { "no mirror", GUEST_SEV, 0, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 0" },
+    { "other mirror vCPUs", GUEST_SEV_MIRROR, 2, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 2" },
+    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, 1, 1, CONF_FLAGS,
+      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
+    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, 1, 1, CONF_FLAGS,
+      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
+};
+
+
+struct testSrcCookieData {
+    const char *name;
+    unsigned int contract;     /* 0: the target sent no <confidential/> */
+    unsigned int mirrorVcpus;
+    unsigned int flags;
+    const char *error;
+};
+
+
+static int
+testSrcCheckCookie(const void *opaque)
+{
+    const struct testSrcCookieData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    qemuMigrationCookieConfidential conf = { data->contract, data->mirrorVcpus };
+
+    if (!vm)
         return -1;
 
-    return testCheckResult(qemuMigrationConfidentialDstCheck(def,
-                                                             VIR_MIGRATE_LIVE |
-                                                             VIR_MIGRATE_CONFIDENTIAL),
-                           "Operation not supported: this host cannot receive a confidential migration of domain 'guest' yet: the target side of the flow is not implemented");
+    return testCheckResult(qemuMigrationConfidentialSrcCheckCookie(vm,
+                                                                   data->contract ? &conf : NULL,
+                                                                   data->flags),
+                           data->error);
 }
+
+
+static const struct testSrcCookieData srcCookieTests[] = {
+    { "plain", 0, 0, VIR_MIGRATE_LIVE, NULL },
+    { "confirmed", 1, 1, CONF_FLAGS, NULL },
+    { "not confirmed", 0, 0, CONF_FLAGS,
+      "operation failed: the target did not confirm the confidential migration of domain 'guest'" },
+    { "other contract", 2, 1, CONF_FLAGS,
+      "operation failed: the target prepared domain 'guest' with contract 2 and 1 mirror vCPUs, but the source has contract 1 and 1" },
+    { "other mirror vCPUs", 1, 3, CONF_FLAGS,
+      "operation failed: the target prepared domain 'guest' with contract 1 and 3 mirror vCPUs, but the source has contract 1 and 1" },
+};
+
+
+/* A test monitor for @vm that expects exactly @items, in order: pairs of
+ * command name and reply, NULL-terminated. Any other command, or a reply
+ * left unused, fails the test. */
+static qemuMonitorTest *
+testMonitorAttach(virDomainObj *vm,
+                  const char *const *items)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(qemuMonitorTest) test = NULL;
+    size_t i;
+
+    if (!(test = qemuMonitorTestNew(driver.xmlopt, vm, NULL, schema)))
+        return NULL;
+
+    for (i = 0; items[i]; i += 2) {
+        if (qemuMonitorTestAddItem(test, items[i], items[i + 1]) < 0)
+            return NULL;
+    }
+
+    priv->mon = qemuMonitorTestGetMonitor(test);
+    virObjectUnlock(priv->mon);
+    return g_steal_pointer(&test);
+}
+
+
+static void
+testMonitorDetach(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    virObjectLock(priv->mon);
+    priv->mon = NULL;
+}
+
+
+struct testFlowData {
+    const char *name;
+    const char *items[9];
+    const char *error;
+};
+
+
+/* the target's Prepare steps 4 to 7 against QEMU's replies */
+static int
+testDstRun(const void *opaque)
+{
+    const struct testFlowData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    qemuDomainObjPrivate *priv;
+    int reason;
+    int rc;
+
+    if (!vm)
+        return -1;
+    priv = vm->privateData;
+
+    if (!(test = testMonitorAttach(vm, data->items)))
+        return -1;
+
+    rc = qemuMigrationConfidentialDstRun(vm, "tcp:0.0.0.0:49152", VIR_ASYNC_JOB_NONE);
+    testMonitorDetach(vm);
+
+    if (testCheckResult(rc, data->error) < 0)
+        return -1;
+
+    /* the guest never looks as if it ran, whatever happened */
+    if (virDomainObjGetState(vm, &reason) != VIR_DOMAIN_PAUSED ||
+        reason != VIR_DOMAIN_PAUSED_MIGRATION || priv->mirrorHelperOnly) {
+        VIR_TEST_VERBOSE("state %d reason %d helperOnly %d",
+                         virDomainObjGetState(vm, NULL), reason,
+                         priv->mirrorHelperOnly);
+        return -1;
+    }
+    return 0;
+}
+
+
+/* the source's helper check, before the target is asked for anything */
+static int
+testSrcCheckHelper(const void *opaque)
+{
+    const struct testFlowData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    int rc;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMonitorAttach(vm, data->items)))
+        return -1;
+
+    rc = qemuMigrationConfidentialSrcCheckHelper(vm, VIR_ASYNC_JOB_NONE, CONF_FLAGS);
+    testMonitorDetach(vm);
+
+    return testCheckResult(rc, data->error);
+}
+
+
+#define HELPER "query-migration-helper"
+#define READY_KEY "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
+#define READY_NO_KEY "{\"return\": {\"status\": \"ready\"}}"
+#define OK "{\"return\": {}}"
+
+static const struct testFlowData dstRunTests[] = {
+    { "ready", { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
+      NULL },
+    { "cont fails", { "cont", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}", NULL },
+      "internal error: unable to execute QEMU command 'cont': no" },
+    { "helper failed", { "cont", OK, HELPER,
+                         "{\"return\": {\"status\": \"failed\", \"error\": \"no helper in firmware\"}}",
+                         NULL },
+      "operation failed: migration helper of domain 'guest' failed: no helper in firmware" },
+    { "no transport key", { "cont", OK, HELPER, READY_NO_KEY, NULL },
+      "Operation not supported: the migration helper of domain 'guest' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet" },
+    { "start-migrate-incoming fails",
+      { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"helper not ready\"}}", NULL },
+      "internal error: unable to execute QEMU command 'start-migrate-incoming': helper not ready" },
+};
+
+static const struct testFlowData srcHelperTests[] = {
+    { "ready", { HELPER, READY_KEY, NULL }, NULL },
+    { "booting", { HELPER, "{\"return\": {\"status\": \"booting\"}}", NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'booting')" },
+    { "failed", { HELPER, "{\"return\": {\"status\": \"failed\", \"error\": \"mailbox timeout\"}}", NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'failed': mailbox timeout)" },
+    { "no transport key", { HELPER, READY_NO_KEY, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected" },
+};
 
 
 static int
@@ -220,11 +454,6 @@ testCookie(const void *opaque G_GNUC_UNUSED)
     return 0;
 }
 
-
-#define SEV_REFUSED \
-    "Requested operation is not valid: domain 'guest' is an SEV guest: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential) and mirror vCPUs (<mirror/>)"
-#define CONFLICT(flag, why) \
-    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL cannot be combined with " flag ": " why
 
 static const struct testData tests[] = {
     /* without VIR_MIGRATE_CONFIDENTIAL */
@@ -296,11 +525,21 @@ static const struct testData tests[] = {
 static int
 mymain(void)
 {
+    g_autofree char *replies = NULL;
     int ret = 0;
     size_t i;
 
     if (qemuTestDriverInit(&driver) < 0)
         return EXIT_FAILURE;
+
+    replies = g_strdup_printf("%s/qemucapabilitiesdata/caps_10.0.0_x86_64+amdsev-mirror.replies",
+                              abs_srcdir);
+    if (!(schema = testQEMUSchemaLoad(replies))) {
+        qemuTestDriverFree(&driver);
+        return EXIT_FAILURE;
+    }
+
+    virEventRegisterDefaultImpl();
 
     for (i = 0; i < G_N_ELEMENTS(tests); i++) {
         g_autofree char *name = g_strdup_printf("source check: %s", tests[i].name);
@@ -318,12 +557,40 @@ mymain(void)
         }
     }
 
-    if (virTestRun("target check", testDstCheck, NULL) < 0)
-        ret = -1;
+    for (i = 0; i < G_N_ELEMENTS(dstTests); i++) {
+        g_autofree char *name = g_strdup_printf("target check: %s", dstTests[i].name);
+
+        if (virTestRun(name, testDstCheck, &dstTests[i]) < 0)
+            ret = -1;
+    }
+
+    for (i = 0; i < G_N_ELEMENTS(srcCookieTests); i++) {
+        g_autofree char *name = g_strdup_printf("source cookie check: %s",
+                                                srcCookieTests[i].name);
+
+        if (virTestRun(name, testSrcCheckCookie, &srcCookieTests[i]) < 0)
+            ret = -1;
+    }
+
+    for (i = 0; i < G_N_ELEMENTS(dstRunTests); i++) {
+        g_autofree char *name = g_strdup_printf("target flow: %s", dstRunTests[i].name);
+
+        if (virTestRun(name, testDstRun, &dstRunTests[i]) < 0)
+            ret = -1;
+    }
+
+    for (i = 0; i < G_N_ELEMENTS(srcHelperTests); i++) {
+        g_autofree char *name = g_strdup_printf("source helper check: %s",
+                                                srcHelperTests[i].name);
+
+        if (virTestRun(name, testSrcCheckHelper, &srcHelperTests[i]) < 0)
+            ret = -1;
+    }
 
     if (virTestRun("cookie element", testCookie, NULL) < 0)
         ret = -1;
 
+    g_clear_pointer(&schema, g_hash_table_unref);
     qemuTestDriverFree(&driver);
     return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -243,6 +243,7 @@ struct testWaitData {
     const char *replies[3];
     unsigned long long timeoutMs;
     bool active;
+    bool key; /* the transport key the ready helper must be found with */
     const char *error; /* NULL: the helper must be found ready */
 };
 
@@ -254,6 +255,7 @@ testMirrorWaitForHelper(const void *opaque)
     g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
     g_autoptr(qemuMonitorTest) test = NULL;
     size_t nreplies = 0;
+    bool key = !data->key;
     int rc;
 
     if (!vm)
@@ -270,10 +272,17 @@ testMirrorWaitForHelper(const void *opaque)
     if (!data->active)
         vm->def->id = -1;
 
-    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, data->timeoutMs);
+    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, data->timeoutMs, &key);
     testMirrorMonitorDetach(vm);
 
-    return testMirrorCheckResult(rc, data->error);
+    if (testMirrorCheckResult(rc, data->error) < 0)
+        return -1;
+
+    if (rc == 0 && key != data->key) {
+        VIR_TEST_VERBOSE("transport key reported as %d, expected %d", key, data->key);
+        return -1;
+    }
+    return 0;
 }
 
 
@@ -357,24 +366,26 @@ mymain(void)
 
 #define BOOTING "{\"return\": {\"status\": \"booting\"}}"
 #define READY "{\"return\": {\"status\": \"ready\"}}"
-#define DO_TEST_WAIT(name, timeout, active, error, ...) \
+#define READY_KEY "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
+#define DO_TEST_WAIT(name, timeout, active, key, error, ...) \
     do { \
-        const struct testWaitData data = { { __VA_ARGS__ }, timeout, active, error }; \
+        const struct testWaitData data = { { __VA_ARGS__ }, timeout, active, key, error }; \
         if (virTestRun("wait for helper: " name, testMirrorWaitForHelper, &data) < 0) \
             ret = -1; \
     } while (0)
 
-    DO_TEST_WAIT("ready", 5000, true, NULL, READY);
+    DO_TEST_WAIT("ready", 5000, true, false, NULL, READY);
+    DO_TEST_WAIT("ready with a key", 5000, true, true, NULL, READY_KEY);
     /* no event arrives in this test: the poll finds the helper ready */
-    DO_TEST_WAIT("ready after a poll", 5000, true, NULL, BOOTING, BOOTING, READY);
-    DO_TEST_WAIT("failed", 5000, true,
+    DO_TEST_WAIT("ready after a poll", 5000, true, true, NULL, BOOTING, BOOTING, READY_KEY);
+    DO_TEST_WAIT("failed", 5000, true, false,
                  "operation failed: migration helper of domain 'guest' failed: no helper in firmware",
                  "{\"return\": {\"status\": \"failed\", \"error\": \"no helper in firmware\"}}");
     /* asked at the start and once more at the deadline */
-    DO_TEST_WAIT("timeout", 200, true,
+    DO_TEST_WAIT("timeout", 200, true, false,
                  "Timed out during operation: migration helper of domain 'guest' is not ready after 200 ms (status 'booting')",
                  BOOTING, BOOTING);
-    DO_TEST_WAIT("QEMU gone", 5000, false,
+    DO_TEST_WAIT("QEMU gone", 5000, false, false,
                  "operation failed: QEMU of domain 'guest' went away while waiting for its migration helper",
                  NULL);
 

@@ -16,7 +16,7 @@
 # This project's proposal (the RFCs leave these open):
 #   - query-mirror-vcpus -> [{"cpu-index": int, "thread-id": int}]
 #   - query-migration-helper -> {"status": MigrationHelperStatus,
-#                                "*error": str}
+#                                "*transport-key": bool, "*error": str}
 #   - event MIGRATION_HELPER {"status": MigrationHelperStatus, "*error": str}
 #   - enum MigrationHelperStatus: inactive, booting, ready, failed
 #
@@ -107,6 +107,8 @@ def main():
          "values": ["inactive", "booting", "ready", "failed"]},
         {"name": T_HELPER_INFO,
          "members": [{"name": "status", "type": T_HELPER_STATUS},
+                     {"name": "transport-key", "default": None,
+                      "type": "bool"},
                      {"name": "error", "default": None, "type": "str"}],
          "meta-type": "object"},
     ])

@@ -1,10 +1,11 @@
 /*
  * qemu_migration_confidential.c: confidential migration of SEV guests
  *
- * The QEMU interface is described in docs/kbase/confidential-migration.rst.
- * This file holds the checks libvirt makes before any such migration, and
- * the rule that a running SEV guest is never migrated without it: QEMU's
- * own migration blocker for SEV is not the only guard.
+ * The QEMU interface and the flow are described in
+ * docs/kbase/confidential-migration.rst. This file holds the checks libvirt
+ * makes on both hosts before any such migration, the rule that a running
+ * SEV guest is never migrated without it (QEMU's own migration blocker for
+ * SEV is not the only guard), and the target's Prepare steps.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -15,8 +16,11 @@
 #include "qemu_domain.h"
 #include "qemu_mirror.h"
 #include "virerror.h"
+#include "virlog.h"
 
 #define VIR_FROM_THIS VIR_FROM_QEMU
+
+VIR_LOG_INIT("qemu.qemu_migration_confidential");
 
 /* What VIR_MIGRATE_CONFIDENTIAL cannot be combined with, and why. */
 static const struct {
@@ -46,6 +50,37 @@ static const struct {
 
 
 /**
+ * qemuMigrationConfidentialCheckFlags:
+ * @flags: virDomainMigrateFlags
+ *
+ * With VIR_MIGRATE_CONFIDENTIAL, refuse the flags it cannot be combined
+ * with. Both the source and the target check.
+ *
+ * Returns 0 if the flags may go together, -1 with an error reported.
+ */
+int
+qemuMigrationConfidentialCheckFlags(unsigned int flags)
+{
+    size_t i;
+
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
+        return 0;
+
+    for (i = 0; i < G_N_ELEMENTS(qemuMigrationConfidentialConflicts); i++) {
+        if (flags & qemuMigrationConfidentialConflicts[i].flag) {
+            virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED,
+                           _("VIR_MIGRATE_CONFIDENTIAL cannot be combined with %1$s: %2$s"),
+                           qemuMigrationConfidentialConflicts[i].name,
+                           _(qemuMigrationConfidentialConflicts[i].reason));
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/**
  * qemuMigrationConfidentialSrcCheck:
  * @vm: the domain to migrate
  * @flags: virDomainMigrateFlags
@@ -65,7 +100,6 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
     const virDomainDef *def = vm->def;
     virDomainLaunchSecurity sectype = def->sec ? def->sec->sectype :
                                                  VIR_DOMAIN_LAUNCH_SECURITY_NONE;
-    size_t i;
 
     if (!(flags & VIR_MIGRATE_CONFIDENTIAL)) {
         if (flags & VIR_MIGRATE_OFFLINE)
@@ -88,15 +122,8 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
         return 0;
     }
 
-    for (i = 0; i < G_N_ELEMENTS(qemuMigrationConfidentialConflicts); i++) {
-        if (flags & qemuMigrationConfidentialConflicts[i].flag) {
-            virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED,
-                           _("VIR_MIGRATE_CONFIDENTIAL cannot be combined with %1$s: %2$s"),
-                           qemuMigrationConfidentialConflicts[i].name,
-                           _(qemuMigrationConfidentialConflicts[i].reason));
-            return -1;
-        }
-    }
+    if (qemuMigrationConfidentialCheckFlags(flags) < 0)
+        return -1;
 
     if (!virDomainObjIsActive(vm)) {
         virReportError(VIR_ERR_OPERATION_INVALID,
@@ -130,26 +157,271 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
 }
 
 
+/* Refuse unless the helper on this host is ready and holds a transport
+ * key: without one, nothing may leave or enter the guest. */
+static int
+qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
+                                     qemuMonitorMigrationHelperStatus status,
+                                     bool transportKey,
+                                     const char *error)
+{
+    if (status != QEMU_MONITOR_MIGRATION_HELPER_READY) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the migration helper of domain '%1$s' is not ready (status '%2$s'%3$s%4$s)"),
+                       vm->def->name,
+                       qemuMonitorMigrationHelperStatusTypeToString(status),
+                       error ? ": " : "", NULLSTR_EMPTY(error));
+        return -1;
+    }
+
+    if (!transportKey) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the migration helper of domain '%1$s' holds no transport key: guest pages would leave the guest unprotected"),
+                       vm->def->name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /**
- * qemuMigrationConfidentialDstCheck:
+ * qemuMigrationConfidentialSrcCheckHelper:
+ * @vm: the domain to migrate (locked, in @asyncJob)
+ * @asyncJob: the migration job
+ * @flags: virDomainMigrateFlags
  *
- * Prepare phase on the target. Receiving a confidential migration needs the
- * target flow (start without -incoming, wait for the migration helper,
- * provision the transport key, start-migrate-incoming) that this libvirt
- * does not have yet: refuse before anything is started, so that the source
- * guest keeps running untouched and nothing is left on this host.
+ * Source, before the target is asked to prepare anything: the migration
+ * helper of @vm must be ready and hold a transport key.
+ *
+ * Returns 0 if the migration may go on, -1 with an error reported.
  */
 int
-qemuMigrationConfidentialDstCheck(const virDomainDef *def,
-                                  unsigned int flags)
+qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
+                                        virDomainAsyncJob asyncJob,
+                                        unsigned int flags)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    qemuMonitorMigrationHelperStatus status;
+    g_autofree char *error = NULL;
+    bool transportKey = false;
+    int rc;
+
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
+        return 0;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorGetMigrationHelper(priv->mon, &status, &transportKey, &error);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        return -1;
+
+    return qemuMigrationConfidentialCheckHelper(vm, status, transportKey, error);
+}
+
+
+/**
+ * qemuMigrationConfidentialSrcCheckCookie:
+ * @vm: the domain being migrated
+ * @conf: <confidential/> from the target's Prepare cookie, or NULL
+ * @flags: virDomainMigrateFlags
+ *
+ * Source, Perform phase, before 'migrate': the target must have confirmed
+ * that it prepared a confidential migration with the same contract and
+ * mirror vCPUs.
+ */
+int
+qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
+                                        const qemuMigrationCookieConfidential *conf,
+                                        unsigned int flags)
 {
     if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
         return 0;
 
+    if (!conf) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the target did not confirm the confidential migration of domain '%1$s'"),
+                       vm->def->name);
+        return -1;
+    }
+
+    if (conf->contract != QEMU_MIGRATION_CONFIDENTIAL_CONTRACT ||
+        !vm->def->mirror || conf->mirrorVcpus != vm->def->mirror->vcpus) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the target prepared domain '%1$s' with contract %2$u and %3$u mirror vCPUs, but the source has contract %4$u and %5$u"),
+                       vm->def->name, conf->contract, conf->mirrorVcpus,
+                       QEMU_MIGRATION_CONFIDENTIAL_CONTRACT,
+                       vm->def->mirror ? vm->def->mirror->vcpus : 0);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialDstCheck:
+ * @def: the incoming definition
+ * @conf: <confidential/> from the source's Begin cookie, or NULL
+ * @qemuCaps: capabilities of the QEMU binary that would run the guest here
+ * @flags: virDomainMigrateFlags
+ *
+ * Target, Prepare phase, step 1: before anything is started, the source's
+ * cookie and this host must agree on the contract and the mirror vCPUs, and
+ * the QEMU binary must have the whole interface.
+ *
+ * Returns 0 if the migration may go on, -1 with an error reported.
+ */
+int
+qemuMigrationConfidentialDstCheck(const virDomainDef *def,
+                                  const qemuMigrationCookieConfidential *conf,
+                                  virQEMUCaps *qemuCaps,
+                                  unsigned int flags)
+{
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL)) {
+        if (conf) {
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("the migration cookie of domain '%1$s' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set"),
+                           def->name);
+            return -1;
+        }
+        return 0;
+    }
+
+    if (qemuMigrationConfidentialCheckFlags(flags) < 0)
+        return -1;
+
+    if (!conf) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the source sent no confidential migration data (<confidential/> in the migration cookie) for domain '%1$s'"),
+                       def->name);
+        return -1;
+    }
+
+    if (conf->contract != QEMU_MIGRATION_CONFIDENTIAL_CONTRACT) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("the source relies on version %1$u of the confidential migration contract, this host implements version %2$u"),
+                       conf->contract, QEMU_MIGRATION_CONFIDENTIAL_CONTRACT);
+        return -1;
+    }
+
+    if (!def->sec || def->sec->sectype != VIR_DOMAIN_LAUNCH_SECURITY_SEV) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the incoming definition of domain '%1$s' is not an SEV guest"),
+                       def->name);
+        return -1;
+    }
+
+    if (!def->mirror || def->mirror->vcpus != conf->mirrorVcpus) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the source runs domain '%1$s' with %2$u mirror vCPUs, but the incoming definition has %3$u"),
+                       def->name, conf->mirrorVcpus,
+                       def->mirror ? def->mirror->vcpus : 0);
+        return -1;
+    }
+
+    if (!qemuCaps || !qemuMirrorSupported(qemuCaps)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("the QEMU binary '%1$s' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)"),
+                       NULLSTR(def->emulator));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialDstProvisionKey:
+ * @vm: the incoming domain; its migration helper is ready
+ * @transportKey: whether the helper reported a transport key
+ *
+ * Target, Prepare phase, step 6: transport-key provisioning. This is where
+ * the target's launch measurement will go to the guest owner, and the
+ * launch secret carrying the transport key will come back and be injected
+ * (attestation of the target, not part of this series yet). Until then
+ * this step only insists that the helper holds a key: a confidential
+ * migration never goes on without one.
+ */
+static int
+qemuMigrationConfidentialDstProvisionKey(virDomainObj *vm,
+                                         bool transportKey)
+{
+    if (transportKey)
+        return 0;
+
     virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                   _("this host cannot receive a confidential migration of domain '%1$s' yet: the target side of the flow is not implemented"),
-                   def ? def->name : "");
+                   _("the migration helper of domain '%1$s' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet"),
+                   vm->def->name);
     return -1;
+}
+
+
+/**
+ * qemuMigrationConfidentialDstRun:
+ * @vm: the incoming domain: QEMU runs with the migration-target command
+ *      line, without -incoming, its vCPUs stopped
+ * @uri: where to listen, as for migrate-incoming
+ * @asyncJob: the incoming migration job
+ *
+ * Target, Prepare phase, steps 4 to 7 of the flow in
+ * docs/kbase/confidential-migration.rst: let the migration helper boot,
+ * wait until it is ready, provision the transport key, and listen with
+ * start-migrate-incoming. The domain stays paused for migration all along:
+ * the guest's OS does not run.
+ *
+ * On failure the caller stops QEMU, as for any failed Prepare.
+ */
+int
+qemuMigrationConfidentialDstRun(virDomainObj *vm,
+                                const char *uri,
+                                virDomainAsyncJob asyncJob)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(priv->driver);
+    bool transportKey = false;
+    int ret = -1;
+    int rc;
+
+    VIR_DEBUG("confidential incoming migration of %s on %s", vm->def->name, uri);
+
+    virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION);
+
+    /* step 4: the RESUME event of this 'cont' is not the guest resuming */
+    priv->mirrorHelperOnly = true;
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        goto cleanup;
+    rc = qemuMonitorStartCPUs(priv->mon);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        goto cleanup;
+
+    /* step 5 */
+    if (qemuMirrorWaitForHelper(vm, asyncJob,
+                                cfg->mirrorHelperTimeout * 1000ULL,
+                                &transportKey) < 0)
+        goto cleanup;
+
+    /* step 6 */
+    if (qemuMigrationConfidentialDstProvisionKey(vm, transportKey) < 0)
+        goto cleanup;
+
+    /* step 7 */
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        goto cleanup;
+    rc = qemuMonitorSetDBusVMStateIdList(priv->mon, priv->dbusVMStateIds);
+    if (rc == 0)
+        rc = qemuMonitorStartMigrateIncoming(priv->mon, uri);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        goto cleanup;
+
+    ret = 0;
+
+ cleanup:
+    priv->mirrorHelperOnly = false;
+    return ret;
 }
 
 

@@ -7,7 +7,9 @@
 #pragma once
 
 #include "domain_conf.h"
+#include "qemu_capabilities.h"
 #include "virbuffer.h"
+#include "virdomainjob.h"
 #include "virxml.h"
 
 /* version of the QEMU interface in docs/kbase/confidential-migration.rst */
@@ -32,9 +34,29 @@ qemuMigrationCookieConfidential *
 qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt);
 
 int
+qemuMigrationConfidentialCheckFlags(unsigned int flags);
+
+int
 qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
                                   unsigned int flags);
 
 int
+qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
+                                        virDomainAsyncJob asyncJob,
+                                        unsigned int flags);
+
+int
+qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
+                                        const qemuMigrationCookieConfidential *conf,
+                                        unsigned int flags);
+
+int
 qemuMigrationConfidentialDstCheck(const virDomainDef *def,
+                                  const qemuMigrationCookieConfidential *conf,
+                                  virQEMUCaps *qemuCaps,
                                   unsigned int flags);
+
+int
+qemuMigrationConfidentialDstRun(virDomainObj *vm,
+                                const char *uri,
+                                virDomainAsyncJob asyncJob);

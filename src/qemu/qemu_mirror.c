@@ -325,6 +325,7 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
  * @vm: domain whose QEMU runs the migration helper (locked, in a job)
  * @asyncJob: the job
  * @timeoutMs: how long the helper may take to become ready
+ * @transportKey: set to whether the ready helper holds a transport key
  *
  * Waits until query-migration-helper reports 'ready'. The status is asked
  * for again on every MIGRATION_HELPER event and at least every
@@ -334,7 +335,8 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
 int
 qemuMirrorWaitForHelper(virDomainObj *vm,
                         virDomainAsyncJob asyncJob,
-                        unsigned long long timeoutMs)
+                        unsigned long long timeoutMs,
+                        bool *transportKey)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
     unsigned long long now;
@@ -358,7 +360,8 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
 
         if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
             return -1;
-        rc = qemuMonitorGetMigrationHelper(priv->mon, &status, &error);
+        rc = qemuMonitorGetMigrationHelper(priv->mon, &status, transportKey,
+                                           &error);
         qemuDomainObjExitMonitor(vm);
         if (rc < 0)
             return -1;

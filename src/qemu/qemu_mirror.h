@@ -49,4 +49,5 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon,
 int
 qemuMirrorWaitForHelper(virDomainObj *vm,
                         virDomainAsyncJob asyncJob,
-                        unsigned long long timeoutMs);
+                        unsigned long long timeoutMs,
+                        bool *transportKey);
