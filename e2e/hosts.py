@@ -13,7 +13,12 @@
 #              cgroup_controllers [] and namespaces []: no SELinux/AppArmor,
 #              no cgroup delegation in this sandbox;
 #              stdio_handler file: no virtlogd needed;
-#              migration_host: the host's own address on the veth link.
+#              migration_host: the host's own address on the veth link;
+#              mirror_helper_timeout 5 (default 60): the "helper never
+#              ready" test waits this long.
+#   qemu-mirror-standin.conf  the QEMU stand-in's settings on this host
+#              (e2e/standin): how long the simulated migration helper
+#              boots and how it ends; rewritten by tests between runs.
 #   libvirt.conf remote_mode legacy: clients use the monolithic libvirtd;
 #   libvirtd   auth_tls none (the TLS client certificate is the credential),
 #              a host_uuid of its own (both run on one machine, and libvirt
@@ -34,6 +39,8 @@ BUILD = os.environ.get("MIRROR_BUILD_DIR", os.path.join(TOP, "build"))
 LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
 
 HOSTS = {"a": "10.250.0.1", "b": "10.250.0.2"}
+HELPER_TIMEOUT = 5
+STANDIN = os.path.join(BUILD, "qemu-mirror-standin")
 PREFIX_LEN = 24
 
 # paths of the built libvirtd (configmake.h of the build), bound per host
@@ -105,8 +112,12 @@ class Host:
             f.write('listen_tls = 1\nlisten_tcp = 0\nlisten_addr = "%s"\n'
                     'auth_tls = "none"\nauth_unix_rw = "none"\n'
                     'host_uuid = "%s"\n'
-                    'log_outputs = "3:file:/var/local/log/libvirt/libvirtd.log"\n'
-                    % (self.addr, uuid.uuid4()))
+                    'log_outputs = "%d:file:/var/local/log/libvirt/libvirtd.log"\n'
+                    'log_filters = "%s"\n'
+                    % (self.addr, uuid.uuid4(),
+                       # E2E_DEBUG=1: the QEMU driver's debug messages too
+                       1 if os.environ.get("E2E_DEBUG") else 3,
+                       "1:qemu 3:*" if os.environ.get("E2E_DEBUG") else ""))
         # clients (virsh, and libvirtd's own peer-to-peer connections) talk
         # to the monolithic libvirtd, not to modular daemons
         with open(os.path.join(etc, "libvirt.conf"), "w") as f:
@@ -116,8 +127,43 @@ class Host:
                     'remember_owner = 0\nsecurity_driver = "none"\n'
                     'cgroup_controllers = [ ]\nnamespaces = [ ]\n'
                     'stdio_handler = "file"\nmigration_host = "%s"\n'
-                    % self.addr)
+                    'mirror_helper_timeout = %d\n'
+                    % (self.addr, HELPER_TIMEOUT))
+        self.standin_config()
         self.lab.make_certs(self)
+
+    def standin_config(self, helper="ready", boot_ms=200, transport_key=True):
+        """Settings of the QEMU stand-in for the QEMU processes this host
+        starts from now on."""
+        path = os.path.join(self.bound("/usr/local/etc/libvirt"),
+                            "qemu-mirror-standin.conf")
+        with open(path, "w") as f:
+            f.write("[standin]\nhelper=%s\nhelper-boot-ms=%d\n"
+                    "transport-key=%s\n"
+                    % (helper, boot_ms, "true" if transport_key else "false"))
+
+    def emulator_pids(self):
+        """PIDs of the QEMU processes (real or stand-in) of this host's
+        domains: those in its network namespace, started with -name (which
+        leaves out libvirt's short-lived capability probes)."""
+        mine = os.stat("/proc/%d/ns/net" % self.daemon_pid()).st_ino
+        pids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    comm = f.read().strip()
+                if not comm.startswith(("qemu-system", "qemu-mirror")):
+                    continue
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if b"\0-name\0" not in f.read():
+                        continue
+                if os.stat("/proc/%s/ns/net" % pid).st_ino == mine:
+                    pids.append(int(pid))
+            except OSError:
+                pass
+        return pids
 
     def start(self, timeout=60):
         mounts = " && ".join("mount --bind %s %s" % (self.bound(d), d)

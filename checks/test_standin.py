@@ -1,0 +1,788 @@
+#!/usr/bin/python3
+#
+# Tests of the QEMU stand-in (e2e/standin/qemu-mirror-standin.c), run
+# directly, without libvirt: its command-line rewriting, the QMP interface of
+# docs/kbase/confidential-migration.rst that it simulates on top of Debian's
+# real QEMU, its process handling (libvirt's probing with -daemonize, an
+# inherited listening monitor socket, inherited fds, signals), and a
+# migration between two stand-ins (source, and target started with
+# PcdSevIsMigrationTarget) of the e2e test guest, whose memory pattern is
+# checked on the target with e2e/guestcheck.py.
+#
+# Each stand-in gets its own configuration file through
+# $QEMU_MIRROR_STANDIN_CONF. Every wait is bounded, and every process is
+# killed at the end of its test, also on failure.
+#
+# Usage: test_standin.py BUILD_ROOT [unittest arguments]
+
+import base64
+import ctypes
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "e2e"))
+import guestcheck  # noqa: E402
+
+STANDIN = None
+GUEST = None
+
+READY = {"status": "ready", "transport-key": True}
+BLOCKER = "SEV: Migration is not implemented"
+HELPER_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationHelper,string=0"
+TARGET_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationTarget,string=1"
+NEW_SCHEMA_NAMES = {"start-migrate-incoming", "query-mirror-vcpus",
+                    "query-migration-helper", "MIGRATION_HELPER"}
+
+
+class QMPError(Exception):
+    pass
+
+
+class QMP:
+    """A QMP client that keeps the events it reads, with a bounded timeout
+    on every read."""
+
+    def __init__(self, path=None, sock=None, timeout=10, negotiate=True):
+        self.timeout = timeout
+        self.buf = b""
+        self.events = []
+        if sock is None:
+            deadline = time.monotonic() + timeout
+            while True:
+                sock = socket.socket(socket.AF_UNIX)
+                try:
+                    sock.connect(path)
+                    break
+                except OSError:
+                    sock.close()
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        self.sock = sock
+        self.greeting = self._read_msg(time.monotonic() + timeout)
+        if "QMP" not in self.greeting:
+            raise QMPError("no greeting: %s" % self.greeting)
+        if negotiate:
+            self.cmd("qmp_capabilities")
+
+    def close(self):
+        self.sock.close()
+
+    def _read_msg(self, deadline):
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no QMP message in time")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError("no QMP message in time") from None
+            if not data:
+                raise ConnectionError("QMP connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, name, fds=(), **args):
+        """The whole reply to @name, sent with @fds (SCM_RIGHTS)."""
+        msg = {"execute": name, "id": "test-%s" % name}
+        if args:
+            msg["arguments"] = args
+        data = json.dumps(msg).encode() + b"\r\n"
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.sendall(data)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._read_msg(deadline)
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            if reply.get("id") != msg["id"]:
+                raise QMPError("reply with id %r to %s" % (reply.get("id"), name))
+            return reply
+
+    def cmd(self, name, fds=(), **args):
+        reply = self.execute(name, fds, **args)
+        if "error" in reply:
+            raise QMPError("%s: %s" % (name, reply["error"]["desc"]))
+        return reply["return"]
+
+    def error(self, name, fds=(), **args):
+        """The description of the error @name must fail with."""
+        reply = self.execute(name, fds, **args)
+        if "error" not in reply:
+            raise AssertionError("%s did not fail: %s" % (name, reply))
+        return reply["error"]["desc"]
+
+    def wait_event(self, name, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev["event"] == name:
+                    return self.events.pop(i)
+            msg = self._read_msg(deadline)
+            if "event" not in msg:
+                raise QMPError("unexpected message %s" % msg)
+            self.events.append(msg)
+
+    def events_within(self, name, wait):
+        """The events @name that arrive within @wait seconds."""
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                msg = self._read_msg(deadline)
+                if "event" not in msg:
+                    raise QMPError("unexpected message %s" % msg)
+                self.events.append(msg)
+        except TimeoutError:
+            pass
+        found = [ev for ev in self.events if ev["event"] == name]
+        self.events = [ev for ev in self.events if ev["event"] != name]
+        return found
+
+    def read_word(self, addr, workdir):
+        path = os.path.join(workdir, "word")
+        self.cmd("pmemsave", val=addr, size=4, filename=path)
+        with open(path, "rb") as f:
+            return int.from_bytes(f.read(), "little")
+
+    def wait_guest_ready(self, workdir, timeout=20):
+        deadline = time.monotonic() + timeout
+        while self.read_word(guestcheck.READY_ADDR, workdir) != guestcheck.READY_MAGIC:
+            if time.monotonic() > deadline:
+                raise TimeoutError("guest not ready after %d s" % timeout)
+            time.sleep(0.1)
+
+
+# pids that subprocess waits for; the others (a daemon, a QEMU whose
+# stand-in was killed) become children of this process, a subreaper, when
+# their parent goes, and are reaped here
+POPEN_PIDS = set()
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def alive(pid):
+    """Whether @pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] != "Z":
+        return True
+    if pid not in POPEN_PIDS:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return False
+
+
+def children(pid):
+    pids = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return pids
+    for tid in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def wait_gone(pids, timeout=10):
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def kill_all(pids):
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fd_targets(pid):
+    """What the fds of @pid point to (readlink of /proc/PID/fd/*)."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.add(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass
+    return out
+
+
+def sev_argv(monitor, smp="2,sockets=2,cores=1,threads=1,mirrorvcpus=1",
+             target=False, policy=3):
+    """A command line modeled on what libvirt gives an SEV guest with
+    <mirror vcpus='1'/> (tests/qemuxmlconfdata/launch-security-sev-mirror*),
+    booting the e2e test guest with -kernel."""
+    sev = {"qom-type": "sev-guest", "id": "lsec0", "cbitpos": 47,
+           "reduced-phys-bits": 1, "policy": policy}
+    args = ["-name", "guest=standin-test,debug-threads=on",
+            "-S",
+            "-machine", "pc,usb=off,dump-guest-core=off,"
+                        "confidential-guest-support=lsec0,acpi=off",
+            "-accel", "tcg",
+            "-cpu", "qemu64",
+            "-bios", "/nonexistent/OVMF.amdsev.fd",
+            "-m", "64",
+            "-overcommit", "mem-lock=off",
+            "-smp", smp,
+            "-display", "none",
+            "-no-user-config",
+            "-nodefaults"]
+    args += monitor
+    args += ["-rtc", "base=utc",
+             "-no-shutdown",
+             "-boot", "strict=on",
+             "-kernel", GUEST,
+             "-object", json.dumps(sev, separators=(",", ":")),
+             "-fw_cfg", HELPER_FW_CFG]
+    if target:
+        args += ["-fw_cfg", TARGET_FW_CFG]
+    args += ["-msg", "timestamp=on"]
+    return args
+
+
+class StandinTest(unittest.TestCase):
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="lvm-standin-")
+        self.addCleanup(shutil.rmtree, self.workdir, True)
+        self.pids = []
+        self.addCleanup(self._kill_everything)
+
+    def _kill_everything(self):
+        """The last cleanup: whatever is left of this test's processes,
+        including those adopted by this process (a subreaper)."""
+        pids = set(self.pids)
+        for pid in list(pids):
+            pids.update(children(pid))
+        pids.update(p for p in children(os.getpid()) if p not in POPEN_PIDS)
+        # SIGTERM first, so that stand-ins remove their temporary
+        # directories, then SIGKILL for whatever is left
+        for pid in pids:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        if not wait_gone(pids, 5):
+            kill_all(pids)
+            wait_gone(pids, 5)
+
+    def conf(self, helper="ready", boot_ms=200, transport_key=True):
+        path = os.path.join(self.workdir, "standin-%s-%d-%s.conf"
+                            % (helper, boot_ms, transport_key))
+        with open(path, "w") as f:
+            f.write("[standin]\nqemu=/usr/bin/qemu-system-x86_64\n"
+                    "helper-boot-ms=%d\nhelper=%s\ntransport-key=%s\n"
+                    % (boot_ms, helper, "true" if transport_key else "false"))
+        return path
+
+    def env(self, conf):
+        env = dict(os.environ)
+        env["QEMU_MIRROR_STANDIN_CONF"] = conf
+        return env
+
+    def start(self, name, args, conf=None, pass_fds=()):
+        """Start a stand-in that logs to WORKDIR/NAME.log."""
+        log = open(os.path.join(self.workdir, name + ".log"), "wb")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([STANDIN] + args, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, pass_fds=pass_fds,
+                                env=self.env(conf or self.conf()))
+        self.pids.append(proc.pid)
+        POPEN_PIDS.add(proc.pid)
+        self.addCleanup(self._stop, proc, name)
+        return proc
+
+    def _stop(self, proc, name):
+        """Stop a stand-in as libvirt does: SIGTERM, SIGKILL if it stays."""
+        self.pids += children(proc.pid)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        # the stand-in's private directory, if it was killed before it
+        # could remove it
+        for arg in self.exec_argv(name, required=False):
+            m = re.search(r"(/[^,]*/qemu-mirror-standin-[^/,]+)/qmp\.sock", arg)
+            if m:
+                shutil.rmtree(m.group(1), True)
+
+    def log(self, name):
+        with open(os.path.join(self.workdir, name + ".log")) as f:
+            return f.read()
+
+    def exec_argv(self, name, required=True):
+        for line in self.log(name).splitlines():
+            if line.startswith("qemu-mirror-standin: exec: "):
+                return shlex.split(line[len("qemu-mirror-standin: exec: "):])
+        if required:
+            self.fail("no exec line in the log of %s" % name)
+        return []
+
+    def qemu_of(self, proc):
+        """The real QEMU, child of the stand-in."""
+        kids = children(proc.pid)
+        self.assertEqual(len(kids), 1, "children of the stand-in: %s" % kids)
+        with open("/proc/%d/cmdline" % kids[0], "rb") as f:
+            self.assertIn(b"qemu-system-x86_64", f.read().split(b"\0")[0])
+        self.pids += kids
+        return kids[0]
+
+    def listening_socket(self, name):
+        """A listening unix socket, as libvirt passes the monitor."""
+        path = os.path.join(self.workdir, name + ".sock")
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+        sock.listen(1)
+        return sock, path
+
+    def start_fd_monitor(self, name, args_of_monitor, conf=None, extra_fds=()):
+        """Start a stand-in with an inherited listening monitor socket; the
+        stand-in's QMP client and the socket's inode."""
+        lsock, path = self.listening_socket(name)
+        fd = lsock.fileno()
+        monitor = ["-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % fd,
+                   "-mon", "chardev=charmonitor,id=monitor,mode=control"]
+        proc = self.start(name, args_of_monitor(monitor), conf=conf,
+                          pass_fds=(fd,) + tuple(extra_fds))
+        inode = os.fstat(fd).st_ino
+        lsock.close()  # libvirt keeps no copy either
+        qmp = QMP(path)
+        self.addCleanup(qmp.close)
+        return proc, qmp, inode
+
+    def start_chardev_monitor(self, name, args_of_monitor, conf=None):
+        path = os.path.join(self.workdir, name + ".qmp")
+        proc = self.start(name, args_of_monitor(
+            ["-chardev", "socket,id=charmonitor,path=%s,server=on,wait=off" % path,
+             "-mon", "chardev=charmonitor,id=monitor,mode=control"]), conf=conf)
+        qmp = QMP(path)
+        self.addCleanup(qmp.close)
+        return proc, qmp
+
+    def start_qmp_monitor(self, name, args_of_monitor, conf=None):
+        path = os.path.join(self.workdir, name + ".qmp")
+        proc = self.start(name, args_of_monitor(
+            ["-qmp", "unix:%s,server=on,wait=off" % path]), conf=conf)
+        qmp = QMP(path)
+        self.addCleanup(qmp.close)
+        return proc, qmp
+
+    # ------------------------------------------------------------------
+
+    def test_1_probing(self):
+        """libvirt's capability probing: -daemonize, -pidfile, -qmp."""
+        sock = os.path.join(self.workdir, "qmp.monitor")
+        pidfile = os.path.join(self.workdir, "qmp.pid")
+        argv = [STANDIN, "-S", "-no-user-config", "-nodefaults", "-nographic",
+                "-machine", "none,accel=kvm:tcg",
+                "-qmp", "unix:%s,server=on,wait=off" % sock,
+                "-pidfile", pidfile, "-daemonize"]
+        start = time.monotonic()
+        # like virCommandRun with an error buffer: stderr is read to EOF, so
+        # this hangs if a daemon keeps it open
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=self.env(self.conf()), timeout=20)
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        self.assertEqual(res.stderr, b"")
+        self.assertLess(time.monotonic() - start, 10)
+
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        self.pids.append(pid)
+        self.assertTrue(alive(pid))
+        qemu = children(pid)
+        self.assertEqual(len(qemu), 1, "children of the daemon: %s" % qemu)
+        self.pids += qemu
+        with open("/proc/%d/cmdline" % qemu[0], "rb") as f:
+            qemu_argv = f.read().split(b"\0")
+        self.assertIn(b"qemu-system-x86_64", qemu_argv[0])
+        self.assertNotIn(b"-daemonize", qemu_argv)
+        self.assertNotIn(b"-pidfile", qemu_argv)
+
+        qmp = QMP(sock)
+        self.addCleanup(qmp.close)
+        names = {e["name"] for e in qmp.cmd("query-qmp-schema")}
+        self.assertLessEqual(NEW_SCHEMA_NAMES, names)
+
+        for args in ({}, {"option": "smp-opts"}):
+            opts = qmp.cmd("query-command-line-options", **args)
+            smp = [o for o in opts if o["option"] == "smp-opts"]
+            self.assertEqual(len(smp), 1)
+            self.assertIn({"name": "mirrorvcpus", "type": "number"},
+                          smp[0]["parameters"])
+        opts = qmp.cmd("query-command-line-options", option="machine")
+        self.assertEqual([o["option"] for o in opts], ["machine"])
+
+        caps = qmp.cmd("query-sev-capabilities")
+        self.assertEqual(caps["cbitpos"], 47)
+        self.assertEqual(caps["reduced-phys-bits"], 1)
+        for key in ("pdh", "cert-chain", "cpu0-id"):
+            self.assertTrue(base64.b64decode(caps[key]))
+        self.assertEqual(qmp.cmd("query-mirror-vcpus"), [])
+
+        # libvirt kills the pid in the pidfile
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(wait_gone([pid] + qemu), "stand-in or QEMU survived SIGTERM")
+        self.assertFalse(os.path.exists(pidfile))
+
+    def test_1_probing_failure(self):
+        """A QEMU that cannot start: the first process says why, exits 1."""
+        sock = os.path.join(self.workdir, "qmp.monitor")
+        pidfile = os.path.join(self.workdir, "qmp.pid")
+        res = subprocess.run([STANDIN, "-S", "-nodefaults", "-machine", "no-such-machine",
+                              "-qmp", "unix:%s,server=on,wait=off" % sock,
+                              "-pidfile", pidfile, "-daemonize"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=self.env(self.conf()),
+                             timeout=20)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"no-such-machine", res.stderr)
+        self.assertIn(b"before its monitor was up", res.stderr)
+
+    def test_2_sev_source(self):
+        """An SEV guest with a mirror vCPU, monitor on an inherited fd."""
+        rfd, wfd = os.pipe()
+        self.addCleanup(os.close, rfd)
+        self.addCleanup(os.close, wfd)
+        pipe_inode = os.fstat(rfd).st_ino
+
+        def argv(monitor):
+            return sev_argv(monitor) + ["-add-fd", "fd=%d,set=7" % rfd]
+
+        proc, qmp, mon_inode = self.start_fd_monitor("src", argv, extra_fds=(rfd,))
+        qemu = self.qemu_of(proc)
+
+        # the command line QEMU got
+        args = self.exec_argv("src")
+        self.assertIn("-smp", args)
+        self.assertEqual(args[args.index("-smp") + 1],
+                         "1,sockets=2,cores=1,threads=1,maxcpus=2")
+        self.assertEqual(args[args.index("-machine") + 1],
+                         "pc,usb=off,dump-guest-core=off,acpi=off")
+        self.assertNotIn("-bios", args)
+        self.assertFalse([a for a in args if "sev-guest" in a or "PcdSev" in a])
+        self.assertNotIn("-incoming", args)
+        self.assertIn("-kernel", args)
+
+        # fds: the inherited one reaches QEMU, the monitor socket does not
+        targets = fd_targets(qemu)
+        self.assertIn("pipe:[%d]" % pipe_inode, targets)
+        self.assertNotIn("socket:[%d]" % mon_inode, targets)
+        self.assertIn("socket:[%d]" % mon_inode, fd_targets(proc.pid))
+
+        # vCPUs: one for the guest, one mirror vCPU as a thread of the stand-in
+        self.assertEqual(len(qmp.cmd("query-cpus-fast")), 1)
+        self.assertEqual(len(qmp.cmd("query-hotpluggable-cpus")), 1)
+        mirror = qmp.cmd("query-mirror-vcpus")
+        self.assertEqual(len(mirror), 1)
+        self.assertEqual(mirror[0]["cpu-index"], 1)
+        tid = mirror[0]["thread-id"]
+        self.assertNotEqual(tid, proc.pid)
+        self.assertTrue(os.path.isdir("/proc/%d/task/%d" % (proc.pid, tid)))
+
+        # SEV, simulated
+        sev = qmp.cmd("query-sev")
+        self.assertTrue(sev["enabled"])
+        self.assertEqual(sev["policy"], 3)
+        self.assertEqual(sev["sev-type"], "sev")
+        measure = qmp.cmd("query-sev-launch-measure")
+        self.assertEqual(len(base64.b64decode(measure["data"])), 48)
+
+        # before the vCPUs run: helper inactive, SEV blocks migration
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "inactive"})
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:%d" % free_port()),
+                         BLOCKER)
+        self.assertNotIn("status", qmp.cmd("query-migrate"))
+        self.assertIn("not started as the target",
+                      qmp.error("start-migrate-incoming", uri="tcp:127.0.0.1:1"))
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
+
+        qmp.cmd("cont")
+        qmp.wait_event("RESUME")
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "booting"})
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         READY)
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        self.assertEqual(qmp.cmd("query-status")["status"], "running")
+        qmp.wait_guest_ready(self.workdir)
+
+        log = self.log("src")
+        self.assertIn("qemu-mirror-standin: QMP query-mirror-vcpus (intercepted)", log)
+        self.assertIn("qemu-mirror-standin: migration helper: ready", log)
+        # names only, never arguments
+        self.assertNotIn("tcp:127.0.0.1", log.split("exec:")[-1])
+
+    def test_3_helper_failed(self):
+        proc, qmp = self.start_chardev_monitor(
+            "failed", sev_argv, conf=self.conf(helper="failed", boot_ms=100))
+        self.assertIn("socket,id=charmonitor,path=%s/qemu-mirror-standin-" % tempfile.gettempdir(),
+                      " ".join(self.exec_argv("failed")))
+        qmp.cmd("cont")
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "booting"})
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "failed",
+                          "error": "migration helper did not start (simulated)"})
+        self.assertEqual(qmp.cmd("query-migration-helper"),
+                         {"status": "failed",
+                          "error": "migration helper did not start (simulated)"})
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:1"), BLOCKER)
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+
+    def test_3_helper_without_key(self):
+        proc, qmp = self.start_qmp_monitor(
+            "nokey", sev_argv, conf=self.conf(boot_ms=100, transport_key=False))
+        qmp.cmd("cont")
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "booting"})
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "ready"})
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
+
+    def test_3_helper_hang(self):
+        proc, qmp = self.start_qmp_monitor(
+            "hang", sev_argv, conf=self.conf(helper="hang", boot_ms=100))
+        qemu = self.qemu_of(proc)
+        qmp.cmd("cont")
+        self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "booting"})
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.6), [])
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "booting"})
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+
+        # QEMU dies with the stand-in, even with SIGKILL
+        os.kill(proc.pid, signal.SIGKILL)
+        self.assertTrue(wait_gone([qemu], 5), "QEMU survived its stand-in")
+
+    def test_4_migration(self):
+        """Target mode, then a migration from a source stand-in."""
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+
+        tproc, target = self.start_qmp_monitor(
+            "target", lambda mon: sev_argv(mon, target=True))
+        args = self.exec_argv("target")
+        self.assertEqual(args[-2:], ["-incoming", "defer"])
+        self.assertFalse([a for a in args if "PcdSev" in a])
+
+        self.assertEqual(target.cmd("query-status")["status"], "prelaunch")
+        # refused while the helper is inactive, and nothing changes
+        desc = target.error("start-migrate-incoming", uri=uri)
+        self.assertIn("not ready (status 'inactive')", desc)
+        self.assertEqual(target.cmd("query-status")["status"], "prelaunch")
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        self.assertIn("-incoming", target.error("migrate-incoming", uri=uri))
+        self.assertEqual(target.events_within("MIGRATION_HELPER", 0.3), [])
+
+        # OVMF boots the helper
+        self.assertEqual(target.cmd("cont"), {})
+        target.wait_event("RESUME")
+        status = target.cmd("query-status")
+        self.assertEqual((status["status"], status["running"]), ("running", True))
+        self.assertEqual(target.wait_event("MIGRATION_HELPER")["data"],
+                         {"status": "booting"})
+        self.assertEqual(target.wait_event("MIGRATION_HELPER")["data"],
+                         READY)
+
+        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri), {})
+        target.wait_event("STOP")
+        self.assertIn("started already", target.error("start-migrate-incoming", uri=uri))
+
+        sproc, source = self.start_qmp_monitor("source", sev_argv)
+        source.cmd("cont")
+        source.wait_guest_ready(self.workdir)
+        while source.cmd("query-migration-helper")["status"] != "ready":
+            source.wait_event("MIGRATION_HELPER")
+        source.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+        source.cmd("migrate", uri=uri)
+        deadline = time.monotonic() + 60
+        while True:
+            info = source.cmd("query-migrate")
+            if info.get("status") == "completed":
+                break
+            self.assertNotIn(info.get("status"), ("failed", "cancelled"), info)
+            self.assertLess(time.monotonic(), deadline, "migration not completed: %s" % info)
+            time.sleep(0.1)
+
+        deadline = time.monotonic() + 20
+        while target.cmd("query-migrate").get("status") != "completed":
+            self.assertLess(time.monotonic(), deadline, "target not done")
+            time.sleep(0.1)
+        self.assertFalse(target.cmd("query-status")["running"])
+
+        data = target.cmd("pmemsave", val=guestcheck.PATTERN_ADDR,
+                          size=guestcheck.PATTERN_WORDS * 4,
+                          filename=os.path.join(self.workdir, "pattern"))
+        self.assertEqual(data, {})
+        with open(os.path.join(self.workdir, "pattern"), "rb") as f:
+            self.assertEqual(guestcheck.pattern_errors(f.read()), [])
+        self.assertEqual(target.read_word(guestcheck.READY_ADDR, self.workdir),
+                         guestcheck.READY_MAGIC)
+
+        before = target.read_word(guestcheck.COUNTER_ADDR, self.workdir)
+        target.cmd("cont")
+        target.wait_event("RESUME")
+        deadline = time.monotonic() + 10
+        while target.read_word(guestcheck.COUNTER_ADDR, self.workdir) <= before:
+            self.assertLess(time.monotonic(), deadline, "guest counter stuck")
+            time.sleep(0.1)
+
+        # quit: the stand-in leaves with QEMU, with its status
+        target.execute("quit")
+        self.assertEqual(tproc.wait(10), 0)
+
+    def test_5_plain_guest(self):
+        """No SEV, no mirror vCPUs: QEMU's command line unchanged, but for
+        the monitor."""
+        sock = os.path.join(self.workdir, "plain.qmp")
+        given = ["-machine", "pc,accel=tcg", "-m", "64", "-smp", "1",
+                 "-kernel", GUEST, "-display", "none", "-nodefaults", "-S",
+                 "-qmp", "unix:%s,server=on,wait=off" % sock,
+                 "-name", "guest=plain test,debug-threads=on"]
+        proc = self.start("plain", given)
+        qmp = QMP(sock)
+        self.addCleanup(qmp.close)
+
+        args = self.exec_argv("plain")
+        self.assertEqual(args[0], "/usr/bin/qemu-system-x86_64")
+        qmp_at = given.index("-qmp") + 1
+        self.assertEqual(args[1:qmp_at + 1], given[:qmp_at])
+        self.assertEqual(args[qmp_at + 2:], given[qmp_at + 1:])
+        self.assertRegex(args[qmp_at + 1],
+                         r"^unix:/.*/qmp\.sock,server=on,wait=off$")
+        self.assertNotEqual(args[qmp_at + 1], given[qmp_at])
+        self.assertIn("simulating: no SEV, no mirror vCPUs", self.log("plain"))
+
+        self.assertEqual(qmp.error("query-sev"), "SEV feature is not available")
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "inactive"})
+        self.assertEqual(qmp.cmd("query-mirror-vcpus"), [])
+        self.assertNotIn("blocked-reasons", qmp.cmd("query-migrate"))
+
+        # a file descriptor passed with a command (libvirt's getfd for an
+        # outgoing migration's socket) reaches QEMU with that command
+        self.assertIn("No file descriptor supplied via SCM_RIGHTS",
+                      qmp.error("getfd", fdname="nofd"))
+        r, w = os.pipe()
+        try:
+            qmp.cmd("getfd", fds=[w], fdname="passed")
+        finally:
+            os.close(r)
+            os.close(w)
+        qmp.cmd("closefd", fdname="passed")
+        self.assertIn("passed 1 file descriptor(s) to QEMU", self.log("plain"))
+        qmp.cmd("cont")
+        qmp.wait_event("RESUME")
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.5), [])
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "inactive"})
+
+        # replies in the order of the commands, answered by QEMU or not
+        qmp.sock.sendall(b'{"execute":"query-status","id":"a"}\r\n'
+                         b'{"execute":"query-mirror-vcpus","id":"b"}\r\n'
+                         b'{"execute":"query-name"}\r\n')
+        deadline = time.monotonic() + 10
+        replies = []
+        while len(replies) < 3:
+            msg = qmp._read_msg(deadline)
+            if "event" not in msg:
+                replies.append(msg)
+        self.assertEqual([r.get("id") for r in replies], ["a", "b", None])
+        self.assertEqual(replies[1]["return"], [])
+        self.assertEqual(replies[2]["return"], {"name": "plain test"})
+
+        # a second client after the first one went: a new QMP session
+        qmp.close()
+        again = QMP(sock)
+        self.addCleanup(again.close)
+        self.assertEqual(again.cmd("query-status")["status"], "running")
+
+        # SIGTERM: QEMU goes, the stand-in follows with QEMU's status
+        qemu = self.qemu_of(proc)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(10), 0)
+        self.assertTrue(wait_gone([qemu], 5))
+        self.assertFalse(os.path.exists(sock))
+
+    def test_6_running_at_start(self):
+        """Without -S the helper boots at once; no event reaches a client
+        before it negotiated capabilities."""
+        sock = os.path.join(self.workdir, "running.qmp")
+        args = [a for a in sev_argv(["-qmp", "unix:%s,server=on,wait=off" % sock])
+                if a != "-S"]
+        self.start("running", args, conf=self.conf(boot_ms=700))
+        qmp = QMP(sock, negotiate=False)
+        self.addCleanup(qmp.close)
+        # 'ready' comes while the client has not negotiated
+        deadline = time.monotonic() + 10
+        while "migration helper: ready" not in self.log("running"):
+            self.assertLess(time.monotonic(), deadline, "helper not ready")
+            time.sleep(0.05)
+        time.sleep(0.1)
+        qmp.cmd("qmp_capabilities")
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        self.assertEqual(qmp.cmd("query-status")["status"], "running")
+
+
+def main():
+    global STANDIN, GUEST
+    build = os.path.realpath(sys.argv[1])
+    STANDIN = os.path.join(build, "qemu-mirror-standin")
+    GUEST = os.path.join(build, "guest.elf")
+    if not os.path.exists("/usr/bin/qemu-system-x86_64"):
+        print("/usr/bin/qemu-system-x86_64 is not installed", file=sys.stderr)
+        return 77
+    for path in (STANDIN, GUEST):
+        if not os.path.exists(path):
+            print("%s is not built" % path, file=sys.stderr)
+            return 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prog = unittest.main(argv=[sys.argv[0]] + sys.argv[2:], verbosity=2, exit=False)
+    return 0 if prog.result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+#
+# The e2e test guest as libvirt sees it on the test hosts, and the checks
+# made on it through libvirt (virsh qemu-monitor-command): used by the
+# end-to-end tests, the demo and the benchmark.
+#
+# The SEV guest runs under the QEMU stand-in (e2e/standin), which stands in
+# for what needs SEV hardware and QEMU's unmerged mirror VM patches. The
+# <loader> is a placeholder file: the stand-in drops -bios, because an OVMF
+# with a migration helper does not exist; QEMU's default firmware boots the
+# guest's multiboot kernel instead.
+
+import json
+import os
+import struct
+import subprocess
+import time
+
+import guestcheck
+import hosts
+
+PLAIN_XML = """<domain type='qemu'>
+  <name>%(name)s</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>%(kernel)s</kernel>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>%(emulator)s</emulator>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+SEV_XML = """<domain type='qemu'>
+  <name>%(name)s</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <loader readonly='yes' type='rom'>%(loader)s</loader>
+    <kernel>%(kernel)s</kernel>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>%(emulator)s</emulator>
+    <memballoon model='none'/>
+  </devices>
+  <launchSecurity type='sev'>
+    <cbitpos>47</cbitpos>
+    <reducedPhysBits>1</reducedPhysBits>
+    <policy>0x0001</policy>
+  </launchSecurity>
+%(mirror)s</domain>
+"""
+
+
+def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None):
+    if not sev:
+        return PLAIN_XML % {"name": name, "kernel": kernel,
+                            "emulator": emulator or "/usr/bin/qemu-system-x86_64"}
+    loader = os.path.join(lab.dir, "OVMF-with-migration-helper.fd")
+    if not os.path.exists(loader):
+        with open(loader, "w") as f:
+            f.write("placeholder: the QEMU stand-in does not load firmware\n")
+    return SEV_XML % {"name": name, "kernel": kernel, "loader": loader,
+                      "emulator": emulator or hosts.STANDIN,
+                      "mirror": "  <mirror vcpus='1'/>\n" if mirror else ""}
+
+
+def define_and_start(host, lab, name, xml, timeout=60):
+    path = os.path.join(lab.dir, "%s.xml" % name)
+    with open(path, "w") as f:
+        f.write(xml)
+    host.virsh("define", path)
+    host.virsh("start", name)
+    deadline = time.monotonic() + timeout
+    while guest_word(host, lab, name, guestcheck.READY_ADDR) != guestcheck.READY_MAGIC:
+        if time.monotonic() > deadline:
+            raise AssertionError("guest %s not ready on host %s" % (name, host.name))
+        time.sleep(0.1)
+
+
+def qmp(host, name, command, **arguments):
+    cmd = {"execute": command}
+    if arguments:
+        cmd["arguments"] = arguments
+    out = host.virsh("qemu-monitor-command", name, json.dumps(cmd)).stdout
+    return json.loads(out)["return"]
+
+
+def guest_memory(host, lab, name, addr, size):
+    """Guest memory read through libvirt (QMP pmemsave)."""
+    path = os.path.join(lab.dir, "dump-%s-%s" % (host.name, name))
+    qmp(host, name, "pmemsave", val=addr, size=size, filename=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    return data
+
+
+def guest_word(host, lab, name, addr):
+    return struct.unpack("<I", guest_memory(host, lab, name, addr, 4))[0]
+
+
+def pattern_errors(host, lab, name):
+    return guestcheck.pattern_errors(guest_memory(
+        host, lab, name, guestcheck.PATTERN_ADDR, guestcheck.PATTERN_WORDS * 4))
+
+
+def state(host, name):
+    return host.virsh("domstate", name, check=False).stdout.strip()
+
+
+def wait_helper_ready(host, name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        status = qmp(host, name, "query-migration-helper")["status"]
+        if status == "ready":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("helper of %s on %s: %s" % (name, host.name, status))
+        time.sleep(0.1)
+
+
+def job_info(host, name, completed=True):
+    """virsh domjobinfo as a dict of the lines' names to their values."""
+    args = ["domjobinfo", name] + (["--completed"] if completed else [])
+    info = {}
+    for line in host.virsh(*args, check=False).stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def migrate_async(host, *args, uri=None):
+    """virsh migrate on @host in the background: a Popen."""
+    virsh = os.path.join(hosts.LIBVIRT_BUILD, "tools", "virsh")
+    return subprocess.Popen(
+        host.enter() + [virsh, "-q", "-c", uri or "qemu:///system",
+                        "migrate"] + list(args),
+        env=hosts.libvirt_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)

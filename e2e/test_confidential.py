@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+#
+# End-to-end: confidential migration of an SEV guest between the two test
+# hosts of e2e/hosts.py, with the built libvirtd, real virsh, and the QEMU
+# stand-in (e2e/standin) around Debian's real QEMU: what needs SEV hardware
+# or QEMU's unmerged mirror VM patches is simulated by the stand-in, and
+# nothing else (see its header comment and docs/kbase/confidential-migration.rst).
+#
+# One SEV guest with <mirror vcpus='1'/> runs on host a through all the
+# failure scenarios; after each, the test checks that it still runs on
+# host a with its 4 MiB pattern intact and its counter growing, that it has
+# no migration job left, and that host b has neither a domain nor a QEMU
+# process. Then it migrates confidentially to host b, and the target is
+# checked the same way a plain migration's target is.
+#
+# Exit status 77 (meson: skipped) when this machine cannot make the test
+# hosts, with the reason printed.
+#
+# Usage: test_confidential.py GUEST_ELF
+
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import guestcheck  # noqa: E402
+import hosts  # noqa: E402
+import sevguest  # noqa: E402
+
+GUEST = None
+DOMAIN = "e2e-sev"
+
+
+class ConfidentialMigrationTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = hosts.Lab()
+        cls.lab.__enter__()
+        try:
+            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
+            cls.target = "qemu+tls://%s/system" % cls.b.addr
+            sevguest.define_and_start(cls.a, cls.lab, DOMAIN,
+                                      sevguest.domain_xml(cls.lab, DOMAIN, GUEST,
+                                                          sev=True))
+            sevguest.wait_helper_ready(cls.a, DOMAIN)
+        except BaseException:
+            cls.lab.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.__exit__(None, None, None)
+
+    def setUp(self):
+        self.b.standin_config()
+
+    # ---------------------------------------------------------- checks
+
+    def assertSourceUntouched(self):
+        """The guest runs on host a, intact, with no job left; host b has
+        no domain and no QEMU."""
+        a, b, lab = self.a, self.b, self.lab
+        self.assertEqual(sevguest.state(a, DOMAIN), "running")
+        self.assertEqual(sevguest.job_info(a, DOMAIN, completed=False).get("Job type"),
+                         "None")
+        self.assertEqual(sevguest.pattern_errors(a, lab, DOMAIN), [])
+        before = sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        time.sleep(0.3)
+        self.assertGreater(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
+                           before, "the guest does not run on the source")
+        deadline = time.monotonic() + 15
+        while b.emulator_pids() or DOMAIN in b.virsh("list", "--all", "--name").stdout:
+            self.assertLess(time.monotonic(), deadline,
+                            "host b keeps QEMU %s or the domain" % b.emulator_pids())
+            time.sleep(0.2)
+
+    def migrate(self, *extra, check_fail=True):
+        res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
+                           *extra, DOMAIN, self.target, check=False, timeout=120)
+        if check_fail:
+            self.assertNotEqual(res.returncode, 0, "migration succeeded")
+            self.say(res.stderr)
+        return res
+
+    def start_migration(self, *extra):
+        proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential",
+                                      *extra, DOMAIN, self.target)
+        # whatever the test finds, the migration does not outlive it
+        self.addCleanup(self.reap, proc)
+        return proc
+
+    @staticmethod
+    def reap(proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+    def finish(self, proc, timeout=120):
+        out, err = proc.communicate(timeout=timeout)
+        self.assertNotEqual(proc.returncode, 0, "migration succeeded")
+        self.say(err)
+        return err
+
+    @staticmethod
+    def say(stderr):
+        """Show what virsh reported: the test log then tells each failure."""
+        print("\n    virsh: %s" % (stderr.strip().splitlines() or ["(nothing)"])[-1],
+              flush=True)
+
+    def wait_for(self, what, cond, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            self.assertLess(time.monotonic(), deadline, "timed out waiting for " + what)
+            time.sleep(0.1)
+
+    def wait_transfer(self, proc, nbytes=1 << 20):
+        """Until the source has sent @nbytes of guest memory."""
+        def sent():
+            self.assertIsNone(proc.poll(), "migration ended early: %s"
+                              % (proc.stderr.read() if proc.poll() is not None else ""))
+            info = sevguest.job_info(self.a, DOMAIN, completed=False)
+            value = info.get("Memory processed", "0 B").split()
+            units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+            return float(value[0]) * units.get(value[1], 1) >= nbytes
+        self.wait_for("the transfer", sent)
+
+    def kill_target_qemu(self):
+        pids = self.b.emulator_pids()
+        self.assertTrue(pids, "no QEMU on host b")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+    # ------------------------------------------------------- scenarios
+
+    def test_01_plain_migration_of_sev_guest_refused(self):
+        res = self.a.virsh("migrate", "--live", "--p2p", DOMAIN, self.target,
+                           check=False)
+        self.assertNotEqual(res.returncode, 0)
+        self.say(res.stderr)
+        self.assertIn("is an SEV guest: its memory may only be migrated "
+                      "confidentially, with VIR_MIGRATE_CONFIDENTIAL "
+                      "(virsh migrate --confidential)", res.stderr)
+        self.assertSourceUntouched()
+
+    def test_02_confidential_without_mirror_refused(self):
+        name = "e2e-sev-nomirror"
+        sevguest.define_and_start(self.a, self.lab, name,
+                                  sevguest.domain_xml(self.lab, name, GUEST,
+                                                      sev=True, mirror=False))
+        try:
+            res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
+                               name, self.target, check=False)
+            self.assertNotEqual(res.returncode, 0)
+            self.say(res.stderr)
+            self.assertIn("domain '%s' has no mirror vCPUs" % name, res.stderr)
+            self.assertEqual(sevguest.state(self.a, name), "running")
+        finally:
+            self.a.virsh("destroy", name, check=False)
+            self.a.virsh("undefine", name, check=False)
+        self.assertSourceUntouched()
+
+    def test_03_target_killed_during_helper_boot(self):
+        self.b.standin_config(boot_ms=30000)
+        proc = self.start_migration()
+        self.wait_for("QEMU on host b", self.b.emulator_pids)
+        time.sleep(0.5)
+        self.kill_target_qemu()
+        err = self.finish(proc)
+        self.assertIn("error:", err)
+        self.assertSourceUntouched()
+
+    def test_04_helper_never_ready(self):
+        self.b.standin_config(helper="hang")
+        start = time.monotonic()
+        res = self.migrate()
+        self.assertIn("migration helper of domain '%s' is not ready after %d ms "
+                      "(status 'booting')" % (DOMAIN, hosts.HELPER_TIMEOUT * 1000),
+                      res.stderr)
+        self.assertGreaterEqual(time.monotonic() - start, hosts.HELPER_TIMEOUT)
+        self.assertSourceUntouched()
+
+    def test_05_helper_failed(self):
+        self.b.standin_config(helper="failed")
+        res = self.migrate()
+        self.assertIn("migration helper of domain '%s' failed" % DOMAIN, res.stderr)
+        self.assertSourceUntouched()
+
+    def test_06_target_without_transport_key(self):
+        self.b.standin_config(transport_key=False)
+        res = self.migrate()
+        self.assertIn("holds no transport key", res.stderr)
+        self.assertSourceUntouched()
+
+    def test_07_target_killed_during_transfer(self):
+        proc = self.start_migration("--bandwidth", "1")
+        self.wait_transfer(proc)
+        self.kill_target_qemu()
+        self.finish(proc)
+        self.assertSourceUntouched()
+
+    def test_08_domjobabort_mid_transfer(self):
+        proc = self.start_migration("--bandwidth", "1")
+        self.wait_transfer(proc)
+        self.a.virsh("domjobabort", DOMAIN)
+        err = self.finish(proc)
+        self.assertIn("canceled by client", err)
+        self.assertSourceUntouched()
+
+    def test_08b_domjobabort_during_helper_boot(self):
+        self.b.standin_config(boot_ms=2000)
+        proc = self.start_migration()
+        self.wait_for("QEMU on host b", self.b.emulator_pids)
+        self.a.virsh("domjobabort", DOMAIN)
+        err = self.finish(proc)
+        self.assertIn("canceled by client", err)
+        self.assertSourceUntouched()
+
+    def test_09_confidential_migration(self):
+        a, b, lab = self.a, self.b, self.lab
+        before = sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        start = time.monotonic()
+        res = self.migrate("--tls", check_fail=False)
+        elapsed = time.monotonic() - start
+        self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
+
+        self.assertEqual(sevguest.state(b, DOMAIN), "running")
+        self.assertNotEqual(sevguest.state(a, DOMAIN), "running")
+        self.assertEqual(a.emulator_pids(), [])
+        self.assertEqual(sevguest.pattern_errors(b, lab, DOMAIN), [])
+        after = sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        self.assertGreater(after, before, "guest restarted instead of moving")
+        time.sleep(0.3)
+        self.assertGreater(sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR),
+                           after)
+        # the target's helper is still there for the next migration
+        self.assertEqual(sevguest.qmp(b, DOMAIN, "query-migration-helper")["status"],
+                         "ready")
+        info = sevguest.job_info(b, DOMAIN)
+        print("\nconfidential migration: %.2f s wall clock, %s downtime, %s processed"
+              % (elapsed, info.get("Total downtime"), info.get("Data processed")))
+
+
+def main():
+    global GUEST
+    GUEST = os.path.realpath(sys.argv[1])
+    ok, why = hosts.can_create_namespaces()
+    if not ok:
+        print("SKIP: %s" % why)
+        return 77
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(ConfidentialMigrationTest)
+    res = unittest.TextTestRunner(verbosity=2).run(suite)
+    return 0 if res.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
