@@ -25,6 +25,9 @@
 #              refuses to migrate to the same host).
 # Every wait is bounded; teardown kills what it started and removes the
 # namespaces and the state directory.
+# With E2E_DEBUG=1 in the environment, each libvirtd also logs the QEMU
+# driver's debug messages (in the host's log directory, removed at teardown
+# like the rest: copy what you need from a test before it ends).
 
 import os
 import shutil
