@@ -11,7 +11,8 @@
 # host a with its 4 MiB pattern intact and its counter growing, that it has
 # no migration job left, and that host b has neither a domain nor a QEMU
 # process. Then it migrates confidentially to host b, and the target is
-# checked the same way a plain migration's target is.
+# checked the same way a plain migration's target is; and back to host a,
+# driven by virsh rather than peer to peer, arriving paused.
 #
 # Exit status 77 (meson: skipped) when this machine cannot make the test
 # hosts, with the reason printed.
@@ -241,6 +242,29 @@ class ConfidentialMigrationTest(unittest.TestCase):
         info = sevguest.job_info(b, DOMAIN)
         print("\nconfidential migration: %.2f s wall clock, %s downtime, %s processed"
               % (elapsed, info.get("Total downtime"), info.get("Data processed")))
+
+    def test_10_back_client_driven_paused(self):
+        """Back from host b to host a, driven by virsh (not peer to peer),
+        with --suspend (VIR_MIGRATE_PAUSED): the guest arrives paused, then resumes."""
+        a, b, lab = self.a, self.b, self.lab
+        sevguest.wait_helper_ready(b, DOMAIN)
+        before = sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        res = a.virsh("migrate", "--live", "--confidential", "--suspend", DOMAIN,
+                      "qemu+tls://%s/system" % a.addr,
+                      uri="qemu+tls://%s/system" % b.addr, check=False, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
+        self.assertEqual(sevguest.state(a, DOMAIN), "paused")
+        self.assertNotIn(DOMAIN, b.virsh("list", "--name").stdout)
+        self.assertEqual(sevguest.pattern_errors(a, lab, DOMAIN), [])
+        paused = sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        self.assertGreater(paused, before)
+        time.sleep(0.3)
+        self.assertEqual(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
+                         paused, "the guest runs although it arrived paused")
+        a.virsh("resume", DOMAIN)
+        time.sleep(0.3)
+        self.assertGreater(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
+                           paused)
 
 
 def main():
