@@ -35,6 +35,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import unittest
 import uuid
 
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -74,6 +75,19 @@ def can_create_namespaces():
         return False, "cannot create a network namespace: " + res.stderr.strip()
     run(["ip", "netns", "del", name], check=False)
     return True, ""
+
+
+def run_tests(case):
+    """Run the unittest TestCase @case on the test hosts: exit status 0 or
+    1, or 77 (meson: skipped) with the reason when this machine cannot make
+    them."""
+    ok, why = can_create_namespaces()
+    if not ok:
+        print("SKIP: %s" % why)
+        return 77
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    res = unittest.TextTestRunner(verbosity=2).run(suite)
+    return 0 if res.wasSuccessful() else 1
 
 
 def libvirt_env():

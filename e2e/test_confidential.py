@@ -270,13 +270,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
-    ok, why = hosts.can_create_namespaces()
-    if not ok:
-        print("SKIP: %s" % why)
-        return 77
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(ConfidentialMigrationTest)
-    res = unittest.TextTestRunner(verbosity=2).run(suite)
-    return 0 if res.wasSuccessful() else 1
+    return hosts.run_tests(ConfidentialMigrationTest)
 
 
 if __name__ == "__main__":

@@ -94,13 +94,7 @@ class PlainMigrationTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
-    ok, why = hosts.can_create_namespaces()
-    if not ok:
-        print("SKIP: %s" % why)
-        return 77
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(PlainMigrationTest)
-    res = unittest.TextTestRunner(verbosity=2).run(suite)
-    return 0 if res.wasSuccessful() else 1
+    return hosts.run_tests(PlainMigrationTest)
 
 
 if __name__ == "__main__":
