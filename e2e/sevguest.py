@@ -22,7 +22,7 @@ import hosts
 PLAIN_XML = """<domain type='qemu'>
   <name>%(name)s</name>
   <memory unit='MiB'>64</memory>
-  <vcpu placement='static'>1</vcpu>
+  <vcpu placement='static' current='1'>%(slots)d</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>%(kernel)s</kernel>
@@ -62,9 +62,12 @@ SEV_XML = """<domain type='qemu'>
 """
 
 
-def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None):
+def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
+               slots=1):
+    """@slots: vCPU slots of a plain guest (1 vCPU runs); 2 gives QEMU the
+    topology the stand-in gives an SEV guest with one mirror vCPU."""
     if not sev:
-        return PLAIN_XML % {"name": name, "kernel": kernel,
+        return PLAIN_XML % {"name": name, "kernel": kernel, "slots": slots,
                             "emulator": emulator or "/usr/bin/qemu-system-x86_64"}
     loader = os.path.join(lab.dir, "OVMF-with-migration-helper.fd")
     if not os.path.exists(loader):
