@@ -170,7 +170,8 @@ class ConfidentialMigrationTest(unittest.TestCase):
         time.sleep(0.5)
         self.kill_target_qemu()
         err = self.finish(proc)
-        self.assertIn("error:", err)
+        self.assertIn("QEMU of domain '%s' went away while waiting for its "
+                      "migration helper" % DOMAIN, err)
         self.assertSourceUntouched()
 
     def test_04_helper_never_ready(self):

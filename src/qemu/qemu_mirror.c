@@ -351,20 +351,25 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
         g_autofree char *error = NULL;
         int rc;
 
-        if (!virDomainObjIsActive(vm)) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("QEMU of domain '%1$s' went away while waiting for its migration helper"),
-                           vm->def->name);
+        if (!virDomainObjIsActive(vm))
+            goto gone;
+
+        if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0) {
+            /* QEMU died while we waited: the domain may be on its way out
+             * of the list already, and the error then names a missing
+             * domain; say what happened instead */
+            if (!virDomainObjIsActive(vm) || vm->removing)
+                goto gone;
             return -1;
         }
-
-        if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
-            return -1;
         rc = qemuMonitorGetMigrationHelper(priv->mon, &status, transportKey,
                                            &error);
         qemuDomainObjExitMonitor(vm);
-        if (rc < 0)
+        if (rc < 0) {
+            if (!virDomainObjIsActive(vm) || vm->removing)
+                goto gone;
             return -1;
+        }
 
         if (status == QEMU_MONITOR_MIGRATION_HELPER_READY)
             return 0;
@@ -391,4 +396,11 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
         if (virDomainObjWaitUntil(vm, MIN(deadline, now + QEMU_MIRROR_HELPER_POLL_MS)) < 0)
             return -1;
     }
+
+ gone:
+    virResetLastError();
+    virReportError(VIR_ERR_OPERATION_FAILED,
+                   _("QEMU of domain '%1$s' went away while waiting for its migration helper"),
+                   vm->def->name);
+    return -1;
 }
