@@ -19,7 +19,6 @@ import base64
 import ctypes
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -338,12 +337,6 @@ class StandinTest(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        # the stand-in's private directory, if it was killed before it
-        # could remove it
-        for arg in self.exec_argv(name, required=False):
-            m = re.search(r"(/[^,]*/qemu-mirror-standin-[^/,]+)/qmp\.sock", arg)
-            if m:
-                shutil.rmtree(m.group(1), True)
 
     def log(self, name):
         with open(os.path.join(self.workdir, name + ".log")) as f:
@@ -558,8 +551,9 @@ class StandinTest(unittest.TestCase):
     def test_3_helper_failed(self):
         proc, qmp = self.start_chardev_monitor(
             "failed", sev_argv, conf=self.conf(helper="failed", boot_ms=100))
-        self.assertIn("socket,id=charmonitor,path=%s/qemu-mirror-standin-" % tempfile.gettempdir(),
-                      " ".join(self.exec_argv("failed")))
+        self.assertRegex(" ".join(self.exec_argv("failed")),
+                         r"socket,id=charmonitor,path=qemu-mirror-standin-\d+-[0-9a-f]{8},"
+                         r"abstract=on,server=on,wait=off")
         qmp.cmd("cont")
         self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
                          {"status": "booting"})
@@ -693,7 +687,8 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(args[1:qmp_at + 1], given[:qmp_at])
         self.assertEqual(args[qmp_at + 2:], given[qmp_at + 1:])
         self.assertRegex(args[qmp_at + 1],
-                         r"^unix:/.*/qmp\.sock,server=on,wait=off$")
+                         r"^unix:qemu-mirror-standin-\d+-[0-9a-f]{8},abstract=on,"
+                         r"server=on,wait=off$")
         self.assertNotEqual(args[qmp_at + 1], given[qmp_at])
         self.assertIn("simulating: no SEV, no mirror vCPUs", self.log("plain"))
 

@@ -67,7 +67,9 @@
  *    referred to by '-mon chardev=ID,mode=control', or
  *    '-qmp unix:PATH,server=on,...'. The stand-in accepts on it (one client
  *    at a time, like QEMU) and the real QEMU gets a private monitor socket in
- *    a temporary directory instead. Each client connection gets a fresh
+ *    the abstract namespace instead (no file is left behind, even when the
+ *    stand-in is killed; unlike a file, it is open to any process of the
+ *    network namespace, which is acceptable for a test harness only). Each client connection gets a fresh
  *    connection to QEMU's monitor, so that QEMU's greeting and capability
  *    negotiation go through. Without a QMP monitor to proxy (e.g. -version),
  *    the stand-in executes the real QEMU in its place.
@@ -114,6 +116,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,7 +256,6 @@ struct _Standin {
 
     /* run time */
     GMainLoop *loop;
-    char *tmpdir;
     char *qemuMonPath;
     pid_t qemuPid;
     int exitCode;
@@ -2047,20 +2049,27 @@ clientLine(Standin *st, const char *line, gsize len)
 /* ------------------------------------------------------------------ */
 /* sessions: one client connection and its connection to QEMU          */
 
+/* @abstract: @path is a name in the abstract namespace (Linux), not a file */
 static int
-connectUnix(const char *path)
+connectUnix(const char *path, bool abstract)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    socklen_t len = sizeof(addr);
     int fd;
 
-    if (strlen(path) >= sizeof(addr.sun_path)) {
+    if (strlen(path) + (abstract ? 1 : 0) >= sizeof(addr.sun_path)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    if (abstract) {
+        memcpy(addr.sun_path + 1, path, strlen(path));
+        len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(path);
+    } else {
+        g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    }
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *) &addr, sizeof(addr)) < 0) {
+    if (connect(fd, (struct sockaddr *) &addr, len) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -2124,7 +2133,7 @@ onListen(int fd, GIOCondition cond G_GNUC_UNUSED, gpointer opaque)
         st->spareQemuFd = -1;
     } else {
         deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
-        while ((qfd = connectUnix(st->qemuMonPath)) < 0 &&
+        while ((qfd = connectUnix(st->qemuMonPath, true)) < 0 &&
                g_get_monotonic_time() < deadline)
             g_usleep(10 * 1000);
     }
@@ -2346,10 +2355,6 @@ mirrorVcpusStart(Standin *st)
 static void
 cleanup(Standin *st)
 {
-    if (st->qemuMonPath)
-        g_unlink(st->qemuMonPath);
-    if (st->tmpdir)
-        g_rmdir(st->tmpdir);
     if (st->monKind == MON_PATH && st->listenFd >= 0)
         g_unlink(st->monPath);
     if (st->pidfile)
@@ -2510,13 +2515,15 @@ startQemu(Standin *st, GError **err)
     char *monArg;
     int fd;
 
-    if (!(st->tmpdir = g_dir_make_tmp("qemu-mirror-standin-XXXXXX", err)))
-        return false;
-    st->qemuMonPath = g_build_filename(st->tmpdir, "qmp.sock", NULL);
+    /* QEMU's own monitor: a socket in the abstract namespace, so that
+     * nothing is left in the file system even when the stand-in is killed */
+    st->qemuMonPath = g_strdup_printf("qemu-mirror-standin-%d-%08x",
+                                      (int) getpid(), g_random_int());
     if (st->monArg == MON_ARG_QMP)
-        monArg = g_strdup_printf("unix:%s,server=on,wait=off", st->qemuMonPath);
+        monArg = g_strdup_printf("unix:%s,abstract=on,server=on,wait=off",
+                                 st->qemuMonPath);
     else
-        monArg = g_strdup_printf("socket,id=%s,path=%s,server=on,wait=off",
+        monArg = g_strdup_printf("socket,id=%s,path=%s,abstract=on,server=on,wait=off",
                                  st->monChardevId, st->qemuMonPath);
     g_free(g_ptr_array_index(st->qemuArgv, st->monArgIndex));
     g_ptr_array_index(st->qemuArgv, st->monArgIndex) = monArg;
@@ -2541,7 +2548,7 @@ startQemu(Standin *st, GError **err)
     standinLog("QEMU started, pid %d", (int) st->qemuPid);
 
     deadline = g_get_monotonic_time() + QEMU_START_TIMEOUT_US;
-    while ((fd = connectUnix(st->qemuMonPath)) < 0) {
+    while ((fd = connectUnix(st->qemuMonPath, true)) < 0) {
         int status;
 
         if (waitpid(st->qemuPid, &status, WNOHANG) == st->qemuPid) {
