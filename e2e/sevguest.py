@@ -19,13 +19,13 @@ import time
 import guestcheck
 import hosts
 
-PLAIN_XML = """<domain type='qemu'>
+DOMAIN_XML = """<domain type='qemu'>
   <name>%(name)s</name>
   <memory unit='MiB'>64</memory>
   <vcpu placement='static' current='1'>%(slots)d</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%(kernel)s</kernel>
+%(loader)s    <kernel>%(kernel)s</kernel>
   </os>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
@@ -34,48 +34,35 @@ PLAIN_XML = """<domain type='qemu'>
     <emulator>%(emulator)s</emulator>
     <memballoon model='none'/>
   </devices>
-</domain>
+%(sev)s</domain>
 """
 
-SEV_XML = """<domain type='qemu'>
-  <name>%(name)s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu placement='static'>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <loader readonly='yes' type='rom'>%(loader)s</loader>
-    <kernel>%(kernel)s</kernel>
-  </os>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>%(emulator)s</emulator>
-    <memballoon model='none'/>
-  </devices>
-  <launchSecurity type='sev'>
+SEV = """  <launchSecurity type='sev'>
     <cbitpos>47</cbitpos>
     <reducedPhysBits>1</reducedPhysBits>
     <policy>0x0001</policy>
   </launchSecurity>
-%(mirror)s</domain>
 """
 
 
 def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
                slots=1):
-    """@slots: vCPU slots of a plain guest (1 vCPU runs); 2 gives QEMU the
-    topology the stand-in gives an SEV guest with one mirror vCPU."""
-    if not sev:
-        return PLAIN_XML % {"name": name, "kernel": kernel, "slots": slots,
-                            "emulator": emulator or "/usr/bin/qemu-system-x86_64"}
-    loader = os.path.join(lab.dir, "OVMF-with-migration-helper.fd")
-    if not os.path.exists(loader):
-        with open(loader, "w") as f:
-            f.write("placeholder: the QEMU stand-in does not load firmware\n")
-    return SEV_XML % {"name": name, "kernel": kernel, "loader": loader,
-                      "emulator": emulator or hosts.STANDIN,
-                      "mirror": "  <mirror vcpus='1'/>\n" if mirror else ""}
+    """The test guest; with @sev, an SEV guest (with <mirror vcpus='1'/>
+    unless not @mirror) under the QEMU stand-in. @slots: vCPU slots of a
+    plain guest (1 vCPU runs); 2 gives QEMU the topology the stand-in gives
+    an SEV guest with one mirror vCPU."""
+    values = {"name": name, "kernel": kernel, "slots": slots, "loader": "",
+              "sev": "", "emulator": emulator or "/usr/bin/qemu-system-x86_64"}
+    if sev:
+        loader = os.path.join(lab.dir, "OVMF-with-migration-helper.fd")
+        if not os.path.exists(loader):
+            with open(loader, "w") as f:
+                f.write("placeholder: the QEMU stand-in does not load firmware\n")
+        values.update(
+            slots=1, emulator=emulator or hosts.STANDIN,
+            loader="    <loader readonly='yes' type='rom'>%s</loader>\n" % loader,
+            sev=SEV + ("  <mirror vcpus='1'/>\n" if mirror else ""))
+    return DOMAIN_XML % values
 
 
 def define_and_start(host, lab, name, xml, timeout=60):
