@@ -215,11 +215,11 @@ def wait_gone(pids, timeout=10):
     return True
 
 
-def kill_all(pids):
+def kill_all(pids, sig=signal.SIGKILL):
     for pid in pids:
         if alive(pid):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
             except OSError:
                 pass
 
@@ -289,14 +289,9 @@ class StandinTest(unittest.TestCase):
         for pid in list(pids):
             pids.update(children(pid))
         pids.update(p for p in children(os.getpid()) if p not in POPEN_PIDS)
-        # SIGTERM first, so that stand-ins remove their temporary
-        # directories, then SIGKILL for whatever is left
-        for pid in pids:
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
+        # SIGTERM first, so that stand-ins stop their QEMU and remove their
+        # pidfiles and sockets, then SIGKILL for whatever is left
+        kill_all(pids, signal.SIGTERM)
         if not wait_gone(pids, 5):
             kill_all(pids)
             wait_gone(pids, 5)
@@ -709,6 +704,16 @@ class StandinTest(unittest.TestCase):
             os.close(w)
         qmp.cmd("closefd", fdname="passed")
         self.assertIn("passed 1 file descriptor(s) to QEMU", self.log("plain"))
+        # one sent with a command the stand-in answers goes nowhere: it is
+        # not handed to QEMU with the next command
+        r, w = os.pipe()
+        try:
+            self.assertEqual(qmp.cmd("query-mirror-vcpus", fds=[w]), [])
+        finally:
+            os.close(r)
+            os.close(w)
+        self.assertIn("No file descriptor supplied via SCM_RIGHTS",
+                      qmp.error("getfd", fdname="stale"))
         qmp.cmd("cont")
         qmp.wait_event("RESUME")
         self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.5), [])

@@ -1181,6 +1181,9 @@ chanProcessLines(Chan *chan)
         gsize len = nl - (chan->in->str + start) + 1;
 
         chan->lineFunc(chan->st, chan->in->str + start, len);
+        /* file descriptors came with this line; a command that did not
+         * pass them on (answered here) must not hand them to the next */
+        chanCloseFds(chan);
         start += len;
     }
     g_string_erase(chan->in, 0, start);
@@ -1912,10 +1915,21 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
 static void
 clientLine(Standin *st, const char *line, gsize len)
 {
+    /* commands QEMU answers, with the reply amended */
+    static const struct {
+        const char *name;
+        PendingAction action;
+    } amended[] = {
+        { "query-qmp-schema", ACT_SCHEMA },
+        { "query-command-line-options", ACT_CMDLINE },
+        { "query-migrate", ACT_QUERY_MIGRATE },
+        { "query-hotpluggable-cpus", ACT_HOTPLUGGABLE },
+    };
     g_autofree char *text = g_strndup(line, len);
     g_autoptr(json_object) cmd = NULL;
     json_object *id = NULL;
     const char *name;
+    size_t i;
 
     if (!st->qemu)
         return;
@@ -1947,21 +1961,11 @@ clientLine(Standin *st, const char *line, gsize len)
     }
 
     /* amended replies */
-    if (g_str_equal(name, "query-qmp-schema")) {
-        forward(st, ACT_SCHEMA, name, id, line, len);
-        return;
-    }
-    if (g_str_equal(name, "query-command-line-options")) {
-        forward(st, ACT_CMDLINE, name, id, line, len);
-        return;
-    }
-    if (g_str_equal(name, "query-migrate")) {
-        forward(st, ACT_QUERY_MIGRATE, name, id, line, len);
-        return;
-    }
-    if (g_str_equal(name, "query-hotpluggable-cpus")) {
-        forward(st, ACT_HOTPLUGGABLE, name, id, line, len);
-        return;
+    for (i = 0; i < G_N_ELEMENTS(amended); i++) {
+        if (g_str_equal(name, amended[i].name)) {
+            forward(st, amended[i].action, name, id, line, len);
+            return;
+        }
     }
 
     /* answered by the stand-in */
