@@ -25,6 +25,8 @@
 #              refuses to migrate to the same host).
 # Every wait is bounded; teardown kills what it started and removes the
 # namespaces and the state directory.
+# With E2E_LAB_TAG=x in the environment, the namespaces are lvm-e2e-xa and
+# lvm-e2e-xb, so that labs of several work trees can run side by side.
 # With E2E_DEBUG=1 in the environment, each libvirtd also logs the QEMU
 # driver's debug messages (in the host's log directory, removed at teardown
 # like the rest: copy what you need from a test before it ends).
@@ -43,6 +45,7 @@ BUILD = os.environ.get("MIRROR_BUILD_DIR", os.path.join(TOP, "build"))
 LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
 
 HOSTS = {"a": "10.250.0.1", "b": "10.250.0.2"}
+LAB_TAG = os.environ.get("E2E_LAB_TAG", "")
 HELPER_TIMEOUT = 5
 STANDIN = os.path.join(BUILD, "qemu-mirror-standin")
 PREFIX_LEN = 24
@@ -108,7 +111,7 @@ class Host:
         self.lab = lab
         self.name = name
         self.addr = addr
-        self.netns = "lvm-e2e-%s" % name
+        self.netns = "lvm-e2e-%s%s" % (LAB_TAG, name)
         self.dir = os.path.join(lab.dir, name)
         self.daemon = None
 
