@@ -168,6 +168,8 @@ mymain(void)
     DO_TEST("mirror-cpuset");
     DO_TEST("mirror-topology");
     DO_TEST("mirror-vcpus-total-max");
+    /* NOSEND only refuses confidential migrations, not mirror vCPUs */
+    DO_TEST("mirror-sev-nosend");
     DO_TEST("mirror-none");
     DO_TEST_NORMALIZED("mirror-default");
     DO_TEST_NORMALIZED("mirror-cpuset-normalized");
@@ -190,6 +192,7 @@ mymain(void)
     DO_TEST_FAIL("mirror-cpuset-out-of-range");
     DO_TEST_FAIL("mirror-no-launch-security");
     DO_TEST_FAIL("mirror-sev-snp");
+    DO_TEST_FAIL("mirror-sev-es");
     DO_TEST_FAIL("mirror-s390-pv");
     DO_TEST_FAIL("mirror-vcpus-total-too-many");
     DO_TEST_MODE("mirror-driver-unsupported", TEST_FAIL_NODRIVER);

@@ -1,9 +1,11 @@
 /*
  * qemumigrationconfidentialtest.c: which migrations of which guests libvirt
  * allows with and without VIR_MIGRATE_CONFIDENTIAL, and what it says when it
- * refuses; the checks of the migration cookie on both hosts; and the
- * target's Prepare steps and the source's helper check against a test
- * monitor whose replies are validated against the
+ * refuses; what it refuses an SEV guest outside a confidential migration
+ * (save, snapshots with memory, dumps, memory peeks, pausing a confidential
+ * migration's source); the checks of the migration cookie on both hosts;
+ * and the target's Prepare steps and the source's helper check against a
+ * test monitor whose replies are validated against the
  * caps_10.0.0_x86_64+amdsev-mirror schema
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -18,6 +20,7 @@
 #include "qemu/qemu_domain.h"
 #include "qemu/qemu_migration.h"
 #include "qemu/qemu_migration_confidential.h"
+#include "qemu/qemu_migration_params.h"
 
 #define VIR_FROM_THIS VIR_FROM_NONE
 
@@ -29,11 +32,14 @@ typedef enum {
     GUEST_SEV,
     GUEST_SEV_MIRROR,
     GUEST_SEV_SNP,
+    GUEST_SEV_ES_MIRROR,     /* policy 0x5: SEV-ES */
+    GUEST_SEV_NOSEND_MIRROR, /* policy 0x9: NOSEND */
 } testGuest;
 
 typedef enum {
     QEMU_MIRROR,    /* QEMU with the whole confidential migration interface */
     QEMU_PARTIAL,   /* QEMU that lacks start-migrate-incoming */
+    QEMU_NO_GUEST_ASSISTED, /* QEMU without the guest-assisted capability */
     QEMU_NONE,      /* no capabilities known */
 } testQemu;
 
@@ -44,6 +50,7 @@ struct testData {
     testQemu qemu;
     unsigned int flags;
     const char *error; /* NULL: allowed */
+    bool tlsOptional;  /* qemu.conf: mirror_migration_tls = 0 */
 };
 
 
@@ -64,8 +71,16 @@ testDomain(const struct testData *data)
         vm->def->sec = g_new0(virDomainSecDef, 1);
         vm->def->sec->sectype = data->guest == GUEST_SEV_SNP ?
             VIR_DOMAIN_LAUNCH_SECURITY_SEV_SNP : VIR_DOMAIN_LAUNCH_SECURITY_SEV;
+        if (data->guest != GUEST_SEV_SNP)
+            vm->def->sec->data.sev.policy = 0x1;
     }
-    if (data->guest == GUEST_SEV_MIRROR) {
+    if (data->guest == GUEST_SEV_ES_MIRROR)
+        vm->def->sec->data.sev.policy = 0x5;
+    if (data->guest == GUEST_SEV_NOSEND_MIRROR)
+        vm->def->sec->data.sev.policy = 0x9;
+    if (data->guest == GUEST_SEV_MIRROR ||
+        data->guest == GUEST_SEV_ES_MIRROR ||
+        data->guest == GUEST_SEV_NOSEND_MIRROR) {
         vm->def->mirror = g_new0(virDomainMirrorDef, 1);
         vm->def->mirror->vcpus = 1;
     }
@@ -85,8 +100,10 @@ testDomain(const struct testData *data)
         virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_SMP_MIRROR_VCPUS);
         virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_QUERY_MIRROR_VCPUS);
         virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_MIGRATION_HELPER);
-        if (data->qemu == QEMU_MIRROR)
+        if (data->qemu != QEMU_PARTIAL)
             virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_START_MIGRATE_INCOMING);
+        if (data->qemu != QEMU_NO_GUEST_ASSISTED)
+            virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_MIGRATE_GUEST_ASSISTED);
     }
 
     return g_steal_pointer(&vm);
@@ -131,12 +148,16 @@ testSrcCheck(const void *opaque)
 {
     const struct testData *data = opaque;
     g_autoptr(virDomainObj) vm = testDomain(data);
+    int rc;
 
     if (!vm)
         return -1;
 
-    return testCheckResult(qemuMigrationConfidentialSrcCheck(vm, data->flags),
-                           data->error);
+    driver.config->mirrorMigrationTLS = !data->tlsOptional;
+    rc = qemuMigrationConfidentialSrcCheck(vm, data->flags);
+    driver.config->mirrorMigrationTLS = true;
+
+    return testCheckResult(rc, data->error);
 }
 
 
@@ -153,9 +174,157 @@ testSrcIsAllowed(const void *opaque)
     if (!vm)
         return -1;
 
+    driver.config->mirrorMigrationTLS = !data->tlsOptional;
     allowed = qemuMigrationSrcIsAllowed(vm, true, VIR_ASYNC_JOB_NONE,
                                         data->flags);
+    driver.config->mirrorMigrationTLS = true;
     return testCheckResult(allowed ? 0 : -1, data->error);
+}
+
+
+/* What an SEV guest is refused outside a confidential migration. */
+typedef enum {
+    OP_SAVE,      /* qemuMigrationSrcIsAllowed() as save and managedsave call it */
+    OP_SNAPSHOT,  /* ... as internal and external memory snapshots call it */
+    OP_DUMP,      /* ... as a full dump calls it */
+    OP_DUMP_MEMORY, /* qemuMigrationConfidentialCheckExport() as every dump calls it */
+    OP_PEEK,      /* ... as virDomainMemoryPeek calls it */
+} testOp;
+
+struct testExportData {
+    const char *name;
+    testGuest guest;
+    bool running;
+    testOp op;
+    const char *error; /* NULL: allowed */
+};
+
+
+static int
+testExport(const void *opaque)
+{
+    const struct testExportData *data = opaque;
+    struct testData domData = { "", data->guest, data->running, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    int rc = -1;
+
+    if (!vm)
+        return -1;
+
+    switch (data->op) {
+    case OP_SAVE:
+        rc = qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_SAVE, 0) ? 0 : -1;
+        break;
+    case OP_SNAPSHOT:
+        rc = qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_SNAPSHOT, 0) ? 0 : -1;
+        break;
+    case OP_DUMP:
+        rc = qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_DUMP, 0) ? 0 : -1;
+        break;
+    case OP_DUMP_MEMORY:
+        rc = qemuMigrationConfidentialCheckExport(vm, QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP);
+        break;
+    case OP_PEEK:
+        rc = qemuMigrationConfidentialCheckExport(vm, QEMU_MIGRATION_CONFIDENTIAL_EXPORT_PEEK);
+        break;
+    }
+
+    return testCheckResult(rc, data->error);
+}
+
+
+#define EXPORT_SEV(op, why) \
+    "Requested operation is not valid: cannot " op " domain 'guest': it is an SEV guest: " why "; its memory may leave it only in a confidential migration (virsh migrate --confidential)"
+#define EXPORT_SNP(op, why) \
+    "Requested operation is not valid: cannot " op " domain 'guest': it is an SEV-SNP guest: " why
+#define WHY_SAVE "the saved image would hold the guest's memory outside the guest, and no restore path can load it into an SEV guest"
+#define WHY_SNAPSHOT "the snapshot would hold the guest's memory outside the guest; a disk-only snapshot is allowed"
+#define WHY_DUMP "on SEV hardware the host reads only ciphertext from the guest's memory, so a dump would be useless"
+#define WHY_PEEK "on SEV hardware the host reads only ciphertext from the guest's memory"
+
+static const struct testExportData exportTests[] = {
+    { "save SEV", GUEST_SEV, true, OP_SAVE, EXPORT_SEV("save", WHY_SAVE) },
+    { "save SEV with mirror", GUEST_SEV_MIRROR, true, OP_SAVE, EXPORT_SEV("save", WHY_SAVE) },
+    { "save SEV-SNP", GUEST_SEV_SNP, true, OP_SAVE, EXPORT_SNP("save", WHY_SAVE) },
+    { "save plain", GUEST_PLAIN, true, OP_SAVE, NULL },
+    { "snapshot SEV", GUEST_SEV, true, OP_SNAPSHOT,
+      EXPORT_SEV("take a snapshot with memory of", WHY_SNAPSHOT) },
+    { "snapshot SEV with mirror", GUEST_SEV_MIRROR, true, OP_SNAPSHOT,
+      EXPORT_SEV("take a snapshot with memory of", WHY_SNAPSHOT) },
+    { "snapshot SEV-SNP", GUEST_SEV_SNP, true, OP_SNAPSHOT,
+      EXPORT_SNP("take a snapshot with memory of", WHY_SNAPSHOT) },
+    { "snapshot plain", GUEST_PLAIN, true, OP_SNAPSHOT, NULL },
+    { "full dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP,
+      EXPORT_SEV("dump the memory of", WHY_DUMP) },
+    { "full dump SEV-SNP", GUEST_SEV_SNP, true, OP_DUMP,
+      EXPORT_SNP("dump the memory of", WHY_DUMP) },
+    { "full dump plain", GUEST_PLAIN, true, OP_DUMP, NULL },
+    { "memory-only dump SEV", GUEST_SEV, true, OP_DUMP_MEMORY,
+      EXPORT_SEV("dump the memory of", WHY_DUMP) },
+    { "memory-only dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP_MEMORY,
+      EXPORT_SEV("dump the memory of", WHY_DUMP) },
+    { "memory-only dump plain", GUEST_PLAIN, true, OP_DUMP_MEMORY, NULL },
+    { "memory peek SEV with mirror", GUEST_SEV_MIRROR, true, OP_PEEK,
+      EXPORT_SEV("read the memory of", WHY_PEEK) },
+    { "memory peek SEV-SNP", GUEST_SEV_SNP, true, OP_PEEK,
+      EXPORT_SNP("read the memory of", WHY_PEEK) },
+    { "memory peek plain", GUEST_PLAIN, true, OP_PEEK, NULL },
+    /* a guest that does not run has no memory to write out */
+    { "memory peek SEV not running", GUEST_SEV_MIRROR, false, OP_PEEK, NULL },
+};
+
+
+struct testSuspendData {
+    const char *name;
+    virDomainAsyncJob asyncJob;
+    unsigned long long apiFlags;
+    const char *error;
+};
+
+
+/* virDomainSuspend during a job of the domain */
+static int
+testSuspend(const void *opaque)
+{
+    const struct testSuspendData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+
+    if (!vm)
+        return -1;
+
+    vm->job->asyncJob = data->asyncJob;
+    vm->job->apiFlags = data->apiFlags;
+
+    return testCheckResult(qemuMigrationConfidentialCheckSuspend(vm),
+                           data->error);
+}
+
+
+static const struct testSuspendData suspendTests[] = {
+    { "no job", VIR_ASYNC_JOB_NONE, 0, NULL },
+    { "plain migration", VIR_ASYNC_JOB_MIGRATION_OUT, VIR_MIGRATE_LIVE, NULL },
+    { "confidential migration", VIR_ASYNC_JOB_MIGRATION_OUT,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL,
+      "Requested operation is not valid: domain 'guest' is the source of a confidential migration, which cannot be paused while it runs: that would make it a non-live migration (virsh migrate --timeout suspends by default)" },
+    { "incoming confidential migration", VIR_ASYNC_JOB_MIGRATION_IN,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, NULL },
+};
+
+
+static int
+testScheme(const void *opaque G_GNUC_UNUSED)
+{
+    unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL;
+
+    if (testCheckResult(qemuMigrationConfidentialCheckScheme("tcp", flags), NULL) < 0 ||
+        testCheckResult(qemuMigrationConfidentialCheckScheme("unix", flags), NULL) < 0 ||
+        testCheckResult(qemuMigrationConfidentialCheckScheme("rdma", VIR_MIGRATE_LIVE), NULL) < 0 ||
+        testCheckResult(qemuMigrationConfidentialCheckScheme("rdma", flags),
+                        "argument unsupported: VIR_MIGRATE_CONFIDENTIAL cannot be combined with an rdma:// migration URI: RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") < 0)
+        return -1;
+
+    return 0;
 }
 
 
@@ -164,22 +333,36 @@ struct testDstData {
     testGuest guest;
     unsigned int defMirrorVcpus;
     testQemu qemu;
-    unsigned int contract;     /* 0: no <confidential/> in the cookie */
+    bool cookie;               /* <confidential/> in the cookie */
     unsigned int cookieMirrorVcpus;
+    bool remoteGuestAssisted;  /* the source's QEMU supports guest-assisted */
     unsigned int flags;
     const char *error;         /* NULL: accepted */
 };
+
+
+/* migration capabilities a QEMU reports, as the migration cookie carries them */
+static virBitmap *
+testRemoteCaps(bool guestAssisted)
+{
+    virBitmap *caps = virBitmapNew(QEMU_MIGRATION_CAP_LAST);
+
+    ignore_value(virBitmapSetBit(caps, QEMU_MIGRATION_CAP_XBZRLE));
+    if (guestAssisted)
+        ignore_value(virBitmapSetBit(caps, QEMU_MIGRATION_CAP_GUEST_ASSISTED));
+    return caps;
+}
 
 
 static int
 testDstCheck(const void *opaque)
 {
     const struct testDstData *data = opaque;
-    struct testData domData = { "", data->guest, false, data->qemu, 0, NULL };
+    struct testData domData = { "", data->guest, false, data->qemu, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
     qemuDomainObjPrivate *priv;
-    qemuMigrationCookieConfidential conf = { data->contract,
-                                             data->cookieMirrorVcpus };
+    qemuMigrationCookieConfidential conf = { data->cookieMirrorVcpus };
 
     if (!vm)
         return -1;
@@ -188,47 +371,69 @@ testDstCheck(const void *opaque)
     if (vm->def->mirror)
         vm->def->mirror->vcpus = data->defMirrorVcpus;
 
-    return testCheckResult(qemuMigrationConfidentialDstCheck(vm->def,
-                                                             data->contract ? &conf : NULL,
+    return testCheckResult(qemuMigrationConfidentialDstCheck(driver.config,
+                                                             vm->def,
+                                                             data->cookie ? &conf : NULL,
+                                                             remoteCaps,
                                                              priv->qemuCaps,
                                                              data->flags),
                            data->error);
 }
 
 
-#define CONF_FLAGS (VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL)
+#define CONF_FLAGS (VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL)
+#define NO_INTERFACE_HERE \
+    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)"
+#define SEV_ES_REFUSED \
+    "Operation not supported: domain 'guest' is an SEV-ES guest (policy bit 0x4): confidential migration supports plain SEV guests only, because an SEV-ES guest's register state is in its encrypted VMSA, which neither the migration helper nor QEMU migrates"
+#define NOSEND_REFUSED \
+    "Requested operation is not valid: the guest owner's policy for domain 'guest' forbids sending it to another platform (NOSEND, policy bit 0x8)"
+#define LIVE_REQUIRED \
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper exports the guest's pages while the guest runs, and what a stopped guest does to mirror vCPUs is not defined"
+#define TLS_REQUIRED \
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"
 
 static const struct testDstData dstTests[] = {
-    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, 0, 0, VIR_MIGRATE_LIVE, NULL },
-    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 1, 1, CONF_FLAGS, NULL },
-    { "cookie without the flag", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 1, 1, VIR_MIGRATE_LIVE,
+    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false, VIR_MIGRATE_LIVE, NULL },
+    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NULL },
+    { "cookie without the flag", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, VIR_MIGRATE_LIVE,
       "Requested operation is not valid: the migration cookie of domain 'guest' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set" },
-    { "flag without the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 0, 0, CONF_FLAGS,
+    { "flag without the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, false, 0, true, CONF_FLAGS,
       "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'" },
-    { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 1, 1,
+    { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
       CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
-    { "newer contract", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, 2, 1, CONF_FLAGS,
-      "Operation not supported: the source relies on version 2 of the confidential migration contract, this host implements version 1" },
-    { "not SEV", GUEST_PLAIN, 0, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+    { "rdma pin all", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
+      CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
+      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
+    { "not live", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
+      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED },
+    { "no TLS", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED },
+    { "source QEMU without guest-assisted", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, false, CONF_FLAGS,
+      "Operation not supported: the source's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'" },
+    { "not SEV", GUEST_PLAIN, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest" },
-    { "SEV-SNP", GUEST_SEV_SNP, 0, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+    { "SEV-SNP", GUEST_SEV_SNP, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest" },
-    { "no mirror", GUEST_SEV, 0, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+    { "SEV-ES", GUEST_SEV_ES_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, SEV_ES_REFUSED },
+    { "NOSEND", GUEST_SEV_NOSEND_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NOSEND_REFUSED },
+    { "no mirror", GUEST_SEV, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 0" },
-    { "other mirror vCPUs", GUEST_SEV_MIRROR, 2, QEMU_MIRROR, 1, 1, CONF_FLAGS,
+    { "other mirror vCPUs", GUEST_SEV_MIRROR, 2, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 2" },
-    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, 1, 1, CONF_FLAGS,
-      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
-    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, 1, 1, CONF_FLAGS,
-      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
+    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE },
+    { "QEMU without guest-assisted", GUEST_SEV_MIRROR, 1, QEMU_NO_GUEST_ASSISTED, true, 1, true,
+      CONF_FLAGS, NO_INTERFACE_HERE },
+    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE },
 };
 
 
 struct testSrcCookieData {
     const char *name;
-    unsigned int contract;     /* 0: the target sent no <confidential/> */
+    bool cookie;               /* the target sent <confidential/> */
     unsigned int mirrorVcpus;
+    bool remoteGuestAssisted;  /* the target's QEMU supports guest-assisted */
     unsigned int flags;
     const char *error;
 };
@@ -238,29 +443,31 @@ static int
 testSrcCheckCookie(const void *opaque)
 {
     const struct testSrcCookieData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
-    qemuMigrationCookieConfidential conf = { data->contract, data->mirrorVcpus };
+    g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
+    qemuMigrationCookieConfidential conf = { data->mirrorVcpus };
 
     if (!vm)
         return -1;
 
     return testCheckResult(qemuMigrationConfidentialSrcCheckCookie(vm,
-                                                                   data->contract ? &conf : NULL,
+                                                                   data->cookie ? &conf : NULL,
+                                                                   remoteCaps,
                                                                    data->flags),
                            data->error);
 }
 
 
 static const struct testSrcCookieData srcCookieTests[] = {
-    { "plain", 0, 0, VIR_MIGRATE_LIVE, NULL },
-    { "confirmed", 1, 1, CONF_FLAGS, NULL },
-    { "not confirmed", 0, 0, CONF_FLAGS,
+    { "plain", false, 0, false, VIR_MIGRATE_LIVE, NULL },
+    { "confirmed", true, 1, true, CONF_FLAGS, NULL },
+    { "not confirmed", false, 0, true, CONF_FLAGS,
       "operation failed: the target did not confirm the confidential migration of domain 'guest'" },
-    { "other contract", 2, 1, CONF_FLAGS,
-      "operation failed: the target prepared domain 'guest' with contract 2 and 1 mirror vCPUs, but the source has contract 1 and 1" },
-    { "other mirror vCPUs", 1, 3, CONF_FLAGS,
-      "operation failed: the target prepared domain 'guest' with contract 1 and 3 mirror vCPUs, but the source has contract 1 and 1" },
+    { "other mirror vCPUs", true, 3, true, CONF_FLAGS,
+      "operation failed: the target prepared domain 'guest' with 3 mirror vCPUs, but the source has 1" },
+    { "target QEMU without guest-assisted", true, 1, false, CONF_FLAGS,
+      "operation failed: the target's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'" },
 };
 
 
@@ -303,6 +510,7 @@ struct testFlowData {
     const char *name;
     const char *items[9];
     const char *error;
+    virTristateBool exitOnError;
 };
 
 
@@ -311,7 +519,7 @@ static int
 testDstRun(const void *opaque)
 {
     const struct testFlowData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     qemuDomainObjPrivate *priv;
@@ -325,7 +533,8 @@ testDstRun(const void *opaque)
     if (!(test = testMonitorAttach(vm, data->items)))
         return -1;
 
-    rc = qemuMigrationConfidentialDstRun(vm, "tcp:0.0.0.0:49152", VIR_ASYNC_JOB_NONE);
+    rc = qemuMigrationConfidentialDstRun(vm, "tcp:0.0.0.0:49152",
+                                         data->exitOnError, VIR_ASYNC_JOB_NONE);
     testMonitorDetach(vm);
 
     if (testCheckResult(rc, data->error) < 0)
@@ -348,7 +557,7 @@ static int
 testSrcCheckHelper(const void *opaque)
 {
     const struct testFlowData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     int rc;
@@ -366,37 +575,75 @@ testSrcCheckHelper(const void *opaque)
 }
 
 
+/* the whole of qemuMigrationSrcIsAllowed() for a confidential migration,
+ * the allowed path included: the helper is asked, and nothing else of
+ * QEMU */
+static int
+testSrcIsAllowedHelper(const void *opaque)
+{
+    const struct testFlowData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    bool allowed;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMonitorAttach(vm, data->items)))
+        return -1;
+
+    allowed = qemuMigrationSrcIsAllowed(vm, true, VIR_ASYNC_JOB_NONE, CONF_FLAGS);
+    testMonitorDetach(vm);
+
+    return testCheckResult(allowed ? 0 : -1, data->error);
+}
+
+
 #define HELPER "query-migration-helper"
 #define READY_KEY "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
 #define READY_NO_KEY "{\"return\": {\"status\": \"ready\"}}"
 #define OK "{\"return\": {}}"
 
+#define ABSENT VIR_TRISTATE_BOOL_ABSENT
+
 static const struct testFlowData dstRunTests[] = {
     { "ready", { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
-      NULL },
+      NULL, ABSENT },
+    /* start-migrate-incoming takes migrate-incoming's arguments; the test
+     * monitor validates them against the schema */
+    { "ready, exit-on-error as for migrate-incoming",
+      { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
+      NULL, VIR_TRISTATE_BOOL_NO },
     { "cont fails", { "cont", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}", NULL },
-      "internal error: unable to execute QEMU command 'cont': no" },
+      "internal error: unable to execute QEMU command 'cont': no", ABSENT },
     { "helper failed", { "cont", OK, HELPER,
                          "{\"return\": {\"status\": \"failed\", \"error\": \"no helper in firmware\"}}",
                          NULL },
-      "operation failed: migration helper of domain 'guest' failed: no helper in firmware" },
+      "operation failed: migration helper of domain 'guest' failed: no helper in firmware", ABSENT },
     { "no transport key", { "cont", OK, HELPER, READY_NO_KEY, NULL },
-      "Operation not supported: the migration helper of domain 'guest' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet" },
+      "Operation not supported: the migration helper of domain 'guest' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet",
+      ABSENT },
     { "start-migrate-incoming fails",
       { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming",
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"helper not ready\"}}", NULL },
-      "internal error: unable to execute QEMU command 'start-migrate-incoming': helper not ready" },
+      "internal error: unable to execute QEMU command 'start-migrate-incoming': helper not ready",
+      ABSENT },
 };
 
 static const struct testFlowData srcHelperTests[] = {
-    { "ready", { HELPER, READY_KEY, NULL }, NULL },
+    { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT },
     { "booting", { HELPER, "{\"return\": {\"status\": \"booting\"}}", NULL },
-      "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'booting')" },
+      "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'booting')",
+      ABSENT },
     { "failed", { HELPER, "{\"return\": {\"status\": \"failed\", \"error\": \"mailbox timeout\"}}", NULL },
-      "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'failed': mailbox timeout)" },
+      "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'failed': mailbox timeout)",
+      ABSENT },
     { "no transport key", { HELPER, READY_NO_KEY, NULL },
-      "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected" },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected",
+      ABSENT },
 };
+
 
 
 static int
@@ -418,8 +665,8 @@ testCookieParse(const char *xml,
 static int
 testCookie(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData plainData = { "", GUEST_SEV, true, QEMU_MIRROR, 0, NULL };
-    struct testData mirrorData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
+    struct testData plainData = { "", GUEST_SEV, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData mirrorData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) plain = testDomain(&plainData);
     g_autoptr(virDomainObj) mirror = testDomain(&mirrorData);
     g_autofree qemuMigrationCookieConfidential *conf = NULL;
@@ -436,18 +683,18 @@ testCookie(const void *opaque G_GNUC_UNUSED)
         return -1;
     qemuMigrationCookieConfidentialFormat(&buf, conf);
     if (STRNEQ(virBufferCurrentContent(&buf),
-               "<confidential contract='1' mirrorVcpus='1'/>\n")) {
+               "<confidential mirrorVcpus='1'/>\n")) {
         VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
         return -1;
     }
 
-    if (testCookieParse("<qemu-migration><confidential contract='1' mirrorVcpus='3'/></qemu-migration>",
+    if (testCookieParse("<qemu-migration><confidential mirrorVcpus='3'/></qemu-migration>",
                         NULL) < 0 ||
         testCookieParse("<qemu-migration/>",
                         "internal error: missing <confidential> in migration cookie") < 0 ||
-        testCookieParse("<qemu-migration><confidential mirrorVcpus='3'/></qemu-migration>",
-                        "XML error: Missing required attribute 'contract' in element 'confidential'") < 0 ||
-        testCookieParse("<qemu-migration><confidential contract='1' mirrorVcpus='0'/></qemu-migration>",
+        testCookieParse("<qemu-migration><confidential/></qemu-migration>",
+                        "XML error: Missing required attribute 'mirrorVcpus' in element 'confidential'") < 0 ||
+        testCookieParse("<qemu-migration><confidential mirrorVcpus='0'/></qemu-migration>",
                         "XML error: Invalid value for attribute 'mirrorVcpus' in element 'confidential': Zero is not permitted") < 0)
         return -1;
 
@@ -455,70 +702,86 @@ testCookie(const void *opaque G_GNUC_UNUSED)
 }
 
 
+#define NO_INTERFACE_SRC \
+    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' of domain 'guest' lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)"
+
 static const struct testData tests[] = {
     /* without VIR_MIGRATE_CONFIDENTIAL */
-    { "plain guest", GUEST_PLAIN, true, QEMU_NONE, VIR_MIGRATE_LIVE, NULL },
+    { "plain guest", GUEST_PLAIN, true, QEMU_NONE, VIR_MIGRATE_LIVE, NULL, false },
     { "SEV guest refused", GUEST_SEV, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
-      SEV_REFUSED },
+      SEV_REFUSED, false },
     { "SEV guest with mirror refused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS, SEV_REFUSED },
-    { "SEV guest non-live refused", GUEST_SEV, true, QEMU_NONE, 0, SEV_REFUSED },
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS, SEV_REFUSED, false },
+    { "SEV guest non-live refused", GUEST_SEV, true, QEMU_NONE, 0, SEV_REFUSED, false },
+    { "SEV-ES guest refused", GUEST_SEV_ES_MIRROR, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
+      SEV_REFUSED, false },
     { "SEV-SNP guest refused", GUEST_SEV_SNP, true, QEMU_NONE, VIR_MIGRATE_LIVE,
-      "Requested operation is not valid: domain 'guest' is an SEV-SNP guest: libvirt cannot migrate its memory (confidential migration supports SEV guests only)" },
+      "Requested operation is not valid: domain 'guest' is an SEV-SNP guest: libvirt cannot migrate its memory (confidential migration supports SEV guests only)", false },
     { "SEV guest offline", GUEST_SEV, false, QEMU_NONE,
-      VIR_MIGRATE_OFFLINE | VIR_MIGRATE_PERSIST_DEST, NULL },
+      VIR_MIGRATE_OFFLINE | VIR_MIGRATE_PERSIST_DEST, NULL, false },
 
     /* with VIR_MIGRATE_CONFIDENTIAL */
-    { "confidential", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, NULL },
+    { "confidential", GUEST_SEV_MIRROR, true, QEMU_MIRROR, CONF_FLAGS, NULL, false },
     { "confidential p2p tls paused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS |
-      VIR_MIGRATE_PAUSED | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_CONFIDENTIAL, NULL },
+      CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PAUSED |
+      VIR_MIGRATE_PERSIST_DEST, NULL, false },
+    { "confidential without TLS", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED, false },
+    { "confidential without TLS, TLS optional in qemu.conf", GUEST_SEV_MIRROR, true,
+      QEMU_MIRROR, VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, NULL, true },
+    { "confidential not live", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED, false },
     { "confidential offline", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_OFFLINE | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL") },
+      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL"), false },
     { "confidential postcopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_POSTCOPY | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
+      CONF_FLAGS | VIR_MIGRATE_POSTCOPY,
+      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes"), false },
     { "confidential postcopy resume", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_POSTCOPY_RESUME | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
+      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes"), false },
     { "confidential tunnelled", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
+      CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), false },
     { "confidential copy storage all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_NON_SHARED_DISK | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage") },
+      CONF_FLAGS | VIR_MIGRATE_NON_SHARED_DISK,
+      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage"), false },
     { "confidential copy storage inc", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_NON_SHARED_INC | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage") },
+      CONF_FLAGS | VIR_MIGRATE_NON_SHARED_INC,
+      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage"), false },
     { "confidential compressed", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_COMPRESSED | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed") },
+      CONF_FLAGS | VIR_MIGRATE_COMPRESSED,
+      CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed"), false },
     { "confidential parallel", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_PARALLEL | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_PARALLEL (--parallel)", "the migration helper's pages travel in the main migration stream only") },
+      CONF_FLAGS | VIR_MIGRATE_PARALLEL,
+      CONFLICT("VIR_MIGRATE_PARALLEL (--parallel)", "the migration helper's pages travel in the main migration stream only"), false },
     { "confidential zerocopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_ZEROCOPY | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy needs parallel connections, which confidential migration does not use") },
-    { "confidential not running", GUEST_SEV_MIRROR, false, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' is not running: confidential migration moves a running guest" },
-    { "confidential plain guest", GUEST_PLAIN, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only" },
-    { "confidential SEV-SNP guest", GUEST_SEV_SNP, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only" },
-    { "confidential without mirror", GUEST_SEV, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' has no mirror vCPUs: confidential migration needs <mirror/> in its definition (it takes effect when the domain next starts)" },
-    { "confidential partial QEMU", GUEST_SEV_MIRROR, true, QEMU_PARTIAL,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
-      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' of domain 'guest' lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
-    { "confidential unknown QEMU", GUEST_SEV_MIRROR, true, QEMU_NONE,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL,
-      "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' of domain 'guest' lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)" },
+      CONF_FLAGS | VIR_MIGRATE_ZEROCOPY,
+      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy needs parallel connections, which confidential migration does not use"), false },
+    { "confidential rdma pin all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
+      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), false },
+    { "confidential auto-converge", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
+      CONF_FLAGS | VIR_MIGRATE_AUTO_CONVERGE,
+      CONFLICT("VIR_MIGRATE_AUTO_CONVERGE (--auto-converge)", "CPU throttling is not defined for mirror vCPUs, which export the guest's pages"), false },
+    { "confidential not running", GUEST_SEV_MIRROR, false, QEMU_MIRROR, CONF_FLAGS,
+      "Requested operation is not valid: domain 'guest' is not running: confidential migration moves a running guest", false },
+    { "confidential plain guest", GUEST_PLAIN, true, QEMU_MIRROR, CONF_FLAGS,
+      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only", false },
+    { "confidential SEV-SNP guest", GUEST_SEV_SNP, true, QEMU_MIRROR, CONF_FLAGS,
+      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only", false },
+    { "confidential SEV-ES guest", GUEST_SEV_ES_MIRROR, true, QEMU_MIRROR, CONF_FLAGS,
+      SEV_ES_REFUSED, false },
+    { "confidential NOSEND guest", GUEST_SEV_NOSEND_MIRROR, true, QEMU_MIRROR, CONF_FLAGS,
+      NOSEND_REFUSED, false },
+    { "confidential without mirror", GUEST_SEV, true, QEMU_MIRROR, CONF_FLAGS,
+      "Requested operation is not valid: domain 'guest' has no mirror vCPUs: confidential migration needs <mirror/> in its definition (it takes effect when the domain next starts)", false },
+    { "confidential partial QEMU", GUEST_SEV_MIRROR, true, QEMU_PARTIAL, CONF_FLAGS,
+      NO_INTERFACE_SRC, false },
+    { "confidential QEMU without guest-assisted", GUEST_SEV_MIRROR, true,
+      QEMU_NO_GUEST_ASSISTED, CONF_FLAGS, NO_INTERFACE_SRC, false },
+    { "confidential unknown QEMU", GUEST_SEV_MIRROR, true, QEMU_NONE, CONF_FLAGS,
+      NO_INTERFACE_SRC, false },
 };
 
 
@@ -582,10 +845,32 @@ mymain(void)
     for (i = 0; i < G_N_ELEMENTS(srcHelperTests); i++) {
         g_autofree char *name = g_strdup_printf("source helper check: %s",
                                                 srcHelperTests[i].name);
+        g_autofree char *entry = g_strdup_printf("qemuMigrationSrcIsAllowed: helper %s",
+                                                 srcHelperTests[i].name);
 
         if (virTestRun(name, testSrcCheckHelper, &srcHelperTests[i]) < 0)
             ret = -1;
+        if (virTestRun(entry, testSrcIsAllowedHelper, &srcHelperTests[i]) < 0)
+            ret = -1;
     }
+
+    for (i = 0; i < G_N_ELEMENTS(exportTests); i++) {
+        g_autofree char *name = g_strdup_printf("memory out of the guest: %s",
+                                                exportTests[i].name);
+
+        if (virTestRun(name, testExport, &exportTests[i]) < 0)
+            ret = -1;
+    }
+
+    for (i = 0; i < G_N_ELEMENTS(suspendTests); i++) {
+        g_autofree char *name = g_strdup_printf("suspend: %s", suspendTests[i].name);
+
+        if (virTestRun(name, testSuspend, &suspendTests[i]) < 0)
+            ret = -1;
+    }
+
+    if (virTestRun("migration URI scheme", testScheme, NULL) < 0)
+        ret = -1;
 
     if (virTestRun("cookie element", testCookie, NULL) < 0)
         ret = -1;

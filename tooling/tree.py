@@ -597,6 +597,8 @@ def sync_overlay(tree):
             raise Failure("new file %s is outside the directories this repo "
                           "mirrors (%s)" % (path, ", ".join(OVERLAY_ROOTS)))
         dest = os.path.join(TOP, path)
+        if os.path.lexists(dest) and os.path.samefile(dest, os.path.join(tree, path)):
+            continue  # linked already (a refresh that stopped half-way)
         if os.path.lexists(dest):
             raise Failure("new file %s exists in this repo already; refusing "
                           "to overwrite it" % path)

@@ -149,8 +149,9 @@ virDomainMirrorDefFormat(virBuffer *buf,
  * virDomainMirrorDefValidate:
  *
  * Checks that hold for every hypervisor driver: the driver supports mirror
- * vCPUs at all, the guest is an SEV guest (the only confidential-computing
- * technology with a mirror VM interface today), and the counts are in range.
+ * vCPUs at all, the guest is a plain SEV guest (the only confidential-computing
+ * technology with a mirror VM interface today; not SEV-ES), and the counts
+ * are in range.
  */
 int
 virDomainMirrorDefValidate(const virDomainDef *def,
@@ -178,6 +179,12 @@ virDomainMirrorDefValidate(const virDomainDef *def,
         virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
                        _("element 'mirror' requires launchSecurity type 'sev', not '%1$s'"),
                        virDomainLaunchSecurityTypeToString(def->sec->sectype));
+        return -1;
+    }
+
+    if (def->sec->data.sev.policy & VIR_DOMAIN_SEV_POLICY_ES) {
+        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
+                       _("element 'mirror' is not supported for SEV-ES guests (SEV policy bit 0x4): their register state is in the encrypted VMSA, which the migration helper cannot migrate"));
         return -1;
     }
 

@@ -14,6 +14,7 @@
 
 #include "qemu_migration_confidential.h"
 #include "qemu_domain.h"
+#include "qemu_migration_params.h"
 #include "qemu_mirror.h"
 #include "virerror.h"
 #include "virlog.h"
@@ -46,20 +47,150 @@ static const struct {
       N_("the migration helper's pages travel in the main migration stream only") },
     { VIR_MIGRATE_ZEROCOPY, "VIR_MIGRATE_ZEROCOPY (--zerocopy)",
       N_("zero-copy needs parallel connections, which confidential migration does not use") },
+    { VIR_MIGRATE_RDMA_PIN_ALL, "VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)",
+      N_("RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
+    { VIR_MIGRATE_AUTO_CONVERGE, "VIR_MIGRATE_AUTO_CONVERGE (--auto-converge)",
+      N_("CPU throttling is not defined for mirror vCPUs, which export the guest's pages") },
 };
+
+
+/* What a running SEV or SEV-SNP guest is refused outside a confidential
+ * migration: every operation that makes QEMU write its memory somewhere. */
+static const struct {
+    const char *operation;
+    const char *reason;
+} qemuMigrationConfidentialExports[] = {
+    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE] = {
+        N_("save"),
+        N_("the saved image would hold the guest's memory outside the guest, and no restore path can load it into an SEV guest") },
+    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT] = {
+        N_("take a snapshot with memory of"),
+        N_("the snapshot would hold the guest's memory outside the guest; a disk-only snapshot is allowed") },
+    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP] = {
+        N_("dump the memory of"),
+        N_("on SEV hardware the host reads only ciphertext from the guest's memory, so a dump would be useless") },
+    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_PEEK] = {
+        N_("read the memory of"),
+        N_("on SEV hardware the host reads only ciphertext from the guest's memory") },
+    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER] = {
+        N_("write out the memory of"),
+        N_("the guest's memory may leave it only in a confidential migration") },
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(qemuMigrationConfidentialExports) ==
+                QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST);
+
+
+static virDomainLaunchSecurity
+qemuMigrationConfidentialSecType(const virDomainDef *def)
+{
+    return def->sec ? def->sec->sectype : VIR_DOMAIN_LAUNCH_SECURITY_NONE;
+}
+
+
+/**
+ * qemuMigrationConfidentialCheckExport:
+ * @vm: a running domain
+ * @what: the operation that would make QEMU write the guest's memory
+ *
+ * The fail-closed rule for everything but a migration to another host: a
+ * running SEV or SEV-SNP guest never has its memory written out, whether
+ * it has mirror vCPUs or not. Only a confidential migration moves it.
+ *
+ * Returns 0 if @what may go on, -1 with an error reported.
+ */
+int
+qemuMigrationConfidentialCheckExport(virDomainObj *vm,
+                                     qemuMigrationConfidentialExport what)
+{
+    virDomainLaunchSecurity sectype = qemuMigrationConfidentialSecType(vm->def);
+
+    if (!virDomainObjIsActive(vm))
+        return 0;
+
+    if (what < 0 || what >= QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST)
+        what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER;
+
+    switch (sectype) {
+    case VIR_DOMAIN_LAUNCH_SECURITY_SEV:
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("cannot %1$s domain '%2$s': it is an SEV guest: %3$s; its memory may leave it only in a confidential migration (virsh migrate --confidential)"),
+                       _(qemuMigrationConfidentialExports[what].operation),
+                       vm->def->name,
+                       _(qemuMigrationConfidentialExports[what].reason));
+        return -1;
+
+    case VIR_DOMAIN_LAUNCH_SECURITY_SEV_SNP:
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("cannot %1$s domain '%2$s': it is an SEV-SNP guest: %3$s"),
+                       _(qemuMigrationConfidentialExports[what].operation),
+                       vm->def->name,
+                       _(qemuMigrationConfidentialExports[what].reason));
+        return -1;
+
+    case VIR_DOMAIN_LAUNCH_SECURITY_NONE:
+    case VIR_DOMAIN_LAUNCH_SECURITY_PV:
+    case VIR_DOMAIN_LAUNCH_SECURITY_LAST:
+        break;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialSrcCheckLocal:
+ * @vm: a running domain
+ * @asyncJob: the job of the operation that calls qemuMigrationSrcIsAllowed()
+ *            for a migration that stays on this host (save, managed save,
+ *            memory snapshots, full dumps)
+ *
+ * qemuMigrationConfidentialCheckExport() for the operation @asyncJob runs.
+ */
+int
+qemuMigrationConfidentialSrcCheckLocal(virDomainObj *vm,
+                                       virDomainAsyncJob asyncJob)
+{
+    qemuMigrationConfidentialExport what;
+
+    switch (asyncJob) {
+    case VIR_ASYNC_JOB_SAVE:
+        what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE;
+        break;
+    case VIR_ASYNC_JOB_SNAPSHOT:
+        what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT;
+        break;
+    case VIR_ASYNC_JOB_DUMP:
+        what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP;
+        break;
+    case VIR_ASYNC_JOB_NONE:
+    case VIR_ASYNC_JOB_MIGRATION_OUT:
+    case VIR_ASYNC_JOB_MIGRATION_IN:
+    case VIR_ASYNC_JOB_START:
+    case VIR_ASYNC_JOB_BACKUP:
+    case VIR_ASYNC_JOB_LAST:
+    default:
+        what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER;
+        break;
+    }
+
+    return qemuMigrationConfidentialCheckExport(vm, what);
+}
 
 
 /**
  * qemuMigrationConfidentialCheckFlags:
+ * @cfg: the driver's configuration (mirror_migration_tls), or NULL
  * @flags: virDomainMigrateFlags
  *
  * With VIR_MIGRATE_CONFIDENTIAL, refuse the flags it cannot be combined
- * with. Both the source and the target check.
+ * with, and require those it needs: VIR_MIGRATE_LIVE, and VIR_MIGRATE_TLS
+ * unless qemu.conf says otherwise. Both the source and the target check.
  *
  * Returns 0 if the flags may go together, -1 with an error reported.
  */
 int
-qemuMigrationConfidentialCheckFlags(unsigned int flags)
+qemuMigrationConfidentialCheckFlags(virQEMUDriverConfig *cfg,
+                                    unsigned int flags)
 {
     size_t i;
 
@@ -74,6 +205,65 @@ qemuMigrationConfidentialCheckFlags(unsigned int flags)
                            _(qemuMigrationConfidentialConflicts[i].reason));
             return -1;
         }
+    }
+
+    if (!(flags & VIR_MIGRATE_LIVE)) {
+        virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
+                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper exports the guest's pages while the guest runs, and what a stopped guest does to mirror vCPUs is not defined"));
+        return -1;
+    }
+
+    if (!(flags & VIR_MIGRATE_TLS) && (!cfg || cfg->mirrorMigrationTLS)) {
+        virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
+                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialCheckScheme:
+ * @scheme: the scheme of the migration URI
+ * @flags: virDomainMigrateFlags
+ *
+ * Confidential migrations refuse RDMA: it moves guest RAM outside the
+ * migration stream, where the migration helper does not see it.
+ */
+int
+qemuMigrationConfidentialCheckScheme(const char *scheme,
+                                     unsigned int flags)
+{
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL) || STRNEQ_NULLABLE(scheme, "rdma"))
+        return 0;
+
+    virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
+                   _("VIR_MIGRATE_CONFIDENTIAL cannot be combined with an rdma:// migration URI: RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"));
+    return -1;
+}
+
+
+/* The guest owner's SEV policy: SEV-ES guests cannot be migrated by the
+ * helper (their register state is in the encrypted VMSA), and NOSEND
+ * forbids sending the guest to another platform by any means. */
+static int
+qemuMigrationConfidentialCheckPolicy(const virDomainDef *def)
+{
+    unsigned int policy = def->sec->data.sev.policy;
+
+    if (policy & VIR_DOMAIN_SEV_POLICY_ES) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("domain '%1$s' is an SEV-ES guest (policy bit 0x4): confidential migration supports plain SEV guests only, because an SEV-ES guest's register state is in its encrypted VMSA, which neither the migration helper nor QEMU migrates"),
+                       def->name);
+        return -1;
+    }
+
+    if (policy & VIR_DOMAIN_SEV_POLICY_NOSEND) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the guest owner's policy for domain '%1$s' forbids sending it to another platform (NOSEND, policy bit 0x8)"),
+                       def->name);
+        return -1;
     }
 
     return 0;
@@ -97,9 +287,9 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
                                   unsigned int flags)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virQEMUDriverConfig) cfg = NULL;
     const virDomainDef *def = vm->def;
-    virDomainLaunchSecurity sectype = def->sec ? def->sec->sectype :
-                                                 VIR_DOMAIN_LAUNCH_SECURITY_NONE;
+    virDomainLaunchSecurity sectype = qemuMigrationConfidentialSecType(def);
 
     if (!(flags & VIR_MIGRATE_CONFIDENTIAL)) {
         if (flags & VIR_MIGRATE_OFFLINE)
@@ -122,7 +312,10 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
         return 0;
     }
 
-    if (qemuMigrationConfidentialCheckFlags(flags) < 0)
+    if (priv->driver)
+        cfg = virQEMUDriverGetConfig(priv->driver);
+
+    if (qemuMigrationConfidentialCheckFlags(cfg, flags) < 0)
         return -1;
 
     if (!virDomainObjIsActive(vm)) {
@@ -139,6 +332,9 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
         return -1;
     }
 
+    if (qemuMigrationConfidentialCheckPolicy(def) < 0)
+        return -1;
+
     if (!def->mirror) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("domain '%1$s' has no mirror vCPUs: confidential migration needs <mirror/> in its definition (it takes effect when the domain next starts)"),
@@ -154,6 +350,29 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
     }
 
     return 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialCheckSuspend:
+ * @vm: the domain virDomainSuspend() is about to pause
+ *
+ * The source of a confidential migration is never paused by request while
+ * the migration runs (virsh migrate --timeout does that by default): that
+ * would turn it into a non-live migration, which confidential migration
+ * refuses (VIR_MIGRATE_LIVE is required).
+ */
+int
+qemuMigrationConfidentialCheckSuspend(virDomainObj *vm)
+{
+    if (vm->job->asyncJob != VIR_ASYNC_JOB_MIGRATION_OUT ||
+        !(vm->job->apiFlags & VIR_MIGRATE_CONFIDENTIAL))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("domain '%1$s' is the source of a confidential migration, which cannot be paused while it runs: that would make it a non-live migration (virsh migrate --timeout suspends by default)"),
+                   vm->def->name);
+    return -1;
 }
 
 
@@ -225,15 +444,18 @@ qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
  * qemuMigrationConfidentialSrcCheckCookie:
  * @vm: the domain being migrated
  * @conf: <confidential/> from the target's Prepare cookie, or NULL
+ * @remoteCaps: migration capabilities the target's QEMU supports (from the
+ *              cookie's capability negotiation), or NULL
  * @flags: virDomainMigrateFlags
  *
  * Source, Perform phase, before 'migrate': the target must have confirmed
- * that it prepared a confidential migration with the same contract and
- * mirror vCPUs.
+ * that it prepared a confidential migration with the same mirror vCPUs, and
+ * its QEMU must support the guest-assisted migration capability.
  */
 int
 qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
                                         const qemuMigrationCookieConfidential *conf,
+                                        virBitmap *remoteCaps,
                                         unsigned int flags)
 {
     if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
@@ -246,13 +468,20 @@ qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
         return -1;
     }
 
-    if (conf->contract != QEMU_MIGRATION_CONFIDENTIAL_CONTRACT ||
-        !vm->def->mirror || conf->mirrorVcpus != vm->def->mirror->vcpus) {
+    if (!vm->def->mirror || conf->mirrorVcpus != vm->def->mirror->vcpus) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("the target prepared domain '%1$s' with contract %2$u and %3$u mirror vCPUs, but the source has contract %4$u and %5$u"),
-                       vm->def->name, conf->contract, conf->mirrorVcpus,
-                       QEMU_MIGRATION_CONFIDENTIAL_CONTRACT,
+                       _("the target prepared domain '%1$s' with %2$u mirror vCPUs, but the source has %3$u"),
+                       vm->def->name, conf->mirrorVcpus,
                        vm->def->mirror ? vm->def->mirror->vcpus : 0);
+        return -1;
+    }
+
+    if (!remoteCaps ||
+        !virBitmapIsBitSet(remoteCaps, QEMU_MIGRATION_CAP_GUEST_ASSISTED)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the target's QEMU for domain '%1$s' does not support the migration capability '%2$s'"),
+                       vm->def->name,
+                       qemuMigrationCapabilityTypeToString(QEMU_MIGRATION_CAP_GUEST_ASSISTED));
         return -1;
     }
 
@@ -262,20 +491,26 @@ qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
 
 /**
  * qemuMigrationConfidentialDstCheck:
+ * @cfg: the driver's configuration
  * @def: the incoming definition
  * @conf: <confidential/> from the source's Begin cookie, or NULL
+ * @remoteCaps: migration capabilities the source's QEMU supports (from the
+ *              cookie's capability negotiation), or NULL
  * @qemuCaps: capabilities of the QEMU binary that would run the guest here
  * @flags: virDomainMigrateFlags
  *
  * Target, Prepare phase, step 1: before anything is started, the source's
- * cookie and this host must agree on the contract and the mirror vCPUs, and
- * the QEMU binary must have the whole interface.
+ * cookie and this host must agree on the mirror vCPUs, both QEMUs must
+ * support guest-assisted migration, and the QEMU binary here must have the
+ * whole interface.
  *
  * Returns 0 if the migration may go on, -1 with an error reported.
  */
 int
-qemuMigrationConfidentialDstCheck(const virDomainDef *def,
+qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
+                                  const virDomainDef *def,
                                   const qemuMigrationCookieConfidential *conf,
+                                  virBitmap *remoteCaps,
                                   virQEMUCaps *qemuCaps,
                                   unsigned int flags)
 {
@@ -289,7 +524,7 @@ qemuMigrationConfidentialDstCheck(const virDomainDef *def,
         return 0;
     }
 
-    if (qemuMigrationConfidentialCheckFlags(flags) < 0)
+    if (qemuMigrationConfidentialCheckFlags(cfg, flags) < 0)
         return -1;
 
     if (!conf) {
@@ -299,10 +534,12 @@ qemuMigrationConfidentialDstCheck(const virDomainDef *def,
         return -1;
     }
 
-    if (conf->contract != QEMU_MIGRATION_CONFIDENTIAL_CONTRACT) {
+    if (!remoteCaps ||
+        !virBitmapIsBitSet(remoteCaps, QEMU_MIGRATION_CAP_GUEST_ASSISTED)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("the source relies on version %1$u of the confidential migration contract, this host implements version %2$u"),
-                       conf->contract, QEMU_MIGRATION_CONFIDENTIAL_CONTRACT);
+                       _("the source's QEMU for domain '%1$s' does not support the migration capability '%2$s'"),
+                       def->name,
+                       qemuMigrationCapabilityTypeToString(QEMU_MIGRATION_CAP_GUEST_ASSISTED));
         return -1;
     }
 
@@ -312,6 +549,9 @@ qemuMigrationConfidentialDstCheck(const virDomainDef *def,
                        def->name);
         return -1;
     }
+
+    if (qemuMigrationConfidentialCheckPolicy(def) < 0)
+        return -1;
 
     if (!def->mirror || def->mirror->vcpus != conf->mirrorVcpus) {
         virReportError(VIR_ERR_OPERATION_INVALID,
@@ -363,6 +603,7 @@ qemuMigrationConfidentialDstProvisionKey(virDomainObj *vm,
  * @vm: the incoming domain: QEMU runs with the migration-target command
  *      line, without -incoming, its vCPUs stopped
  * @uri: where to listen, as for migrate-incoming
+ * @exitOnError: as for migrate-incoming
  * @asyncJob: the incoming migration job
  *
  * Target, Prepare phase, steps 4 to 7 of the flow in
@@ -376,6 +617,7 @@ qemuMigrationConfidentialDstProvisionKey(virDomainObj *vm,
 int
 qemuMigrationConfidentialDstRun(virDomainObj *vm,
                                 const char *uri,
+                                virTristateBool exitOnError,
                                 virDomainAsyncJob asyncJob)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
@@ -412,7 +654,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
         goto cleanup;
     rc = qemuMonitorSetDBusVMStateIdList(priv->mon, priv->dbusVMStateIds);
     if (rc == 0)
-        rc = qemuMonitorStartMigrateIncoming(priv->mon, uri);
+        rc = qemuMonitorStartMigrateIncoming(priv->mon, uri, exitOnError);
     qemuDomainObjExitMonitor(vm);
     if (rc < 0)
         goto cleanup;
@@ -440,7 +682,6 @@ qemuMigrationCookieConfidentialNew(const virDomainDef *def)
         return NULL;
 
     conf = g_new0(qemuMigrationCookieConfidential, 1);
-    conf->contract = QEMU_MIGRATION_CONFIDENTIAL_CONTRACT;
     conf->mirrorVcpus = def->mirror->vcpus;
     return conf;
 }
@@ -453,8 +694,8 @@ qemuMigrationCookieConfidentialFormat(virBuffer *buf,
     if (!conf)
         return;
 
-    virBufferAsprintf(buf, "<confidential contract='%u' mirrorVcpus='%u'/>\n",
-                      conf->contract, conf->mirrorVcpus);
+    virBufferAsprintf(buf, "<confidential mirrorVcpus='%u'/>\n",
+                      conf->mirrorVcpus);
 }
 
 
@@ -472,10 +713,7 @@ qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt)
 
     conf = g_new0(qemuMigrationCookieConfidential, 1);
 
-    if (virXMLPropUInt(node, "contract", 10,
-                       VIR_XML_PROP_REQUIRED | VIR_XML_PROP_NONZERO,
-                       &conf->contract) < 0 ||
-        virXMLPropUInt(node, "mirrorVcpus", 10,
+    if (virXMLPropUInt(node, "mirrorVcpus", 10,
                        VIR_XML_PROP_REQUIRED | VIR_XML_PROP_NONZERO,
                        &conf->mirrorVcpus) < 0)
         return NULL;

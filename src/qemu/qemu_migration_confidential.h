@@ -8,20 +8,31 @@
 
 #include "domain_conf.h"
 #include "qemu_capabilities.h"
+#include "qemu_conf.h"
+#include "virbitmap.h"
 #include "virbuffer.h"
 #include "virdomainjob.h"
 #include "virxml.h"
 
-/* version of the QEMU interface in docs/kbase/confidential-migration.rst */
-#define QEMU_MIGRATION_CONFIDENTIAL_CONTRACT 1
-
 /* <confidential/> in the migration cookie: what a target must check before
- * it starts anything for a confidential migration */
+ * it starts anything for a confidential migration, beyond what the
+ * cookie's migration capability negotiation carries (guest-assisted) */
 typedef struct _qemuMigrationCookieConfidential qemuMigrationCookieConfidential;
 struct _qemuMigrationCookieConfidential {
-    unsigned int contract;    /* contract version the source relies on */
     unsigned int mirrorVcpus; /* mirror vCPUs of the migrating guest */
 };
+
+/* operations that would make QEMU write a guest's memory out, other than
+ * a migration to another host */
+typedef enum {
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE,     /* save, managed save */
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT, /* snapshot with memory */
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP,     /* core dump, any kind */
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_PEEK,     /* virDomainMemoryPeek */
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER,
+
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST
+} qemuMigrationConfidentialExport;
 
 qemuMigrationCookieConfidential *
 qemuMigrationCookieConfidentialNew(const virDomainDef *def);
@@ -34,7 +45,23 @@ qemuMigrationCookieConfidential *
 qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt);
 
 int
-qemuMigrationConfidentialCheckFlags(unsigned int flags);
+qemuMigrationConfidentialCheckFlags(virQEMUDriverConfig *cfg,
+                                    unsigned int flags);
+
+int
+qemuMigrationConfidentialCheckScheme(const char *scheme,
+                                     unsigned int flags);
+
+int
+qemuMigrationConfidentialCheckExport(virDomainObj *vm,
+                                     qemuMigrationConfidentialExport what);
+
+int
+qemuMigrationConfidentialSrcCheckLocal(virDomainObj *vm,
+                                       virDomainAsyncJob asyncJob);
+
+int
+qemuMigrationConfidentialCheckSuspend(virDomainObj *vm);
 
 int
 qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
@@ -48,15 +75,19 @@ qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
 int
 qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
                                         const qemuMigrationCookieConfidential *conf,
+                                        virBitmap *remoteCaps,
                                         unsigned int flags);
 
 int
-qemuMigrationConfidentialDstCheck(const virDomainDef *def,
+qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
+                                  const virDomainDef *def,
                                   const qemuMigrationCookieConfidential *conf,
+                                  virBitmap *remoteCaps,
                                   virQEMUCaps *qemuCaps,
                                   unsigned int flags);
 
 int
 qemuMigrationConfidentialDstRun(virDomainObj *vm,
                                 const char *uri,
+                                virTristateBool exitOnError,
                                 virDomainAsyncJob asyncJob);
