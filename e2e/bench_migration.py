@@ -46,7 +46,9 @@ def ms(value):
 
 
 def migrate(src, dst, name, confidential):
-    args = ["migrate", "--live", "--p2p", name, "qemu+tls://%s/system" % dst.addr]
+    # both kinds over TLS: a confidential migration requires it
+    args = ["migrate", "--live", "--p2p", "--tls", name,
+            "qemu+tls://%s/system" % dst.addr]
     if confidential:
         args.insert(1, "--confidential")
     start = time.monotonic()

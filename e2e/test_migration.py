@@ -45,7 +45,7 @@ class PlainMigrationTest(unittest.TestCase):
             # host b drives the migration through host a's daemon over TLS,
             # and host a's QEMU driver refuses it with its own reason (this
             # guest is not an SEV guest). The guest stays on host a, running.
-            res = b.virsh("migrate", "--live", "--confidential", DOMAIN,
+            res = b.virsh("migrate", "--live", "--tls", "--confidential", DOMAIN,
                           "qemu+tls://%s/system" % b.addr,
                           uri="qemu+tls://%s/system" % a.addr, check=False)
             self.assertNotEqual(res.returncode, 0)
