@@ -92,7 +92,11 @@ def main():
     schema.insert(pos + 1, {"name": "MIGRATION_HELPER", "meta-type": "event",
                             "arg-type": T_HELPER_INFO})
     schema.extend([
-        {"name": T_URI_ARGS, "members": [{"name": "uri", "type": "str"}],
+        # migrate-incoming's arguments (the contract: start-migrate-incoming
+        # takes them): uri and exit-on-error
+        {"name": T_URI_ARGS,
+         "members": [{"name": "uri", "type": "str"},
+                     {"name": "exit-on-error", "default": None, "type": "bool"}],
          "meta-type": "object"},
         {"name": T_MIRROR_VCPU,
          "members": [{"name": "cpu-index", "type": "int"},
@@ -112,6 +116,15 @@ def main():
                      {"name": "error", "default": None, "type": "str"}],
          "meta-type": "object"},
     ])
+
+    # proposal (contract version 2): the migration capability guest-assisted
+    caps = reply_of(objs, "query-migrate-capabilities")
+    assert "guest-assisted" not in [c["capability"] for c in caps]
+    caps.append({"state": False, "capability": "guest-assisted"})
+    enum = next(e for e in schema if e.get("meta-type") == "enum" and
+                "mapped-ram" in e.get("values", []))
+    enum["values"].append("guest-assisted")
+    enum["members"].append({"name": "guest-assisted"})
 
     dump(os.path.join(data, "caps_10.0.0_x86_64+amdsev-mirror.replies"), objs)
 
