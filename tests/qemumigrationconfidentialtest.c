@@ -21,6 +21,7 @@
 #include "qemu/qemu_migration.h"
 #include "qemu/qemu_migration_confidential.h"
 #include "qemu/qemu_migration_params.h"
+#include "qemu/qemu_mirror.h"
 
 #define VIR_FROM_THIS VIR_FROM_NONE
 
@@ -511,6 +512,7 @@ struct testFlowData {
     const char *items[9];
     const char *error;
     virTristateBool exitOnError;
+    bool shuttingDown; /* the daemon began to shut down */
 };
 
 
@@ -522,19 +524,19 @@ testDstRun(const void *opaque)
     struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
-    qemuDomainObjPrivate *priv;
     int reason;
     int rc;
 
     if (!vm)
         return -1;
-    priv = vm->privateData;
 
     if (!(test = testMonitorAttach(vm, data->items)))
         return -1;
 
+    g_atomic_int_set(&driver.shuttingDown, data->shuttingDown);
     rc = qemuMigrationConfidentialDstRun(vm, "tcp:0.0.0.0:49152",
                                          data->exitOnError, VIR_ASYNC_JOB_NONE);
+    g_atomic_int_set(&driver.shuttingDown, 0);
     testMonitorDetach(vm);
 
     if (testCheckResult(rc, data->error) < 0)
@@ -542,14 +544,60 @@ testDstRun(const void *opaque)
 
     /* the guest never looks as if it ran, whatever happened */
     if (virDomainObjGetState(vm, &reason) != VIR_DOMAIN_PAUSED ||
-        reason != VIR_DOMAIN_PAUSED_MIGRATION || priv->mirrorHelperOnly) {
-        VIR_TEST_VERBOSE("state %d reason %d helperOnly %d",
-                         virDomainObjGetState(vm, NULL), reason,
-                         priv->mirrorHelperOnly);
+        reason != VIR_DOMAIN_PAUSED_MIGRATION) {
+        VIR_TEST_VERBOSE("state %d reason %d",
+                         virDomainObjGetState(vm, NULL), reason);
         return -1;
     }
     return 0;
 }
+
+
+struct testHelperOnlyData {
+    const char *name;
+    virDomainAsyncJob asyncJob;
+    int phase;
+    unsigned long long apiFlags;
+    bool helperOnly;
+};
+
+
+/* which domains run only the migration helper: derived from the job, which
+ * the status XML keeps */
+static int
+testHelperOnly(const void *opaque)
+{
+    const struct testHelperOnlyData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+
+    if (!vm)
+        return -1;
+
+    vm->job->asyncJob = data->asyncJob;
+    vm->job->phase = data->phase;
+    vm->job->apiFlags = data->apiFlags;
+
+    if (qemuMirrorIsHelperOnlyTarget(vm) != data->helperOnly) {
+        VIR_TEST_VERBOSE("helper-only target: %d, expected %d",
+                         !data->helperOnly, data->helperOnly);
+        return -1;
+    }
+    return 0;
+}
+
+
+static const struct testHelperOnlyData helperOnlyTests[] = {
+    { "no job", VIR_ASYNC_JOB_NONE, 0, 0, false },
+    { "confidential target, Prepare", VIR_ASYNC_JOB_MIGRATION_IN,
+      QEMU_MIGRATION_PHASE_PREPARE, CONF_FLAGS, true },
+    { "confidential target, Finish", VIR_ASYNC_JOB_MIGRATION_IN,
+      QEMU_MIGRATION_PHASE_FINISH3, CONF_FLAGS, false },
+    { "plain target, Prepare", VIR_ASYNC_JOB_MIGRATION_IN,
+      QEMU_MIGRATION_PHASE_PREPARE, VIR_MIGRATE_LIVE, false },
+    { "confidential source", VIR_ASYNC_JOB_MIGRATION_OUT,
+      QEMU_MIGRATION_PHASE_PERFORM3, CONF_FLAGS, false },
+};
 
 
 /* the source's helper check, before the target is asked for anything */
@@ -609,39 +657,43 @@ testSrcIsAllowedHelper(const void *opaque)
 
 static const struct testFlowData dstRunTests[] = {
     { "ready", { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
-      NULL, ABSENT },
+      NULL, ABSENT, false },
     /* start-migrate-incoming takes migrate-incoming's arguments; the test
      * monitor validates them against the schema */
     { "ready, exit-on-error as for migrate-incoming",
       { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
-      NULL, VIR_TRISTATE_BOOL_NO },
+      NULL, VIR_TRISTATE_BOOL_NO, false },
     { "cont fails", { "cont", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}", NULL },
-      "internal error: unable to execute QEMU command 'cont': no", ABSENT },
+      "internal error: unable to execute QEMU command 'cont': no", ABSENT, false },
     { "helper failed", { "cont", OK, HELPER,
                          "{\"return\": {\"status\": \"failed\", \"error\": \"no helper in firmware\"}}",
                          NULL },
-      "operation failed: migration helper of domain 'guest' failed: no helper in firmware", ABSENT },
+      "operation failed: migration helper of domain 'guest' failed: no helper in firmware", ABSENT, false },
     { "no transport key", { "cont", OK, HELPER, READY_NO_KEY, NULL },
       "Operation not supported: the migration helper of domain 'guest' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet",
-      ABSENT },
+      ABSENT, false },
     { "start-migrate-incoming fails",
       { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming",
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"helper not ready\"}}", NULL },
       "internal error: unable to execute QEMU command 'start-migrate-incoming': helper not ready",
-      ABSENT },
+      ABSENT, false },
+    /* the helper is never asked and nothing listens */
+    { "daemon shutting down", { "cont", OK, NULL },
+      "operation aborted: the confidential migration of domain 'guest' was aborted: libvirt is shutting down",
+      ABSENT, true },
 };
 
 static const struct testFlowData srcHelperTests[] = {
-    { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT },
+    { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT, false },
     { "booting", { HELPER, "{\"return\": {\"status\": \"booting\"}}", NULL },
       "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'booting')",
-      ABSENT },
+      ABSENT, false },
     { "failed", { HELPER, "{\"return\": {\"status\": \"failed\", \"error\": \"mailbox timeout\"}}", NULL },
       "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'failed': mailbox timeout)",
-      ABSENT },
+      ABSENT, false },
     { "no transport key", { HELPER, READY_NO_KEY, NULL },
       "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected",
-      ABSENT },
+      ABSENT, false },
 };
 
 
@@ -871,6 +923,14 @@ mymain(void)
 
     if (virTestRun("migration URI scheme", testScheme, NULL) < 0)
         ret = -1;
+
+    for (i = 0; i < G_N_ELEMENTS(helperOnlyTests); i++) {
+        g_autofree char *name = g_strdup_printf("helper-only target: %s",
+                                                helperOnlyTests[i].name);
+
+        if (virTestRun(name, testHelperOnly, &helperOnlyTests[i]) < 0)
+            ret = -1;
+    }
 
     if (virTestRun("cookie element", testCookie, NULL) < 0)
         ret = -1;

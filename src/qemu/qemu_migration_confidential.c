@@ -623,47 +623,45 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
     qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(priv->driver);
     bool transportKey = false;
-    int ret = -1;
     int rc;
 
     VIR_DEBUG("confidential incoming migration of %s on %s", vm->def->name, uri);
 
     virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION);
 
-    /* step 4: the RESUME event of this 'cont' is not the guest resuming */
-    priv->mirrorHelperOnly = true;
+    /* step 4: QEMU's RESUME event for this 'cont' is not the guest resuming
+     * (qemuMirrorIsHelperOnlyTarget) */
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
-        goto cleanup;
+        return -1;
     rc = qemuMonitorStartCPUs(priv->mon);
     qemuDomainObjExitMonitor(vm);
     if (rc < 0)
-        goto cleanup;
+        return -1;
 
     /* step 5 */
     if (qemuMirrorWaitForHelper(vm, asyncJob,
                                 cfg->mirrorHelperTimeout * 1000ULL,
                                 &transportKey) < 0)
-        goto cleanup;
+        return -1;
 
     /* step 6 */
     if (qemuMigrationConfidentialDstProvisionKey(vm, transportKey) < 0)
-        goto cleanup;
+        return -1;
 
-    /* step 7 */
+    /* step 7, never once the daemon shuts down */
+    if (qemuMirrorCheckShutdown(vm) < 0)
+        return -1;
+
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
-        goto cleanup;
+        return -1;
     rc = qemuMonitorSetDBusVMStateIdList(priv->mon, priv->dbusVMStateIds);
     if (rc == 0)
         rc = qemuMonitorStartMigrateIncoming(priv->mon, uri, exitOnError);
     qemuDomainObjExitMonitor(vm);
     if (rc < 0)
-        goto cleanup;
+        return -1;
 
-    ret = 0;
-
- cleanup:
-    priv->mirrorHelperOnly = false;
-    return ret;
+    return 0;
 }
 
 

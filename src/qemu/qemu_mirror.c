@@ -14,6 +14,7 @@
 
 #include "qemu_mirror.h"
 #include "qemu_domain.h"
+#include "qemu_migration.h"
 #include "qemu_monitor.h"
 #include "virerror.h"
 #include "virlog.h"
@@ -204,16 +205,39 @@ qemuMirrorValidateDef(const virDomainDef *def,
 
 
 /**
+ * qemuMirrorIsHelperOnlyTarget:
+ * @vm: a domain
+ *
+ * Whether @vm is the target of a confidential migration that is still in
+ * its Prepare phase: QEMU runs, but its vCPUs run only the migration helper
+ * and the guest's OS does not run, so the domain is paused for migration
+ * whatever QEMU's run state says. Derived from the migration job, which the
+ * status XML keeps, so that it holds across a libvirtd restart.
+ */
+bool
+qemuMirrorIsHelperOnlyTarget(virDomainObj *vm)
+{
+    return vm->def->mirror &&
+        vm->job->asyncJob == VIR_ASYNC_JOB_MIGRATION_IN &&
+        vm->job->phase == QEMU_MIGRATION_PHASE_PREPARE &&
+        (vm->job->apiFlags & VIR_MIGRATE_CONFIDENTIAL);
+}
+
+
+/**
  * qemuMirrorBuildCommandLine:
+ * @migrateURI: the incoming migration URI given to the command-line
+ *              builder, or NULL
  *
  * The fw_cfg switches that make OVMF start the migration helper on the
- * mirror vCPUs; on a confidential migration target OVMF also loads only
- * the helper, which waits for the incoming guest.
+ * mirror vCPUs; on a confidential migration target
+ * (QEMU_MIRROR_INCOMING_TARGET) OVMF also loads only the helper, which waits
+ * for the incoming guest.
  */
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
-                           bool migrationTarget)
+                           const char *migrateURI)
 {
     if (!def->mirror)
         return;
@@ -221,7 +245,7 @@ qemuMirrorBuildCommandLine(virCommand *cmd,
     virCommandAddArg(cmd, "-fw_cfg");
     virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_HELPER ",string=0");
 
-    if (migrationTarget) {
+    if (STREQ_NULLABLE(migrateURI, QEMU_MIRROR_INCOMING_TARGET)) {
         virCommandAddArg(cmd, "-fw_cfg");
         virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_TARGET ",string=1");
     }
@@ -322,6 +346,28 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
 
 
 /**
+ * qemuMirrorCheckShutdown:
+ *
+ * A confidential migration target gives up as soon as the daemon begins
+ * to shut down: it neither keeps waiting for its migration helper nor
+ * starts listening for the incoming migration.
+ */
+int
+qemuMirrorCheckShutdown(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+
+    if (!priv->driver || !g_atomic_int_get(&priv->driver->shuttingDown))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_ABORTED,
+                   _("the confidential migration of domain '%1$s' was aborted: libvirt is shutting down"),
+                   vm->def->name);
+    return -1;
+}
+
+
+/**
  * qemuMirrorWaitForHelper:
  * @vm: domain whose QEMU runs the migration helper (locked, in a job)
  * @asyncJob: the job
@@ -354,6 +400,9 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
 
         if (!virDomainObjIsActive(vm))
             goto gone;
+
+        if (qemuMirrorCheckShutdown(vm) < 0)
+            return -1;
 
         if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0) {
             /* QEMU died while we waited: the domain may be on its way out

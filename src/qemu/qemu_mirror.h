@@ -12,6 +12,12 @@
 #include "virdomainjob.h"
 #include "qemu_monitor.h"
 
+/* What the QEMU driver passes to the command-line builder as the incoming
+ * migration URI (in place of "defer") for the target of a confidential
+ * migration: QEMU starts without -incoming, as the contract requires, and
+ * OVMF runs only the migration helper. Never a URI QEMU sees. */
+#define QEMU_MIRROR_INCOMING_TARGET "mirror-target"
+
 bool
 qemuMirrorSupported(virQEMUCaps *qemuCaps);
 
@@ -29,10 +35,13 @@ qemuMirrorSmpExtraSockets(const virDomainDef *def);
 unsigned int
 qemuMirrorSmpSlots(const virDomainDef *def);
 
+bool
+qemuMirrorIsHelperOnlyTarget(virDomainObj *vm);
+
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
-                           bool migrationTarget);
+                           const char *migrateURI);
 
 int
 qemuMirrorCheckVcpuChange(const virDomainDef *def);
@@ -45,6 +54,9 @@ void
 qemuMirrorHandleMigrationHelper(qemuMonitor *mon,
                                 virDomainObj *vm,
                                 int status);
+
+int
+qemuMirrorCheckShutdown(virDomainObj *vm);
 
 int
 qemuMirrorWaitForHelper(virDomainObj *vm,
