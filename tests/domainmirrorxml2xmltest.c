@@ -170,6 +170,7 @@ mymain(void)
     DO_TEST("mirror-vcpus-total-max");
     /* NOSEND only refuses confidential migrations, not mirror vCPUs */
     DO_TEST("mirror-sev-nosend");
+    DO_TEST("mirror-pin");
     DO_TEST("mirror-none");
     DO_TEST_NORMALIZED("mirror-default");
     DO_TEST_NORMALIZED("mirror-cpuset-normalized");
@@ -193,6 +194,9 @@ mymain(void)
     DO_TEST_FAIL("mirror-no-launch-security");
     DO_TEST_FAIL("mirror-sev-snp");
     DO_TEST_FAIL("mirror-sev-es");
+    DO_TEST_FAIL("mirror-pin-no-mirror");
+    DO_TEST_FAIL("mirror-pin-out-of-range");
+    DO_TEST_FAIL("mirror-pin-duplicate");
     DO_TEST_FAIL("mirror-s390-pv");
     DO_TEST_FAIL("mirror-vcpus-total-too-many");
     DO_TEST_MODE("mirror-driver-unsupported", TEST_FAIL_NODRIVER);

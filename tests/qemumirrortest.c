@@ -239,6 +239,142 @@ testMirrorSetupPins(const void *opaque G_GNUC_UNUSED)
 }
 
 
+/* <mirrorpin> of a mirror vCPU wins over <mirror cpuset>, and the thread
+ * is recorded for the status XML */
+static int
+testMirrorSetupPinOverrides(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virBitmap) before = NULL;
+    g_autoptr(virBitmap) pinned = NULL;
+    g_autoptr(virBitmap) other = NULL;
+    g_autoptr(virBitmap) after = NULL;
+    g_autoptr(virDomainObj) vm = NULL;
+    g_autofree char *reply = NULL;
+    virDomainMirrorPinDef *pin;
+    qemuDomainObjPrivate *priv;
+    pid_t self = virThreadSelfID();
+    ssize_t first;
+    ssize_t second;
+    int ret = -1;
+
+    if (!(before = virProcessGetAffinity(self)))
+        return -1;
+
+    /* two CPUs this thread may use now: <mirror cpuset> names one, the
+     * mirrorpin the other */
+    if ((first = virBitmapNextSetBit(before, -1)) < 0 ||
+        (second = virBitmapNextSetBit(before, first)) < 0) {
+        VIR_TEST_VERBOSE("needs two CPUs");
+        return EXIT_AM_SKIP;
+    }
+    other = virBitmapNew(virBitmapSize(before));
+    ignore_value(virBitmapSetBit(other, first));
+    pinned = virBitmapNew(virBitmapSize(before));
+    ignore_value(virBitmapSetBit(pinned, second));
+
+    if (!(vm = testMirrorDomain(2, 1, other)))
+        return -1;
+    pin = g_new0(virDomainMirrorPinDef, 1);
+    pin->vcpu = 0;
+    pin->cpumask = virBitmapNewCopy(pinned);
+    VIR_APPEND_ELEMENT(vm->def->mirror->pins, vm->def->mirror->npins, pin);
+    priv = vm->privateData;
+
+    reply = g_strdup_printf("{\"return\": [{\"cpu-index\": 2, \"thread-id\": %d}]}",
+                            (int)self);
+
+    if (testMirrorRunSetup(vm, reply, NULL) < 0)
+        goto cleanup;
+
+    if (!(after = virProcessGetAffinity(self)))
+        goto cleanup;
+
+    if (!virBitmapEqual(after, pinned)) {
+        g_autofree char *str = virBitmapFormat(after);
+
+        VIR_TEST_VERBOSE("thread affinity is '%s', expected CPU %zd", str, second);
+        goto cleanup;
+    }
+
+    if (priv->nmirrorVcpuPids != 1 || priv->mirrorVcpuPids[0] != self) {
+        VIR_TEST_VERBOSE("recorded %zu threads", priv->nmirrorVcpuPids);
+        goto cleanup;
+    }
+
+    ret = 0;
+
+ cleanup:
+    if (virProcessSetAffinity(self, before, false) < 0)
+        ret = -1;
+    return ret;
+}
+
+
+/* the mirror vCPU threads in the status XML, and back */
+static int
+testMirrorStatusXML(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 2, NULL);
+    g_autoptr(virDomainObj) back = testMirrorDomain(2, 2, NULL);
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *xml = NULL;
+    qemuDomainObjPrivate *priv;
+    qemuDomainObjPrivate *backPriv;
+    const char *expect =
+        "<domstatus>\n"
+        "  <mirrorvcpus>\n"
+        "    <vcpu id='0' pid='4242'/>\n"
+        "    <vcpu id='1' pid='4243'/>\n"
+        "  </mirrorvcpus>\n"
+        "</domstatus>\n";
+
+    if (!vm || !back)
+        return -1;
+    priv = vm->privateData;
+    backPriv = back->privateData;
+
+    priv->mirrorVcpuPids = g_new0(pid_t, 2);
+    priv->mirrorVcpuPids[0] = 4242;
+    priv->mirrorVcpuPids[1] = 4243;
+    priv->nmirrorVcpuPids = 2;
+
+    virBufferAddLit(&buf, "<domstatus>\n");
+    virBufferAdjustIndent(&buf, 2);
+    qemuMirrorFormatStatus(&buf, vm);
+    virBufferAdjustIndent(&buf, -2);
+    virBufferAddLit(&buf, "</domstatus>\n");
+    xml = virBufferContentAndReset(&buf);
+
+    if (STRNEQ(xml, expect)) {
+        VIR_TEST_VERBOSE("formatted:\n%s", xml);
+        return -1;
+    }
+
+    if (!(doc = virXMLParseStringCtxt(xml, "(status)", &ctxt)) ||
+        qemuMirrorParseStatus(ctxt, back) < 0)
+        return -1;
+
+    if (backPriv->nmirrorVcpuPids != 2 || backPriv->mirrorVcpuPids[0] != 4242 ||
+        backPriv->mirrorVcpuPids[1] != 4243) {
+        VIR_TEST_VERBOSE("parsed %zu threads", backPriv->nmirrorVcpuPids);
+        return -1;
+    }
+    g_clear_pointer(&doc, xmlFreeDoc);
+    g_clear_pointer(&ctxt, xmlXPathFreeContext);
+
+    /* an entry out of order is refused rather than pinned */
+    if (!(doc = virXMLParseStringCtxt("<domstatus><mirrorvcpus>"
+                                      "<vcpu id='1' pid='4243'/>"
+                                      "</mirrorvcpus></domstatus>",
+                                      "(status)", &ctxt)))
+        return -1;
+    return testMirrorCheckResult(qemuMirrorParseStatus(ctxt, back),
+                                 "internal error: invalid mirror vCPU 1 (pid 4243) in the status XML");
+}
+
+
 struct testWaitData {
     const char *replies[3];
     unsigned long long timeoutMs;
@@ -343,6 +479,11 @@ mymain(void)
     if (virTestRun("mirror setup without cpuset", testMirrorSetupNoCpuset, NULL) < 0)
         ret = -1;
     if (virTestRun("mirror setup pins threads", testMirrorSetupPins, NULL) < 0)
+        ret = -1;
+    if (virTestRun("mirror setup: mirrorpin wins over cpuset",
+                   testMirrorSetupPinOverrides, NULL) < 0)
+        ret = -1;
+    if (virTestRun("mirror vCPU threads in the status XML", testMirrorStatusXML, NULL) < 0)
         ret = -1;
 
     DO_TEST_REFUSED("too few", 2, 2,

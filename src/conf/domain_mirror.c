@@ -12,19 +12,123 @@
 
 #include "domain_mirror.h"
 #include "domain_conf.h"
+#include "viralloc.h"
 #include "virerror.h"
 
 #define VIR_FROM_THIS VIR_FROM_DOMAIN
 
 
+static void
+virDomainMirrorPinDefFree(virDomainMirrorPinDef *pin)
+{
+    if (!pin)
+        return;
+
+    virBitmapFree(pin->cpumask);
+    g_free(pin);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomainMirrorPinDef, virDomainMirrorPinDefFree);
+
+
 void
 virDomainMirrorDefFree(virDomainMirrorDef *def)
 {
+    size_t i;
+
     if (!def)
         return;
 
+    for (i = 0; i < def->npins; i++)
+        virDomainMirrorPinDefFree(def->pins[i]);
+    g_free(def->pins);
     virBitmapFree(def->cpuset);
     g_free(def);
+}
+
+
+static virDomainMirrorPinDef *
+virDomainMirrorDefFindPin(const virDomainMirrorDef *def,
+                          unsigned int vcpu)
+{
+    size_t i;
+
+    for (i = 0; i < def->npins; i++) {
+        if (def->pins[i]->vcpu == vcpu)
+            return def->pins[i];
+    }
+
+    return NULL;
+}
+
+
+/* a host CPU list: valid, and selecting at least one CPU */
+static int
+virDomainMirrorParseCpuset(const char *value,
+                           const char *where,
+                           virBitmap **cpumask)
+{
+    if (virBitmapParse(value, cpumask, VIR_DOMAIN_CPUMASK_LEN) < 0) {
+        virReportError(VIR_ERR_XML_ERROR,
+                       _("Invalid value for attribute 'cpuset' in element '%1$s': '%2$s'"),
+                       where, value);
+        return -1;
+    }
+
+    if (virBitmapIsAllClear(*cpumask)) {
+        virReportError(VIR_ERR_XML_ERROR,
+                       _("Invalid value for attribute 'cpuset' in element '%1$s': '%2$s' selects no host CPU"),
+                       where, value);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* <cputune><mirrorpin vcpu='N' cpuset='LIST'/></cputune>, like vcpupin
+ * and iothreadpin */
+static int
+virDomainMirrorPinDefParseXML(xmlXPathContextPtr ctxt,
+                              virDomainMirrorDef *mirror)
+{
+    g_autofree xmlNodePtr *nodes = NULL;
+    size_t i;
+    int n;
+
+    if ((n = virXPathNodeSet("./cputune/mirrorpin", ctxt, &nodes)) < 0)
+        return -1;
+
+    if (n > 0 && !mirror) {
+        virReportError(VIR_ERR_XML_ERROR, "%s",
+                       _("element 'mirrorpin' requires mirror vCPUs (element 'mirror')"));
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        g_autoptr(virDomainMirrorPinDef) pin = g_new0(virDomainMirrorPinDef, 1);
+        g_autofree char *cpuset = NULL;
+
+        if (virXMLPropUInt(nodes[i], "vcpu", 10, VIR_XML_PROP_REQUIRED,
+                           &pin->vcpu) < 0)
+            return -1;
+
+        if (!(cpuset = virXMLPropStringRequired(nodes[i], "cpuset")))
+            return -1;
+
+        if (virDomainMirrorParseCpuset(cpuset, "mirrorpin", &pin->cpumask) < 0)
+            return -1;
+
+        if (virDomainMirrorDefFindPin(mirror, pin->vcpu)) {
+            virReportError(VIR_ERR_XML_ERROR,
+                           _("duplicate mirrorpin for mirror vCPU '%1$u'"),
+                           pin->vcpu);
+            return -1;
+        }
+
+        VIR_APPEND_ELEMENT(mirror->pins, mirror->npins, pin);
+    }
+
+    return 0;
 }
 
 
@@ -84,7 +188,7 @@ virDomainMirrorDefParseXML(xmlXPathContextPtr ctxt,
         return -1;
 
     if (n == 0)
-        return 0;
+        return virDomainMirrorPinDefParseXML(ctxt, NULL);
 
     if (n > 1) {
         virReportError(VIR_ERR_XML_ERROR, "%s",
@@ -102,22 +206,12 @@ virDomainMirrorDefParseXML(xmlXPathContextPtr ctxt,
                               &mirror->vcpus, 1) < 0)
         return -1;
 
-    if ((cpuset = virXMLPropString(node, "cpuset"))) {
-        if (virBitmapParse(cpuset, &mirror->cpuset,
-                           VIR_DOMAIN_CPUMASK_LEN) < 0) {
-            virReportError(VIR_ERR_XML_ERROR,
-                           _("Invalid value for attribute 'cpuset' in element 'mirror': '%1$s'"),
-                           cpuset);
-            return -1;
-        }
+    if ((cpuset = virXMLPropString(node, "cpuset")) &&
+        virDomainMirrorParseCpuset(cpuset, "mirror", &mirror->cpuset) < 0)
+        return -1;
 
-        if (virBitmapIsAllClear(mirror->cpuset)) {
-            virReportError(VIR_ERR_XML_ERROR,
-                           _("Invalid value for attribute 'cpuset' in element 'mirror': '%1$s' selects no host CPU"),
-                           cpuset);
-            return -1;
-        }
-    }
+    if (virDomainMirrorPinDefParseXML(ctxt, mirror) < 0)
+        return -1;
 
     *def = g_steal_pointer(&mirror);
     return 0;
@@ -146,6 +240,52 @@ virDomainMirrorDefFormat(virBuffer *buf,
 
 
 /**
+ * virDomainMirrorDefFormatCputune:
+ *
+ * The <mirrorpin/> elements, inside <cputune>.
+ */
+void
+virDomainMirrorDefFormatCputune(virBuffer *buf,
+                                const virDomainMirrorDef *def)
+{
+    size_t i;
+
+    if (!def)
+        return;
+
+    for (i = 0; i < def->npins; i++) {
+        g_autofree char *cpumask = virBitmapFormat(def->pins[i]->cpumask);
+
+        virBufferAsprintf(buf, "<mirrorpin vcpu='%u' cpuset='%s'/>\n",
+                          def->pins[i]->vcpu, cpumask);
+    }
+}
+
+
+/**
+ * virDomainMirrorDefGetCpumask:
+ *
+ * The host CPUs the thread of mirror vCPU @vcpu may run on: its
+ * <mirrorpin>, else <mirror cpuset>, else NULL (wherever the guest's
+ * vCPUs may run).
+ */
+virBitmap *
+virDomainMirrorDefGetCpumask(const virDomainMirrorDef *def,
+                             unsigned int vcpu)
+{
+    virDomainMirrorPinDef *pin;
+
+    if (!def)
+        return NULL;
+
+    if ((pin = virDomainMirrorDefFindPin(def, vcpu)))
+        return pin->cpumask;
+
+    return def->cpuset;
+}
+
+
+/**
  * virDomainMirrorDefValidate:
  *
  * Checks that hold for every hypervisor driver: the driver supports mirror
@@ -159,6 +299,7 @@ virDomainMirrorDefValidate(const virDomainDef *def,
 {
     const virDomainMirrorDef *mirror = def->mirror;
     unsigned long long total;
+    size_t i;
 
     if (!mirror)
         return 0;
@@ -193,6 +334,15 @@ virDomainMirrorDefValidate(const virDomainDef *def,
                        _("attribute 'vcpus' of element 'mirror' must be between 1 and %1$u, not %2$u"),
                        VIR_DOMAIN_MIRROR_VCPUS_MAX, mirror->vcpus);
         return -1;
+    }
+
+    for (i = 0; i < mirror->npins; i++) {
+        if (mirror->pins[i]->vcpu >= mirror->vcpus) {
+            virReportError(VIR_ERR_CONFIG_UNSUPPORTED,
+                           _("mirrorpin for mirror vCPU %1$u, but the domain has %2$u mirror vCPUs"),
+                           mirror->pins[i]->vcpu, mirror->vcpus);
+            return -1;
+        }
     }
 
     total = (unsigned long long)virDomainDefGetVcpusMax(def) + mirror->vcpus;

@@ -26,10 +26,19 @@
 #define VIR_DOMAIN_SEV_POLICY_ES (1 << 2)     /* SEV-ES: encrypted register state */
 #define VIR_DOMAIN_SEV_POLICY_NOSEND (1 << 3) /* never sent to another platform */
 
+/* <cputune><mirrorpin vcpu='N' cpuset='LIST'/></cputune> */
+typedef struct _virDomainMirrorPinDef virDomainMirrorPinDef;
+struct _virDomainMirrorPinDef {
+    unsigned int vcpu;  /* mirror vCPU index, 0 .. vcpus - 1 */
+    virBitmap *cpumask; /* host CPUs its thread may run on */
+};
+
 typedef struct _virDomainMirrorDef virDomainMirrorDef;
 struct _virDomainMirrorDef {
     unsigned int vcpus; /* mirror vCPUs, on top of the guest's own */
     virBitmap *cpuset;  /* host CPUs their threads may run on, or NULL */
+    virDomainMirrorPinDef **pins; /* per mirror vCPU, overriding cpuset */
+    size_t npins;
 };
 
 void
@@ -43,6 +52,14 @@ virDomainMirrorDefParseXML(xmlXPathContextPtr ctxt,
 void
 virDomainMirrorDefFormat(virBuffer *buf,
                          const virDomainMirrorDef *def);
+
+void
+virDomainMirrorDefFormatCputune(virBuffer *buf,
+                                const virDomainMirrorDef *def);
+
+virBitmap *
+virDomainMirrorDefGetCpumask(const virDomainMirrorDef *def,
+                             unsigned int vcpu);
 
 int
 virDomainMirrorDefValidate(const virDomainDef *def,

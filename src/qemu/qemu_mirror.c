@@ -16,6 +16,7 @@
 #include "qemu_domain.h"
 #include "qemu_migration.h"
 #include "qemu_monitor.h"
+#include "qemu_process.h"
 #include "virerror.h"
 #include "virlog.h"
 #include "virprocess.h"
@@ -272,11 +273,110 @@ qemuMirrorCheckVcpuChange(const virDomainDef *def)
 
 
 /**
+ * qemuMirrorFormatStatus:
+ *
+ * The mirror vCPU threads in the status XML:
+ * <mirrorvcpus><vcpu id='0' pid='1234'/></mirrorvcpus>
+ */
+void
+qemuMirrorFormatStatus(virBuffer *buf,
+                       virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_auto(virBuffer) childBuf = VIR_BUFFER_INIT_CHILD(buf);
+    size_t i;
+
+    for (i = 0; i < priv->nmirrorVcpuPids; i++)
+        virBufferAsprintf(&childBuf, "<vcpu id='%zu' pid='%lld'/>\n", i,
+                          (long long)priv->mirrorVcpuPids[i]);
+
+    virXMLFormatElement(buf, "mirrorvcpus", NULL, &childBuf);
+}
+
+
+int
+qemuMirrorParseStatus(xmlXPathContextPtr ctxt,
+                      virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autofree xmlNodePtr *nodes = NULL;
+    g_autofree pid_t *pids = NULL;
+    size_t i;
+    int n;
+
+    if ((n = virXPathNodeSet("./mirrorvcpus/vcpu", ctxt, &nodes)) < 0)
+        return -1;
+
+    if (n == 0)
+        return 0;
+
+    pids = g_new0(pid_t, n);
+    for (i = 0; i < n; i++) {
+        unsigned int id;
+        long long pid;
+
+        if (virXMLPropUInt(nodes[i], "id", 10, VIR_XML_PROP_REQUIRED, &id) < 0 ||
+            virXMLPropLongLong(nodes[i], "pid", 10, VIR_XML_PROP_REQUIRED, &pid, 0) < 0)
+            return -1;
+
+        if (id != i || pid <= 0) {
+            virReportError(VIR_ERR_INTERNAL_ERROR,
+                           _("invalid mirror vCPU %1$u (pid %2$lld) in the status XML"),
+                           id, pid);
+            return -1;
+        }
+        pids[i] = pid;
+    }
+
+    g_free(priv->mirrorVcpuPids);
+    priv->mirrorVcpuPids = g_steal_pointer(&pids);
+    priv->nmirrorVcpuPids = n;
+    return 0;
+}
+
+
+/**
+ * qemuMirrorReconnect:
+ *
+ * After a libvirtd restart: the mirror vCPU threads are asked for again
+ * and set up again (cgroup, pinning), as at start. A thread that differs
+ * from the one the status XML recorded is logged.
+ */
+int
+qemuMirrorReconnect(virDomainObj *vm)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autofree pid_t *recorded = NULL;
+    size_t nrecorded = priv->nmirrorVcpuPids;
+    size_t i;
+
+    if (!vm->def->mirror)
+        return 0;
+
+    recorded = g_steal_pointer(&priv->mirrorVcpuPids);
+    priv->nmirrorVcpuPids = 0;
+
+    if (qemuMirrorSetupVcpus(vm, VIR_ASYNC_JOB_NONE) < 0)
+        return -1;
+
+    for (i = 0; i < nrecorded && i < priv->nmirrorVcpuPids; i++) {
+        if (recorded[i] != priv->mirrorVcpuPids[i])
+            VIR_WARN("mirror vCPU %zu of domain %s runs on thread %lld, not %lld as recorded",
+                     i, vm->def->name, (long long)priv->mirrorVcpuPids[i],
+                     (long long)recorded[i]);
+    }
+
+    return 0;
+}
+
+
+/**
  * qemuMirrorSetupVcpus:
  *
  * Right after QEMU starts, before the guest runs: QEMU must report exactly
- * the mirror vCPUs the definition asks for, numbered after the guest's; their
- * threads are pinned to <mirror cpuset> when it is given.
+ * the mirror vCPUs the definition asks for, numbered after the guest's;
+ * their threads are recorded (status XML) and set up as a thread class of
+ * their own (qemuProcessSetupMirrorVcpu).
  */
 int
 qemuMirrorSetupVcpus(virDomainObj *vm,
@@ -285,6 +385,7 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
     qemuDomainObjPrivate *priv = vm->privateData;
     const virDomainMirrorDef *mirror = vm->def->mirror;
     g_autofree qemuMonitorMirrorVcpuInfo *vcpus = NULL;
+    g_autofree pid_t *pids = NULL;
     size_t nvcpus = 0;
     unsigned int first = virDomainDefGetVcpusMax(vm->def);
     size_t i;
@@ -307,6 +408,7 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
         return -1;
     }
 
+    pids = g_new0(pid_t, nvcpus);
     for (i = 0; i < nvcpus; i++) {
         if (vcpus[i].cpu_index != first + i) {
             virReportError(VIR_ERR_INTERNAL_ERROR,
@@ -317,12 +419,15 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
 
         VIR_DEBUG("mirror vCPU %u: thread %d", vcpus[i].cpu_index,
                   vcpus[i].thread_id);
+        pids[i] = vcpus[i].thread_id;
 
-        if (mirror->cpuset &&
-            virProcessSetAffinity(vcpus[i].thread_id, mirror->cpuset, false) < 0)
+        if (qemuProcessSetupMirrorVcpu(vm, i, pids[i]) < 0)
             return -1;
     }
 
+    g_free(priv->mirrorVcpuPids);
+    priv->mirrorVcpuPids = g_steal_pointer(&pids);
+    priv->nmirrorVcpuPids = nvcpus;
     return 0;
 }
 

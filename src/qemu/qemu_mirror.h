@@ -46,6 +46,17 @@ qemuMirrorBuildCommandLine(virCommand *cmd,
 int
 qemuMirrorCheckVcpuChange(const virDomainDef *def);
 
+void
+qemuMirrorFormatStatus(virBuffer *buf,
+                       virDomainObj *vm);
+
+int
+qemuMirrorParseStatus(xmlXPathContextPtr ctxt,
+                      virDomainObj *vm);
+
+int
+qemuMirrorReconnect(virDomainObj *vm);
+
 int
 qemuMirrorSetupVcpus(virDomainObj *vm,
                      virDomainAsyncJob asyncJob);
