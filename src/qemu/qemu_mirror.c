@@ -17,6 +17,7 @@
 #include "qemu_migration.h"
 #include "qemu_monitor.h"
 #include "qemu_process.h"
+#include "domain_event.h"
 #include "virerror.h"
 #include "virlog.h"
 #include "virprocess.h"
@@ -313,19 +314,19 @@ qemuMirrorParseStatus(xmlXPathContextPtr ctxt,
     pids = g_new0(pid_t, n);
     for (i = 0; i < n; i++) {
         unsigned int id;
-        long long pid;
+        long long tid;
 
         if (virXMLPropUInt(nodes[i], "id", 10, VIR_XML_PROP_REQUIRED, &id) < 0 ||
-            virXMLPropLongLong(nodes[i], "pid", 10, VIR_XML_PROP_REQUIRED, &pid, 0) < 0)
+            virXMLPropLongLong(nodes[i], "pid", 10, VIR_XML_PROP_REQUIRED, &tid, 0) < 0)
             return -1;
 
-        if (id != i || pid <= 0) {
+        if (id != i || tid <= 0) {
             virReportError(VIR_ERR_INTERNAL_ERROR,
                            _("invalid mirror vCPU %1$u (pid %2$lld) in the status XML"),
-                           id, pid);
+                           id, tid);
             return -1;
         }
-        pids[i] = pid;
+        pids[i] = tid;
     }
 
     g_free(priv->mirrorVcpuPids);
@@ -435,18 +436,54 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
 /**
  * qemuMirrorHandleMigrationHelper:
  *
- * MIGRATION_HELPER event: wake up whoever waits for the helper.
+ * MIGRATION_HELPER event: wake up whoever waits for the helper, and tell
+ * management (VIR_DOMAIN_EVENT_ID_MIGRATION_HELPER). A helper that fails
+ * is also logged as a warning: the guest can no longer be migrated
+ * confidentially.
  */
 void
 qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
                                 virDomainObj *vm,
-                                int status)
+                                int status,
+                                bool transportKey,
+                                const char *error)
 {
+    qemuDomainObjPrivate *priv;
+    virTypedParameterPtr params = NULL;
+    int nparams = 0;
+    int maxparams = 0;
+    virObjectEvent *event = NULL;
+
     virObjectLock(vm);
+    priv = vm->privateData;
     VIR_DEBUG("migration helper of domain %s: %s", vm->def->name,
               NULLSTR(qemuMonitorMigrationHelperStatusTypeToString(status)));
+
+    if (status == QEMU_MONITOR_MIGRATION_HELPER_FAILED)
+        VIR_WARN("migration helper of domain %s failed: %s; the domain cannot be migrated confidentially any more",
+                 vm->def->name, NULLSTR_MINUS(error));
+
+    if (virTypedParamsAddString(&params, &nparams, &maxparams,
+                                VIR_DOMAIN_MIGRATION_HELPER_STATUS,
+                                qemuMonitorMigrationHelperStatusTypeToString(status)) < 0 ||
+        virTypedParamsAddBoolean(&params, &nparams, &maxparams,
+                                 VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY,
+                                 transportKey) < 0 ||
+        (error &&
+         virTypedParamsAddString(&params, &nparams, &maxparams,
+                                 VIR_DOMAIN_MIGRATION_HELPER_ERROR, error) < 0)) {
+        virTypedParamsFree(params, nparams);
+        params = NULL;
+    } else {
+        event = virDomainEventMigrationHelperNewFromObj(vm, &params, nparams);
+    }
+
     virDomainObjBroadcast(vm);
     virObjectUnlock(vm);
+    if (priv->driver)
+        virObjectEventStateQueue(priv->driver->domainEventState, event);
+    else
+        virObjectUnref(event);
 }
 
 

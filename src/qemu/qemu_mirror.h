@@ -64,7 +64,9 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
 void
 qemuMirrorHandleMigrationHelper(qemuMonitor *mon,
                                 virDomainObj *vm,
-                                int status);
+                                int status,
+                                bool transportKey,
+                                const char *error);
 
 int
 qemuMirrorCheckShutdown(virDomainObj *vm);
