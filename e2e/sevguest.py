@@ -121,9 +121,11 @@ def wait_helper_ready(host, name, timeout=30):
         time.sleep(0.1)
 
 
-def job_info(host, name, completed=True):
-    """virsh domjobinfo as a dict of the lines' names to their values."""
-    args = ["domjobinfo", name] + (["--completed"] if completed else [])
+def job_info(host, name, completed=True, keep=False):
+    """virsh domjobinfo as a dict of the lines' names to their values;
+    with @keep, the completed job's statistics stay for the next reader."""
+    args = ["domjobinfo", name] + (["--completed"] if completed else []) + \
+        (["--keep-completed"] if keep else [])
     info = {}
     for line in host.virsh(*args, check=False).stdout.splitlines():
         key, sep, value = line.partition(":")

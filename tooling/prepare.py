@@ -14,7 +14,7 @@
 # Usage: prepare.py --build DIR --logs DIR [--t0 NS] [--first]
 #   --t0    time.time_ns() at which run-demo started (the total includes
 #           the packages stage)
-#   --first this is a first run: say so and show every stage
+#   --first this is a first run (run-demo has said so): show every stage
 
 import argparse
 import os
@@ -221,10 +221,6 @@ class Prepare:
 
     def run(self):
         os.makedirs(self.logs, exist_ok=True)
-        if self.first:
-            self.out.write("first run: fetching, assembling and building libvirt %s with this "
-                           "project's changes (a few minutes; later runs only rebuild what "
-                           "changed)\n" % tree.VERSION)
         try:
             self.tarball()
             self.assembly()
