@@ -91,8 +91,17 @@ def show_failure(out, name, log, text=None):
                 text = f.read()
         except OSError:
             text = ""
-    lines = text.rstrip("\n").splitlines()[-TAIL:]
-    out.write("  %-10s FAILED; the last %d lines of its log:\n" % (name + ":", len(lines)))
+    lines = text.rstrip("\n").splitlines()
+    # ninja's: from the failed command on, its first errors kept
+    failed = [i for i, ln in enumerate(lines) if ln.startswith("FAILED: ")]
+    if failed:
+        lines = lines[failed[-1]:]
+        if len(lines) > TAIL:
+            lines = lines[:TAIL - 5] + ["..."] + lines[-4:]
+        out.write("  %-10s FAILED; from its log:\n" % (name + ":"))
+    else:
+        lines = lines[-TAIL:]
+        out.write("  %-10s FAILED; the last %d lines of its log:\n" % (name + ":", len(lines)))
     for ln in lines:
         out.write("    | %s\n" % ln)
     out.write("  full log: %s\n" % log)
@@ -116,21 +125,21 @@ def build(out, cmd, log, name="build"):
     with open(log, "w") as f:
         f.write("$ %s\n" % " ".join(cmd))
         f.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, errors="replace")
-        for ln in proc.stdout:
-            f.write(ln)
-            m = STATUS.match(ln)
-            if not m:
-                continue
-            steps, total = int(m.group(1)), int(m.group(2))
-            pct = 100 * steps // total
-            if out.tty:
-                out.status(name, "[%*d/%d] %3d %%" % (len(str(total)), steps, total, pct))
-            elif pct // 10 > shown and steps < total:
-                shown = pct // 10
-                out.line(name, "[%d/%d] %d %%" % (steps, total, pct))
-        rc = proc.wait()
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True, errors="replace") as proc:
+            for ln in proc.stdout:
+                f.write(ln)
+                m = STATUS.match(ln)
+                if not m:
+                    continue
+                steps, total = int(m.group(1)), int(m.group(2))
+                pct = 100 * steps // total
+                if out.tty:
+                    out.status(name, "[%*d/%d] %3d %%" % (len(str(total)), steps, total, pct))
+                elif pct // 10 > shown and steps < total:
+                    shown = pct // 10
+                    out.line(name, "[%d/%d] %d %%" % (steps, total, pct))
+            rc = proc.wait()
     if rc != 0:
         show_failure(out, name, log)
         raise StageFailed(name)

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+#
+# Tests of ./run-demo's command line, none of which sets up test hosts or
+# builds anything: an unknown option or failure name is refused before
+# anything happens; --help lists the failures that e2e/demo.py plays;
+# --teardown with nothing running says so; a --keep while kept hosts are up
+# refuses at once and leaves them alone (the hosts are faked here: a state
+# file naming a live process called libvirtd; e2e/test_demo.py does it with
+# real hosts); --teardown of a lab whose processes are gone cleans up.
+#
+# Each test points run-demo at an empty build directory and state directory
+# of its own (MIRROR_BUILD, MIRROR_DEMO_STATE).
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+sys.path.insert(0, os.path.join(TOP, "e2e"))
+import demo  # noqa: E402
+
+
+class DemoCliTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="demo-cli-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.build = os.path.join(self.tmp, "build")
+        self.state = os.path.join(self.tmp, "state")
+        os.makedirs(self.build)
+
+    def run_demo(self, *args, timeout=60):
+        env = dict(os.environ, MIRROR_BUILD=self.build, MIRROR_DEMO_STATE=self.state)
+        start = time.monotonic()
+        res = subprocess.run([os.path.join(TOP, "run-demo")] + list(args), env=env,
+                             capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        res.elapsed = time.monotonic() - start
+        return res
+
+    def assertNothingDone(self, res):
+        self.assertEqual(os.listdir(self.build), [], "run-demo created files")
+        self.assertFalse(os.path.exists(self.state), "run-demo created its state directory")
+        self.assertNotIn("packages:", res.stdout + res.stderr)
+
+    def test_unknown_option(self):
+        res = self.run_demo("--kep")
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("run-demo: unknown option '--kep'", res.stderr)
+        self.assertIn("usage: ./run-demo", res.stderr)
+        self.assertNothingDone(res)
+
+    def test_unknown_failure(self):
+        for args in (["--failure", "target-kiled"], ["--failure=nope"], ["--failure"]):
+            res = self.run_demo(*args)
+            self.assertEqual(res.returncode, 2, args)
+            for name in demo.FAILURES:
+                self.assertIn(name, res.stderr, args)
+            self.assertNothingDone(res)
+
+    def test_help_lists_the_failures_demo_plays(self):
+        res = self.run_demo("--help")
+        self.assertEqual(res.returncode, 0)
+        for opt in ("--keep", "--teardown", "--failure NAME"):
+            self.assertIn(opt, res.stdout)
+        listed = [ln.split()[0] for ln in res.stdout.splitlines()
+                  if ln.startswith(" " * 20) and ln.split()]
+        self.assertEqual(sorted(listed), sorted(demo.FAILURES))
+        self.assertNothingDone(res)
+
+    def test_teardown_with_nothing_running(self):
+        res = self.run_demo("--teardown")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("nothing to tear down", res.stdout)
+        self.assertNothingDone(res)
+
+    def fake_lab(self, daemon_pid, lab_dir):
+        os.makedirs(self.state)
+        state = {"dir": lab_dir, "owner": 1 << 22, "kept": True, "domain": "demo-sev",
+                 "started": "earlier", "hosts": {
+                     n: {"addr": "10.250.0.%d" % i, "netns": "lvm-e2e-cli-test-%s" % n,
+                         "netns_inode": None, "pid": daemon_pid}
+                     for i, n in ((1, "a"), (2, "b"))}}
+        path = os.path.join(self.state, "lab.json")
+        with open(path, "w") as f:
+            json.dump(state, f)
+        for n in ("a", "b"):
+            with open(os.path.join(self.state, "virsh-" + n), "w") as f:
+                f.write("#!/bin/sh\n")
+        return path
+
+    def test_keep_while_hosts_are_up(self):
+        # a live process named libvirtd stands for the kept hosts' daemons
+        fake = os.path.join(self.tmp, "libvirtd")
+        shutil.copy(shutil.which("sleep"), fake)
+        daemon = subprocess.Popen([fake, "60"])
+        self.addCleanup(daemon.wait)
+        self.addCleanup(daemon.kill)
+        path = self.fake_lab(daemon.pid, os.path.join(self.tmp, "lab"))
+        with open(path) as f:
+            before = f.read()
+        res = self.run_demo("--keep")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("the demo's hosts are up, kept by './run-demo --keep'", res.stdout)
+        self.assertIn("'./run-demo --teardown' first", res.stdout)
+        self.assertNotIn("packages:", res.stdout)
+        self.assertLess(res.elapsed, 10)
+        self.assertIsNone(daemon.poll(), "the kept hosts' daemon was stopped")
+        with open(path) as f:
+            self.assertEqual(f.read(), before, "the kept lab's state was changed")
+        self.assertEqual(os.listdir(self.build), [])
+
+    def test_teardown_of_a_lab_that_is_gone(self):
+        lab = tempfile.mkdtemp(prefix="lvm-e2e-")
+        self.addCleanup(shutil.rmtree, lab, ignore_errors=True)
+        open(os.path.join(lab, "something"), "w").close()
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        self.fake_lab(dead.pid, lab)
+        res = self.run_demo("--teardown")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("removed:", res.stdout)
+        self.assertFalse(os.path.exists(lab), "the lab directory is left")
+        self.assertEqual(os.listdir(self.state), [], "wrappers or state left")
+        res = self.run_demo("--teardown")
+        self.assertIn("nothing to tear down", res.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
