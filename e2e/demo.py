@@ -101,9 +101,16 @@ def netns_inode(name):
 
 
 def netns_pids(inode):
-    """PIDs of the processes in the network namespace @inode."""
+    """PIDs of the processes in the network namespace @inode (never the
+    machine's own namespace, whatever STATE says)."""
     pids = []
-    if inode is None:
+    own = set()
+    for pid in ("1", "self"):
+        try:
+            own.add(os.stat("/proc/%s/ns/net" % pid).st_ino)
+        except OSError:
+            pass
+    if inode is None or inode in own:
         return pids
     for pid in os.listdir("/proc"):
         if pid.isdigit() and int(pid) != os.getpid():
@@ -113,6 +120,19 @@ def netns_pids(inode):
             except OSError:
                 pass
     return pids
+
+
+def lab_daemon(rec):
+    """The PID of the libvirtd that STATE records for a host, if it still
+    runs in that host's network namespace (not a PID used again since)."""
+    pid = rec.get("pid")
+    if not proc_alive(pid, "libvirtd"):
+        return None
+    try:
+        inode = os.stat("/proc/%d/ns/net" % pid).st_ino
+    except OSError:
+        return None
+    return pid if inode == rec.get("netns_inode") else None
 
 
 def save_state(lab, kept=False):
@@ -151,8 +171,7 @@ def in_the_way():
     cleaned up first."""
     state = load_state()
     if state:
-        daemons = [h["pid"] for h in state["hosts"].values()
-                   if proc_alive(h.get("pid"), "libvirtd")]
+        daemons = [h["pid"] for h in state["hosts"].values() if lab_daemon(h)]
         if state.get("kept") and daemons:
             return ("the demo's hosts are up, kept by './run-demo --keep' at %s "
                     "(libvirtd %s); use them with %s and %s, or remove them with "
@@ -253,8 +272,7 @@ def teardown_state(state, quiet=False):
         h.netns = rec.get("netns", h.netns)
         # none recorded: the demo was killed while it set the hosts up
         inodes[name] = rec.get("netns_inode") or netns_inode(h.netns)
-        pid = rec.get("pid")
-        h.daemon = Attached(pid) if proc_alive(pid, "libvirtd") else None
+        h.daemon = Attached(rec["pid"]) if lab_daemon(rec) else None
     if not state.get("dir"):
         lab.dir = None
     return teardown(lab, inodes, quiet)

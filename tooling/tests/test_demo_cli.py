@@ -8,8 +8,10 @@
 # file naming a live process called libvirtd; e2e/test_demo.py does it with
 # real hosts); --teardown of a lab whose processes are gone cleans up.
 #
-# Each test points run-demo at an empty build directory and state directory
-# of its own (MIRROR_BUILD, MIRROR_DEMO_STATE).
+# Each test points run-demo at a state directory of its own
+# (MIRROR_DEMO_STATE) and, as its build directory (MIRROR_BUILD), at a
+# regular file: should run-demo wrongly go on, its meson setup fails at
+# once instead of starting a build.
 
 import json
 import os
@@ -30,9 +32,10 @@ class DemoCliTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="demo-cli-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
-        self.build = os.path.join(self.tmp, "build")
+        self.build = os.path.join(self.tmp, "not-a-build-dir")
         self.state = os.path.join(self.tmp, "state")
-        os.makedirs(self.build)
+        with open(self.build, "w") as f:
+            f.write("untouched\n")
 
     def run_demo(self, *args, timeout=60):
         env = dict(os.environ, MIRROR_BUILD=self.build, MIRROR_DEMO_STATE=self.state)
@@ -44,7 +47,8 @@ class DemoCliTest(unittest.TestCase):
         return res
 
     def assertNothingDone(self, res):
-        self.assertEqual(os.listdir(self.build), [], "run-demo created files")
+        with open(self.build) as f:
+            self.assertEqual(f.read(), "untouched\n", "run-demo went on")
         self.assertFalse(os.path.exists(self.state), "run-demo created its state directory")
         self.assertNotIn("packages:", res.stdout + res.stderr)
 
@@ -79,12 +83,12 @@ class DemoCliTest(unittest.TestCase):
         self.assertIn("nothing to tear down", res.stdout)
         self.assertNothingDone(res)
 
-    def fake_lab(self, daemon_pid, lab_dir):
+    def fake_lab(self, daemon_pid, lab_dir, inode=None):
         os.makedirs(self.state)
         state = {"dir": lab_dir, "owner": 1 << 22, "kept": True, "domain": "demo-sev",
                  "started": "earlier", "hosts": {
                      n: {"addr": "10.250.0.%d" % i, "netns": "lvm-e2e-cli-test-%s" % n,
-                         "netns_inode": None, "pid": daemon_pid}
+                         "netns_inode": inode, "pid": daemon_pid}
                      for i, n in ((1, "a"), (2, "b"))}}
         path = os.path.join(self.state, "lab.json")
         with open(path, "w") as f:
@@ -95,13 +99,21 @@ class DemoCliTest(unittest.TestCase):
         return path
 
     def test_keep_while_hosts_are_up(self):
-        # a live process named libvirtd stands for the kept hosts' daemons
+        # a process named libvirtd in a network namespace of its own stands
+        # for the kept hosts' daemons
+        if os.geteuid() != 0:
+            self.skipTest("needs root (a network namespace)")
         fake = os.path.join(self.tmp, "libvirtd")
         shutil.copy(shutil.which("sleep"), fake)
-        daemon = subprocess.Popen([fake, "60"])
+        daemon = subprocess.Popen(["unshare", "--net", fake, "60"])
         self.addCleanup(daemon.wait)
         self.addCleanup(daemon.kill)
-        path = self.fake_lab(daemon.pid, os.path.join(self.tmp, "lab"))
+        deadline = time.monotonic() + 10
+        while not demo.proc_alive(daemon.pid, "libvirtd"):
+            self.assertLess(time.monotonic(), deadline, "the fake libvirtd did not start")
+            time.sleep(0.05)
+        inode = os.stat("/proc/%d/ns/net" % daemon.pid).st_ino
+        path = self.fake_lab(daemon.pid, os.path.join(self.tmp, "lab"), inode)
         with open(path) as f:
             before = f.read()
         res = self.run_demo("--keep")
@@ -113,7 +125,26 @@ class DemoCliTest(unittest.TestCase):
         self.assertIsNone(daemon.poll(), "the kept hosts' daemon was stopped")
         with open(path) as f:
             self.assertEqual(f.read(), before, "the kept lab's state was changed")
-        self.assertEqual(os.listdir(self.build), [])
+        with open(self.build) as f:
+            self.assertEqual(f.read(), "untouched\n", "run-demo went on")
+
+    def test_teardown_leaves_a_reused_pid_alone(self):
+        # the recorded libvirtd's PID now names another libvirtd, outside
+        # the lab's namespace: not the lab's, not to be stopped
+        fake = os.path.join(self.tmp, "libvirtd")
+        shutil.copy(shutil.which("sleep"), fake)
+        other = subprocess.Popen([fake, "60"])
+        self.addCleanup(other.wait)
+        self.addCleanup(other.kill)
+        lab = tempfile.mkdtemp(prefix="lvm-e2e-")
+        self.addCleanup(shutil.rmtree, lab, ignore_errors=True)
+        self.fake_lab(other.pid, lab, inode=1)
+        res = self.run_demo("--teardown")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertNotIn("libvirtd", res.stdout)
+        time.sleep(0.2)
+        self.assertIsNone(other.poll(), "teardown stopped a process that is not the lab's")
+        self.assertFalse(os.path.exists(lab))
 
     def test_teardown_of_a_lab_that_is_gone(self):
         lab = tempfile.mkdtemp(prefix="lvm-e2e-")
