@@ -210,7 +210,10 @@ class Prepare:
             show_failure(self.out, "assembly", self.log("assembly"))
             raise StageFailed("assembly")
         if changed:
-            self.done("assembly", said[-1].replace(TOP + "/", ""), start)
+            # tree: "assembled libvirt 11.3.0 + 20 patch(es) + 91 new file(s) in DIR"
+            text = said[-1].replace(TOP + "/", "")
+            self.done("assembly", text[len("assembled "):] if text.startswith("assembled ")
+                      else text, start)
 
     def configure(self):
         if os.path.exists(os.path.join(self.build_dir, "build.ninja")):
