@@ -375,7 +375,11 @@ def play_failure(name, lab, target):
                 pids = sevguest.kill_emulators(b)
                 say("      %.1f MiB sent: killed host b's QEMU processes (pid %s)"
                     % (sent / (1 << 20), ", ".join(map(str, pids))))
-                _, err = proc.communicate(timeout=120)
+                try:
+                    _, err = proc.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError("virsh migrate did not end within 60 s of "
+                                         "host b's QEMU being killed")
                 rc = proc.returncode
             finally:
                 if proc.poll() is None:
