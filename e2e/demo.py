@@ -65,7 +65,13 @@ SIMULATED = ("SEV (the guest runs unencrypted), the mirror vCPU, the migration h
 
 
 def say(msg=""):
-    print(msg, flush=True)
+    try:
+        print(msg, flush=True)
+    except BrokenPipeError:
+        # the reader went away (./run-demo | head): stop, and tear down
+        # quietly, as on Ctrl-C
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise KeyboardInterrupt()
 
 
 def shown(path):
@@ -513,7 +519,10 @@ def demo(guest, keep=False, failure=None):
         if not kept:
             # a second Ctrl-C does not cut the teardown short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            say("tearing down the test hosts")
+            try:
+                say("tearing down the test hosts")
+            except KeyboardInterrupt:       # output gone: tear down all the same
+                pass
             # a setup cut short: the namespaces made so far
             inodes = inodes or {n: netns_inode(h.netns) for n, h in lab.hosts.items()}
             teardown(lab, inodes, quiet=True)

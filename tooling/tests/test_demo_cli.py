@@ -101,8 +101,8 @@ class DemoCliTest(unittest.TestCase):
     def test_keep_while_hosts_are_up(self):
         # a process named libvirtd in a network namespace of its own stands
         # for the kept hosts' daemons
-        if os.geteuid() != 0:
-            self.skipTest("needs root (a network namespace)")
+        if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode:
+            self.skipTest("cannot create a network namespace here")
         fake = os.path.join(self.tmp, "libvirtd")
         shutil.copy(shutil.which("sleep"), fake)
         daemon = subprocess.Popen(["unshare", "--net", fake, "60"])
