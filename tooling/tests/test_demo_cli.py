@@ -2,11 +2,14 @@
 #
 # Tests of ./run-demo's command line, none of which sets up test hosts or
 # builds anything: an unknown option or failure name is refused before
-# anything happens; --help lists the failures that e2e/demo.py plays;
-# --teardown with nothing running says so; a --keep while kept hosts are up
-# refuses at once and leaves them alone (the hosts are faked here: a state
-# file naming a live process called libvirtd; e2e/test_demo.py does it with
-# real hosts); --teardown of a lab whose processes are gone cleans up.
+# anything happens; so is a user who is not root, and a root without
+# CAP_SYS_ADMIN (no network namespaces), each with an explanation; --help
+# lists the failures that e2e/demo.py plays; --teardown with nothing
+# running says so; a --keep while kept hosts are up refuses at once and
+# leaves them alone (the hosts are faked here: a state file naming a process
+# called libvirtd in a network namespace of its own; e2e/test_demo.py does
+# it with real hosts); --teardown of a lab whose processes are gone cleans
+# up, and leaves alone a libvirtd that merely has a recorded PID.
 #
 # Each test points run-demo at a state directory of its own
 # (MIRROR_DEMO_STATE) and, as its build directory (MIRROR_BUILD), at a
@@ -37,10 +40,11 @@ class DemoCliTest(unittest.TestCase):
         with open(self.build, "w") as f:
             f.write("untouched\n")
 
-    def run_demo(self, *args, timeout=60):
+    def run_demo(self, *args, timeout=60, prefix=()):
         env = dict(os.environ, MIRROR_BUILD=self.build, MIRROR_DEMO_STATE=self.state)
         start = time.monotonic()
-        res = subprocess.run([os.path.join(TOP, "run-demo")] + list(args), env=env,
+        res = subprocess.run(list(prefix) + [os.path.join(TOP, "run-demo")] + list(args),
+                             env=env,
                              capture_output=True, text=True, timeout=timeout,
                              stdin=subprocess.DEVNULL)
         res.elapsed = time.monotonic() - start
@@ -81,6 +85,27 @@ class DemoCliTest(unittest.TestCase):
         res = self.run_demo("--teardown")
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn("nothing to tear down", res.stdout)
+        self.assertNothingDone(res)
+
+    def test_not_root_explained_first(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to become another user")
+        res = self.run_demo(prefix=["setpriv", "--reuid=65534", "--regid=65534",
+                                    "--clear-groups"])
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("run-demo: this needs root.", res.stderr)
+        self.assertIn("sudo ./run-demo", res.stderr)
+        self.assertNothingDone(res)
+
+    def test_no_network_namespaces_explained_first(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        # root without CAP_SYS_ADMIN, as in a container: unshare(2) is refused
+        res = self.run_demo(prefix=["setpriv", "--inh-caps=-sys_admin",
+                                    "--bounding-set=-sys_admin"])
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("run-demo: this machine cannot create network namespaces", res.stderr)
+        self.assertIn("--privileged", res.stderr)
         self.assertNothingDone(res)
 
     def fake_lab(self, daemon_pid, lab_dir, inode=None):
