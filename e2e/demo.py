@@ -503,7 +503,9 @@ def demo(guest, keep=False, failure=None):
         say("  migration:  %s in QEMU, %.1f s for virsh migrate (helper boot on host b "
             "included)" % (ms(info.get("Time elapsed")), wall))
         say("  downtime:   %s" % ms(info.get("Total downtime")))
-        say("  moved:      %s (guest RAM: 64 MiB)" % mib(info.get("Data processed")))
+        say("  moved:      %s of the guest's %s (pages of zeros go as markers), in %s "
+            "pass(es)" % (mib(info.get("Data processed")), mib(info.get("Memory total")),
+                          info.get("Iteration", "?")))
         if failure:
             say("  survived:   %s, before switchover" % failure)
         say(textwrap.fill(SIMULATED, 78, initial_indent="  simulated:  ",

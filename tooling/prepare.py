@@ -209,6 +209,8 @@ class Prepare:
                 f.write("\n".join(said) + "\n")
             show_failure(self.out, "assembly", self.log("assembly"))
             raise StageFailed("assembly")
+        if not changed and self.first:
+            self.out.line("assembly", "%s is up to date" % tree.tree_dir().replace(TOP + "/", ""))
         if changed:
             # tree: "assembled libvirt 11.3.0 + 20 patch(es) + 91 new file(s) in DIR"
             text = said[-1].replace(TOP + "/", "")
