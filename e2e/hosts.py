@@ -254,8 +254,10 @@ class Host:
 class Lab:
     """Both hosts. Use as a context manager: teardown always runs."""
 
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="lvm-e2e-")
+    def __init__(self, dir=None):
+        # @dir: the state directory of a lab set up earlier (the demo's
+        # --teardown finds a kept lab's hosts again)
+        self.dir = dir or tempfile.mkdtemp(prefix="lvm-e2e-")
         self.hosts = {n: Host(self, n, a) for n, a in HOSTS.items()}
 
     def __enter__(self):

@@ -12,6 +12,7 @@
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import time
@@ -120,9 +121,11 @@ def wait_helper_ready(host, name, timeout=30):
         time.sleep(0.1)
 
 
-def job_info(host, name, completed=True):
-    """virsh domjobinfo as a dict of the lines' names to their values."""
-    args = ["domjobinfo", name] + (["--completed"] if completed else [])
+def job_info(host, name, completed=True, keep=False):
+    """virsh domjobinfo as a dict of the lines' names to their values;
+    with @keep, the completed job's statistics stay for the next reader."""
+    args = ["domjobinfo", name] + (["--completed"] if completed else []) + \
+        (["--keep-completed"] if keep else [])
     info = {}
     for line in host.virsh(*args, check=False).stdout.splitlines():
         key, sep, value = line.partition(":")
@@ -139,3 +142,78 @@ def migrate_async(host, *args, uri=None):
                         "migrate"] + list(args),
         env=hosts.libvirt_env(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
+
+
+# ---------------------------------------------- after a failed migration
+# Shared by e2e/test_confidential.py and the demo's --failure: each raises
+# AssertionError with what it found.
+
+SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def size_bytes(text):
+    """'1.500 MiB' (virsh domjobinfo) -> 1572864."""
+    value = text.split()
+    if len(value) != 2 or value[1] not in SIZE_UNITS:
+        raise ValueError("not a size: %r" % text)
+    return int(float(value[0]) * SIZE_UNITS[value[1]])
+
+
+def wait_transfer(host, name, proc, nbytes=1 << 20, timeout=60):
+    """Until the source @host has sent @nbytes of the guest's memory in the
+    migration that the virsh migrate @proc (migrate_async) drives; returns
+    the amount sent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError("migration ended early: %s" % proc.stderr.read().strip())
+        info = job_info(host, name, completed=False)
+        sent = size_bytes(info.get("Memory processed", "0 B"))
+        if sent >= nbytes:
+            return sent
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the transfer: %d bytes sent" % sent)
+        time.sleep(0.1)
+
+
+def kill_emulators(host):
+    """SIGKILL the QEMU processes of @host's domains; returns their PIDs."""
+    pids = host.emulator_pids()
+    if not pids:
+        raise AssertionError("no QEMU on host %s" % host.name)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def source_untouched(source, target, lab, name, settle=15):
+    """The guest @name runs on @source, intact (every word of its pattern),
+    its pass counter growing, with no migration job left; @target has
+    neither the domain nor a QEMU process (within @settle seconds).
+    Returns the pass counter's two readings."""
+    st = state(source, name)
+    if st != "running":
+        raise AssertionError("the guest is %r on host %s" % (st, source.name))
+    job = job_info(source, name, completed=False).get("Job type")
+    if job != "None":
+        raise AssertionError("host %s still has a %r job" % (source.name, job))
+    errors = pattern_errors(source, lab, name)
+    if errors:
+        raise AssertionError("the guest's pattern is wrong at word(s) %s" % errors)
+    before = guest_word(source, lab, name, guestcheck.COUNTER_ADDR)
+    time.sleep(0.3)
+    after = guest_word(source, lab, name, guestcheck.COUNTER_ADDR)
+    if after <= before:
+        raise AssertionError("the guest does not run on the source: pass counter %d, "
+                             "then %d" % (before, after))
+    deadline = time.monotonic() + settle
+    while True:
+        pids = target.emulator_pids()
+        kept = name in target.virsh("list", "--all", "--name").stdout.split()
+        if not pids and not kept:
+            return before, after
+        if time.monotonic() > deadline:
+            raise AssertionError("host %s keeps%s%s" % (
+                target.name, " QEMU %s" % pids if pids else "",
+                " the domain" if kept else ""))
+        time.sleep(0.2)

@@ -20,7 +20,6 @@
 # Usage: test_confidential.py GUEST_ELF
 
 import os
-import signal
 import sys
 import time
 import unittest
@@ -62,21 +61,8 @@ class ConfidentialMigrationTest(unittest.TestCase):
 
     def assertSourceUntouched(self):
         """The guest runs on host a, intact, with no job left; host b has
-        no domain and no QEMU."""
-        a, b, lab = self.a, self.b, self.lab
-        self.assertEqual(sevguest.state(a, DOMAIN), "running")
-        self.assertEqual(sevguest.job_info(a, DOMAIN, completed=False).get("Job type"),
-                         "None")
-        self.assertEqual(sevguest.pattern_errors(a, lab, DOMAIN), [])
-        before = sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR)
-        time.sleep(0.3)
-        self.assertGreater(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
-                           before, "the guest does not run on the source")
-        deadline = time.monotonic() + 15
-        while b.emulator_pids() or DOMAIN in b.virsh("list", "--all", "--name").stdout:
-            self.assertLess(time.monotonic(), deadline,
-                            "host b keeps QEMU %s or the domain" % b.emulator_pids())
-            time.sleep(0.2)
+        no domain and no QEMU (sevguest.source_untouched)."""
+        sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
 
     def migrate(self, *extra, check_fail=True):
         res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
@@ -119,20 +105,10 @@ class ConfidentialMigrationTest(unittest.TestCase):
 
     def wait_transfer(self, proc, nbytes=1 << 20):
         """Until the source has sent @nbytes of guest memory."""
-        def sent():
-            self.assertIsNone(proc.poll(), "migration ended early: %s"
-                              % (proc.stderr.read() if proc.poll() is not None else ""))
-            info = sevguest.job_info(self.a, DOMAIN, completed=False)
-            value = info.get("Memory processed", "0 B").split()
-            units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
-            return float(value[0]) * units.get(value[1], 1) >= nbytes
-        self.wait_for("the transfer", sent)
+        sevguest.wait_transfer(self.a, DOMAIN, proc, nbytes)
 
     def kill_target_qemu(self):
-        pids = self.b.emulator_pids()
-        self.assertTrue(pids, "no QEMU on host b")
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+        sevguest.kill_emulators(self.b)
 
     # ------------------------------------------------------- scenarios
 

@@ -184,8 +184,11 @@ SOURCES = {
 }
 
 
-def fetch():
-    """Return the path of a verified tarball in the cache, or raise."""
+def fetch(report=None):
+    """Return the path of a verified tarball in the cache, or raise.
+    @report, if given, is called as report(event, source, detail) while
+    the sources are tried: ("try", name, None), ("failed", name, why) and
+    ("ok", name, path): run-demo shows its progress with it."""
     os.makedirs(cache_dir(), exist_ok=True)
     dest = os.path.join(cache_dir(), TARBALL)
     expected = env_or("MIRROR_SHA256", SHA256)
@@ -194,17 +197,23 @@ def fetch():
         name = name.strip()
         if name not in SOURCES:
             raise Failure("unknown source '%s' in MIRROR_SOURCES" % name)
+        if report:
+            report("try", name, None)
         why = SOURCES[name](dest)
         if why is None:
             got = sha256_of(dest)
             if got == expected:
-                if name != "cache":
+                if report:
+                    report("ok", name, dest)
+                elif name != "cache":
                     info("fetched %s from %s" % (TARBALL, name))
                 return dest
             bad = dest + ".rejected"
             os.replace(dest, bad)
             why = "sha256 mismatch: got %s, expected %s (kept as %s)" % (
                 got, expected, bad)
+        if report:
+            report("failed", name, why)
         tried.append("  %s: %s" % (name, why))
     raise Failure("could not obtain %s with sha256 %s; sources tried:\n%s"
                   % (TARBALL, expected, "\n".join(tried)))
@@ -465,22 +474,43 @@ def state_file(tree):
     return os.path.join(tree, ".git", "libvirt-mirror", "state")
 
 
+def pristine_repo_path():
+    return os.path.join(cache_dir(), "libvirt-%s.git" % VERSION)
+
+
+def pristine_verified(repo):
+    """Whether the bare repo @repo holds the pinned release trees."""
+    if not os.path.isdir(repo):
+        return False
+    for tag, want in ((PRISTINE_TAG, PRISTINE_TREE),
+                      ("keycodemapdb", KEYCODEMAPDB_TREE)):
+        res = git(repo, "rev-parse", "-q", "--verify", tag + "^{tree}",
+                  check=False)
+        if res.returncode != 0 or res.stdout.strip() != want:
+            return False
+    return True
+
+
+def up_to_date():
+    """Whether the assembled tree exists and matches patches/ and the new
+    files (what 'assemble' would leave alone; it still checks for edits)."""
+    try:
+        with open(state_file(tree_dir())) as f:
+            return f.read().strip() == wanted_state()
+    except FileNotFoundError:
+        return False
+
+
 def pristine_repo():
     """A bare git repo in the cache holding the verified release: tag
     'pristine' (the tarball without the bundled keycodemapdb, which upstream
     keeps as a git submodule so that syntax-check does not scan it) and tag
     'keycodemapdb' (that subproject's files). Built once from the checked
     tarball; reused only while both tree ids match the pinned ones."""
-    repo = os.path.join(cache_dir(), "libvirt-%s.git" % VERSION)
+    repo = pristine_repo_path()
 
     def verified():
-        for tag, want in ((PRISTINE_TAG, PRISTINE_TREE),
-                          ("keycodemapdb", KEYCODEMAPDB_TREE)):
-            res = git(repo, "rev-parse", "-q", "--verify", tag + "^{tree}",
-                      check=False)
-            if res.returncode != 0 or res.stdout.strip() != want:
-                return False
-        return True
+        return pristine_verified(repo)
 
     if os.path.isdir(repo) and verified():
         return repo
@@ -526,6 +556,7 @@ def write_exclude(tree):
 
 
 def assemble(force=False):
+    """Assemble the tree; True if it changed it, False if up to date."""
     tree = tree_dir()
     state = wanted_state()
     if os.path.exists(tree):
@@ -543,7 +574,7 @@ def assemble(force=False):
                     # (git checkout does); tree_edits() found no edit
                     sync_overlay(tree)
                     info("assembled tree is up to date")
-                    return
+                    return False
         except FileNotFoundError:
             pass
     repo = pristine_repo()
@@ -579,6 +610,7 @@ def assemble(force=False):
         f.write(state + "\n")
     info("assembled libvirt %s + %d patch(es) + %d new file(s) in %s"
          % (VERSION, npatches, nlinks, tree))
+    return True
 
 
 # ---------------------------------------------------------------- refresh
