@@ -152,15 +152,28 @@ class Host:
         self.standin_config()
         self.lab.make_certs(self)
 
-    def standin_config(self, helper="ready", boot_ms=200, transport_key=True):
+    def standin_config(self, helper="ready", boot_ms=200, transport_key=True,
+                       test_mode=True):
         """Settings of the QEMU stand-in for the QEMU processes this host
-        starts from now on."""
+        starts from now on: what must hold from the process's start. With
+        @test_mode, those processes take the stand-in's x- fault injection
+        commands (e2e/standin/standin.h) at run time."""
         path = os.path.join(self.bound("/usr/local/etc/libvirt"),
                             "qemu-mirror-standin.conf")
         with open(path, "w") as f:
             f.write("[standin]\nhelper=%s\nhelper-boot-ms=%d\n"
-                    "transport-key=%s\n"
-                    % (helper, boot_ms, "true" if transport_key else "false"))
+                    "transport-key=%s\ntest-mode=%s\n"
+                    % (helper, boot_ms, "true" if transport_key else "false",
+                       "true" if test_mode else "false"))
+
+    def domain_log(self, name):
+        """The domain's log (QEMU's stderr: the stand-in's log lines)."""
+        try:
+            with open(os.path.join(self.bound("/var/local/log/libvirt"), "qemu",
+                                   name + ".log")) as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def emulator_pids(self):
         """PIDs of the QEMU processes (real or stand-in) of this host's

@@ -68,15 +68,30 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertEqual(sevguest.job_info(a, DOMAIN, completed=False).get("Job type"),
                          "None")
         self.assertEqual(sevguest.pattern_errors(a, lab, DOMAIN), [])
-        before = sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR)
-        time.sleep(0.3)
-        self.assertGreater(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
-                           before, "the guest does not run on the source")
+        self.assertCounterGrows(a)
         deadline = time.monotonic() + 15
         while b.emulator_pids() or DOMAIN in b.virsh("list", "--all", "--name").stdout:
             self.assertLess(time.monotonic(), deadline,
                             "host b keeps QEMU %s or the domain" % b.emulator_pids())
             time.sleep(0.2)
+
+    def assertCounterGrows(self, host, timeout=10):
+        """The guest runs on @host: its pass counter grows (bounded wait)."""
+        lab = self.lab
+        before = sevguest.guest_word(host, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        self.wait_for("the guest's counter to grow on host %s" % host.name,
+                      lambda: sevguest.guest_word(host, lab, DOMAIN,
+                                                  guestcheck.COUNTER_ADDR) > before,
+                      timeout)
+
+    def wait_log(self, host, text, since, timeout=30):
+        """Until the domain log on @host has @text after offset @since."""
+        self.wait_for("'%s' in the domain log of host %s" % (text, host.name),
+                      lambda: text in host.domain_log(DOMAIN)[since:], timeout)
+
+    def inject(self, host, command, **arguments):
+        """Fault injection: an x- command of the QEMU stand-in (test mode)."""
+        return sevguest.qmp(host, DOMAIN, command, **arguments)
 
     def migrate(self, *extra, check_fail=True):
         res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
@@ -164,10 +179,11 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertSourceUntouched()
 
     def test_03_target_killed_during_helper_boot(self):
+        # the boot time holds from the target QEMU's start: configuration
         self.b.standin_config(boot_ms=30000)
+        since = len(self.b.domain_log(DOMAIN))
         proc = self.start_migration()
-        self.wait_for("QEMU on host b", self.b.emulator_pids)
-        time.sleep(0.5)
+        self.wait_log(self.b, "migration helper: booting", since)
         self.kill_target_qemu()
         err = self.finish(proc)
         self.assertIn("QEMU of domain '%s' went away while waiting for its "
@@ -190,10 +206,46 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertIn("migration helper of domain '%s' failed" % DOMAIN, res.stderr)
         self.assertSourceUntouched()
 
+    def test_05b_source_helper_fails_at_run_time(self):
+        """The source's helper fails while the guest runs (ready -> failed):
+        refused before the target is contacted. A failed helper stays
+        failed (a reset would boot it again, but this domain's on_reboot is
+        destroy), so the guest is restarted for the tests that follow."""
+        a, lab = self.a, self.lab
+        self.inject(a, "x-helper-fail", reason="mailbox stopped answering")
+        self.assertEqual(sevguest.qmp(a, DOMAIN, "query-migration-helper"),
+                         {"status": "failed", "error": "mailbox stopped answering"})
+        res = self.migrate()
+        self.assertIn("the migration helper of domain '%s' is not ready (status 'failed': "
+                      "mailbox stopped answering)" % DOMAIN, res.stderr)
+        self.assertEqual(self.b.emulator_pids(), [])
+        self.assertEqual(sevguest.state(a, DOMAIN), "running")
+        a.virsh("destroy", DOMAIN)
+        a.virsh("start", DOMAIN)
+        self.wait_for("the guest on host a",
+                      lambda: sevguest.guest_word(a, lab, DOMAIN, guestcheck.READY_ADDR)
+                      == guestcheck.READY_MAGIC)
+        sevguest.wait_helper_ready(a, DOMAIN)
+        self.assertSourceUntouched()
+
     def test_06_target_without_transport_key(self):
         self.b.standin_config(transport_key=False)
         res = self.migrate()
         self.assertIn("holds no transport key", res.stderr)
+        self.assertSourceUntouched()
+
+    def test_06b_source_helper_loses_its_key(self):
+        """The source's helper loses its transport key at run time: refused
+        before the target is contacted; nothing else changes."""
+        a = self.a
+        self.inject(a, "x-transport-key", present=False)
+        try:
+            res = self.migrate()
+        finally:
+            self.inject(a, "x-transport-key", present=True)
+        self.assertIn("the migration helper of domain '%s' holds no transport key"
+                      % DOMAIN, res.stderr)
+        self.assertEqual(self.b.emulator_pids(), [])
         self.assertSourceUntouched()
 
     def test_07_target_killed_during_transfer(self):
@@ -213,8 +265,9 @@ class ConfidentialMigrationTest(unittest.TestCase):
 
     def test_08b_domjobabort_during_helper_boot(self):
         self.b.standin_config(boot_ms=2000)
+        since = len(self.b.domain_log(DOMAIN))
         proc = self.start_migration()
-        self.wait_for("QEMU on host b", self.b.emulator_pids)
+        self.wait_log(self.b, "migration helper: booting", since)
         self.a.virsh("domjobabort", DOMAIN)
         err = self.finish(proc)
         self.assertIn("canceled by client", err)
@@ -234,9 +287,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertEqual(sevguest.pattern_errors(b, lab, DOMAIN), [])
         after = sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR)
         self.assertGreater(after, before, "guest restarted instead of moving")
-        time.sleep(0.3)
-        self.assertGreater(sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR),
-                           after)
+        self.assertCounterGrows(b)
         # the target's helper is still there for the next migration
         self.assertEqual(sevguest.qmp(b, DOMAIN, "query-migration-helper")["status"],
                          "ready")
@@ -263,9 +314,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertEqual(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
                          paused, "the guest runs although it arrived paused")
         a.virsh("resume", DOMAIN)
-        time.sleep(0.3)
-        self.assertGreater(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
-                           paused)
+        self.assertCounterGrows(a)
 
 
 def main():
