@@ -328,6 +328,17 @@ def canon(by_name, ref, depth=0):
     return out
 
 
+def set_guest_assisted(qmp, state, *others):
+    """migrate-set-capabilities with guest-assisted (and @others, names of
+    QEMU's capabilities set to @state as well); it must succeed."""
+    caps = [{"capability": c, "state": state} for c in ("guest-assisted",) + others]
+    return qmp.cmd("migrate-set-capabilities", capabilities=caps)
+
+
+def capabilities(qmp):
+    return {c["capability"]: c["state"] for c in qmp.cmd("query-migrate-capabilities")}
+
+
 def enum_with(schema, value):
     enums = [e for e in schema if e["meta-type"] == "enum" and value in e["values"]]
     if len(enums) != 1:
@@ -598,6 +609,12 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
                          READY)
         self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        # contract version 2: the blocker stays until guest-assisted is on,
+        # though the helper is ready with a key
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:%d" % free_port()),
+                         BLOCKER)
+        set_guest_assisted(qmp, True)
         self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
         self.assertEqual(qmp.cmd("query-status")["status"], "running")
         qmp.wait_guest_ready(self.workdir)
@@ -663,6 +680,11 @@ class StandinTest(unittest.TestCase):
         self.assertFalse([a for a in args if "PcdSev" in a])
 
         self.assertEqual(target.cmd("query-status")["status"], "prelaunch")
+        # refused without guest-assisted, and nothing changes
+        self.assertIn("the migration capability guest-assisted is not set",
+                      target.error("start-migrate-incoming", uri=uri))
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "waiting")
+        set_guest_assisted(target, True)
         # refused while the helper is inactive, and nothing changes
         desc = target.error("start-migrate-incoming", uri=uri)
         self.assertIn("not ready (status 'inactive')", desc)
@@ -692,6 +714,7 @@ class StandinTest(unittest.TestCase):
         while source.cmd("query-migration-helper")["status"] != "ready":
             source.wait_event("MIGRATION_HELPER")
         source.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+        set_guest_assisted(source, True)
         source.cmd("migrate", uri=uri)
         deadline = time.monotonic() + 60
         while True:
@@ -1050,6 +1073,63 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(qmp.cmd("x-query-standin")["lifecycle"], "waiting")
         self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
         self.assertIn("system_reset (intercepted)", self.log("tfw"))
+
+    def test_10_guest_assisted(self):
+        """The migration capability guest-assisted (contract version 2)."""
+        # an SEV guest with mirror vCPUs: true and false, alone or with
+        # QEMU's own capabilities (which QEMU applies)
+        proc, qmp = self.sev_source("ga", conf=self.conf(boot_ms=50))
+        self.assertIs(capabilities(qmp)["guest-assisted"], False)
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+        set_guest_assisted(qmp, True, "events")
+        caps = capabilities(qmp)
+        self.assertIs(caps["guest-assisted"], True)
+        self.assertIs(caps["events"], True)
+        self.assertIs(qmp.cmd("x-query-standin")["guest-assisted"], True)
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        # QEMU refuses the rest: guest-assisted does not change either
+        self.assertIn("xbzrle", capabilities(qmp))
+        self.assertEqual(qmp.error("migrate-set-capabilities", capabilities=[
+            {"capability": "guest-assisted", "state": False},
+            {"capability": "no-such-capability", "state": True}])[:9], "Parameter")
+        self.assertIs(capabilities(qmp)["guest-assisted"], True)
+        # the key lost: the blocker is back
+        qmp.cmd("x-transport-key", present=False)
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:1"), BLOCKER)
+        qmp.cmd("x-transport-key", present=True)
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        set_guest_assisted(qmp, False, "events")
+        caps = capabilities(qmp)
+        self.assertIs(caps["guest-assisted"], False)
+        self.assertIs(caps["events"], False)
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+        self.assertIn("migrate-set-capabilities: guest-assisted=false (intercepted)",
+                      self.log("ga"))
+
+        # an SEV guest without mirror vCPUs, and a plain guest: true is
+        # refused and nothing of that command applies; false always works
+        nomirror = self.start_qmp_monitor(
+            "ga-nomirror", lambda mon: sev_argv(mon, smp="1,sockets=1,cores=1,threads=1"))[1]
+        sock = os.path.join(self.workdir, "ga-plain.qmp")
+        self.start("ga-plain", ["-machine", "pc,accel=tcg", "-m", "64", "-smp", "1",
+                                "-display", "none", "-nodefaults", "-S",
+                                "-qmp", "unix:%s,server=on,wait=off" % sock])
+        plain = QMP(sock)
+        self.addCleanup(plain.close)
+        for vm in (nomirror, plain):
+            self.assertEqual(vm.error_of("migrate-set-capabilities", capabilities=[
+                {"capability": "events", "state": True},
+                {"capability": "guest-assisted", "state": True}]),
+                ("GenericError",
+                 "guest-assisted migration needs an SEV guest with mirror vCPUs"))
+            caps = capabilities(vm)
+            self.assertIs(caps["guest-assisted"], False)
+            self.assertIs(caps["events"], False)
+            self.assertEqual(set_guest_assisted(vm, False), {})
+            set_guest_assisted(vm, False, "events")
+            self.assertIs(capabilities(vm)["guest-assisted"], False)
+        self.assertEqual(plain.cmd("query-status")["status"], "prelaunch")
 
 
 def main():

@@ -234,6 +234,12 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
                    "start-migrate-incoming: the incoming migration has started already");
         return;
     }
+    if (!st->guestAssisted) {
+        replyError(st, name, id,
+                   "start-migrate-incoming: the migration capability "
+                   CAP_GUEST_ASSISTED " is not set");
+        return;
+    }
     if (st->helper != HELPER_READY) {
         replyError(st, name, id,
                    "start-migrate-incoming: the migration helper is not ready (status '%s')",

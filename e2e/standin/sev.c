@@ -10,11 +10,12 @@
 
 
 /* QEMU's blocker "SEV: Migration is not implemented" stays, for an SEV
- * guest, while the helper is not ready */
+ * guest, unless the migration capability guest-assisted is on and the
+ * helper is ready and holds a transport key (contract version 2) */
 bool
 sevBlocked(Standin *st)
 {
-    return st->cl.sev && st->helper != HELPER_READY;
+    return st->cl.sev && !(st->guestAssisted && helperHasKey(st));
 }
 
 
