@@ -704,7 +704,17 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(target.wait_event("MIGRATION_HELPER")["data"],
                          READY)
 
-        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri), {})
+        # migrate-incoming's arguments, checked as QEMU checks them;
+        # exit-on-error is dropped (QEMU 7.2 does not have it)
+        self.assertEqual(target.error_of("start-migrate-incoming", uri=uri,
+                                         **{"exit-on-error": "no"}),
+                         ("GenericError",
+                          "Invalid parameter type for 'exit-on-error', expected: boolean"))
+        self.assertEqual(target.error("start-migrate-incoming", url=uri),
+                         "Parameter 'uri' is missing")
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "firmware")
+        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri,
+                                    **{"exit-on-error": False}), {})
         target.wait_event("STOP")
         self.assertIn("started already", target.error("start-migrate-incoming", uri=uri))
 

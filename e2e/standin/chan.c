@@ -433,3 +433,67 @@ emitEvent(Standin *st, const char *name, json_object *data)
     chanWrite(st->client, line, strlen(line));
 }
 
+
+/* @spec: "name:type" (type str, int or bool), "*name:type" if optional,
+ * NULL-terminated. Replies with QMP's error and returns false when the
+ * arguments of @cmd do not match. */
+bool
+qmpArgsCheck(Standin *st, const char *name, json_object *id,
+             json_object *cmd, const char *const *spec)
+{
+    json_object *args = NULL;
+    size_t i;
+
+    if (json_object_object_get_ex(cmd, "arguments", &args) &&
+        !json_object_is_type(args, json_type_object)) {
+        replyError(st, name, id, "QMP input member 'arguments' must be an object");
+        return false;
+    }
+
+    for (i = 0; spec[i]; i++) {
+        bool optional = spec[i][0] == '*';
+        g_auto(GStrv) parts = g_strsplit(spec[i] + (optional ? 1 : 0), ":", 2);
+        json_object *val;
+        json_type want = json_type_string;
+        const char *wantName = "string";
+
+        if (g_str_equal(parts[1], "int")) {
+            want = json_type_int;
+            wantName = "integer";
+        } else if (g_str_equal(parts[1], "bool")) {
+            want = json_type_boolean;
+            wantName = "boolean";
+        }
+        if (!args || !json_object_object_get_ex(args, parts[0], &val)) {
+            if (optional)
+                continue;
+            replyError(st, name, id, "Parameter '%s' is missing", parts[0]);
+            return false;
+        }
+        if (!json_object_is_type(val, want)) {
+            replyError(st, name, id,
+                       "Invalid parameter type for '%s', expected: %s",
+                       parts[0], wantName);
+            return false;
+        }
+    }
+
+    if (args) {
+        json_object_object_foreach(args, key, val) {
+            bool known = false;
+
+            (void) val;
+            for (i = 0; spec[i] && !known; i++) {
+                const char *s = spec[i] + (spec[i][0] == '*' ? 1 : 0);
+                size_t n = strcspn(s, ":");
+
+                known = strlen(key) == n && strncmp(s, key, n) == 0;
+            }
+            if (!known) {
+                replyError(st, name, id, "Parameter '%s' is unexpected", key);
+                return false;
+            }
+        }
+    }
+    return true;
+}

@@ -204,6 +204,7 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
                         json_object *cmd, const char *line G_GNUC_UNUSED,
                         gsize len G_GNUC_UNUSED)
 {
+    static const char *const spec[] = { "uri:str", "*exit-on-error:bool", NULL };
     json_object *args = NULL;
     const char *uri;
     g_autoptr(json_object) mig = NULL;
@@ -212,11 +213,10 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
     Pending *p;
     Lifecycle from = st->lifecycle;
 
-    json_object_object_get_ex(cmd, "arguments", &args);
-    if (!(uri = jsonGetString(args, "uri"))) {
-        replyError(st, name, id, "Parameter 'uri' is missing");
+    if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
-    }
+    json_object_object_get_ex(cmd, "arguments", &args);
+    uri = jsonGetString(args, "uri");
     if (!st->cl.target) {
         replyError(st, name, id,
                    "start-migrate-incoming: QEMU was not started as the target "

@@ -3,7 +3,7 @@
  * only with test-mode=true in the configuration: the dispatch table guards
  * them, so that otherwise QEMU answers them as it answers any unknown
  * command. Their arguments are checked as QEMU checks arguments, with its
- * GenericError messages.
+ * GenericError messages (qmpArgsCheck).
  */
 
 #include <string.h>
@@ -11,71 +11,6 @@
 #include "standin.h"
 
 #define DELAY_MAX_MS 60000
-
-
-/* @spec: "name:type" (type str, int or bool), "*name:type" if optional,
- * NULL-terminated. Replies with QMP's error and returns false when the
- * arguments of @cmd do not match. */
-bool
-faultsArgsCheck(Standin *st, const char *name, json_object *id,
-                json_object *cmd, const char *const *spec)
-{
-    json_object *args = NULL;
-    size_t i;
-
-    if (json_object_object_get_ex(cmd, "arguments", &args) &&
-        !json_object_is_type(args, json_type_object)) {
-        replyError(st, name, id, "QMP input member 'arguments' must be an object");
-        return false;
-    }
-
-    for (i = 0; spec[i]; i++) {
-        bool optional = spec[i][0] == '*';
-        g_auto(GStrv) parts = g_strsplit(spec[i] + (optional ? 1 : 0), ":", 2);
-        json_object *val;
-        json_type want = json_type_string;
-        const char *wantName = "string";
-
-        if (g_str_equal(parts[1], "int")) {
-            want = json_type_int;
-            wantName = "integer";
-        } else if (g_str_equal(parts[1], "bool")) {
-            want = json_type_boolean;
-            wantName = "boolean";
-        }
-        if (!args || !json_object_object_get_ex(args, parts[0], &val)) {
-            if (optional)
-                continue;
-            replyError(st, name, id, "Parameter '%s' is missing", parts[0]);
-            return false;
-        }
-        if (!json_object_is_type(val, want)) {
-            replyError(st, name, id,
-                       "Invalid parameter type for '%s', expected: %s",
-                       parts[0], wantName);
-            return false;
-        }
-    }
-
-    if (args) {
-        json_object_object_foreach(args, key, val) {
-            bool known = false;
-
-            (void) val;
-            for (i = 0; spec[i] && !known; i++) {
-                const char *s = spec[i] + (spec[i][0] == '*' ? 1 : 0);
-                size_t n = strcspn(s, ":");
-
-                known = strlen(key) == n && strncmp(s, key, n) == 0;
-            }
-            if (!known) {
-                replyError(st, name, id, "Parameter '%s' is unexpected", key);
-                return false;
-            }
-        }
-    }
-    return true;
-}
 
 
 static json_object *
@@ -97,7 +32,7 @@ faultHelperFail(Standin *st, const char *name, json_object *id,
     static const char *const spec[] = { "reason:str", NULL };
     const char *reason;
 
-    if (!faultsArgsCheck(st, name, id, cmd, spec))
+    if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
     reason = json_object_get_string(argOf(cmd, "reason"));
     if (!helperFail(st, reason)) {
@@ -115,7 +50,7 @@ faultHelperHang(Standin *st, const char *name, json_object *id,
 {
     static const char *const spec[] = { NULL };
 
-    if (!faultsArgsCheck(st, name, id, cmd, spec))
+    if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
     helperHang(st);
     replyReturn(st, name, id, NULL);
@@ -128,7 +63,7 @@ faultTransportKey(Standin *st, const char *name, json_object *id,
 {
     static const char *const spec[] = { "present:bool", NULL };
 
-    if (!faultsArgsCheck(st, name, id, cmd, spec))
+    if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
     if (!helperSetKey(st, json_object_get_boolean(argOf(cmd, "present")))) {
         replyError(st, name, id, "%s: the migration helper is %s, not ready",
@@ -146,7 +81,7 @@ faultDelayReply(Standin *st, const char *name, json_object *id,
     static const char *const spec[] = { "command:str", "ms:int", NULL };
     gint64 ms;
 
-    if (!faultsArgsCheck(st, name, id, cmd, spec))
+    if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
     ms = json_object_get_int64(argOf(cmd, "ms"));
     if (ms < 0 || ms > DELAY_MAX_MS) {
@@ -168,7 +103,7 @@ faultQueryStandin(Standin *st, const char *name, json_object *id,
     static const char *const spec[] = { NULL };
     json_object *ret;
 
-    if (!faultsArgsCheck(st, name, id, cmd, spec))
+    if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
     ret = json_object_new_object();
     json_object_object_add(ret, "lifecycle",

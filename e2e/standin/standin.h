@@ -69,6 +69,9 @@
  *    start-migrate-incoming (only with guest-assisted on) becomes QEMU's
  *    migrate-incoming. Once the incoming migration completes, target mode
  *    ends: everything goes to QEMU, and a reset boots the guest.
+ *  - start-migrate-incoming's exit-on-error (migrate-incoming's argument in
+ *    QEMU 9.1 and later): accepted and dropped, since QEMU 7.2 has no such
+ *    argument; a failed incoming migration always ends QEMU.
  *  - The encrypted transport. There is none: pages travel in QEMU's
  *    ordinary, PLAINTEXT migration stream.
  *
@@ -356,6 +359,8 @@ void replyError(Standin *st, const char *name, json_object *id,
                 const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 void emitEvent(Standin *st, const char *name, json_object *data);
 char *jsonLine(json_object *obj);
+bool qmpArgsCheck(Standin *st, const char *name, json_object *id,
+                  json_object *cmd, const char *const *spec);
 const char *jsonGetString(json_object *obj, const char *key);
 
 /* ---- commands.c ---- */
@@ -393,8 +398,6 @@ bool schemaAmendMigrateCaps(Standin *st, json_object *caps);
 bool schemaHasCapability(Standin *st, const char *name);
 
 /* ---- faults.c ---- */
-bool faultsArgsCheck(Standin *st, const char *name, json_object *id,
-                     json_object *cmd, const char *const *spec);
 void faultHelperFail(Standin *st, const char *name, json_object *id,
                      json_object *cmd);
 void faultHelperHang(Standin *st, const char *name, json_object *id,
