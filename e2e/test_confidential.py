@@ -94,6 +94,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         return sevguest.qmp(host, DOMAIN, command, **arguments)
 
     def migrate(self, *extra, check_fail=True):
+        extra = ("--tls",) + tuple(e for e in extra if e != "--tls")
         res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
                            *extra, DOMAIN, self.target, check=False, timeout=120)
         if check_fail:
@@ -103,7 +104,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
 
     def start_migration(self, *extra):
         proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential",
-                                      *extra, DOMAIN, self.target)
+                                      "--tls", *extra, DOMAIN, self.target)
         # whatever the test finds, the migration does not outlive it
         self.addCleanup(self.reap, proc)
         return proc
@@ -167,7 +168,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
                                   sevguest.domain_xml(self.lab, name, GUEST,
                                                       sev=True, mirror=False))
         try:
-            res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
+            res = self.a.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
                                name, self.target, check=False)
             self.assertNotEqual(res.returncode, 0)
             self.say(res.stderr)
@@ -301,7 +302,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         a, b, lab = self.a, self.b, self.lab
         sevguest.wait_helper_ready(b, DOMAIN)
         before = sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR)
-        res = a.virsh("migrate", "--live", "--confidential", "--suspend", DOMAIN,
+        res = a.virsh("migrate", "--live", "--confidential", "--tls", "--suspend", DOMAIN,
                       "qemu+tls://%s/system" % a.addr,
                       uri="qemu+tls://%s/system" % b.addr, check=False, timeout=120)
         self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
