@@ -216,3 +216,56 @@ mirrorVcpusStart(Standin *st)
     }
     g_mutex_unlock(&st->mirrorLock);
 }
+
+
+static gint64
+jsonPropInt(json_object *props, const char *key)
+{
+    json_object *val;
+
+    if (!json_object_object_get_ex(props, key, &val))
+        return 0;
+    return json_object_get_int64(val);
+}
+
+
+/* query-hotpluggable-cpus: hide the (empty) slots where the mirror vCPUs
+ * would be (the contract: mirror vCPUs are not listed) */
+bool
+mirrorAmendHotpluggable(Standin *st, json_object *cpus)
+{
+    g_autoptr(json_object) kept = json_object_new_array();
+    size_t i, n = json_object_array_length(cpus);
+    bool changed = false;
+
+    if (st->cl.mirrorVcpus == 0 || !st->cl.topoKnown)
+        return false;
+
+    for (i = 0; i < n; i++) {
+        json_object *cpu = json_object_array_get_idx(cpus, i);
+        json_object *props;
+        gint64 idx;
+
+        if (!json_object_object_get_ex(cpu, "qom-path", NULL) &&
+            json_object_object_get_ex(cpu, "props", &props)) {
+            idx = ((jsonPropInt(props, "socket-id") * st->cl.dies +
+                    jsonPropInt(props, "die-id")) * st->cl.clusters +
+                   jsonPropInt(props, "cluster-id")) * st->cl.cores +
+                  jsonPropInt(props, "core-id");
+            idx = idx * st->cl.threads + jsonPropInt(props, "thread-id");
+            if (idx >= st->cl.guestVcpus && idx < st->cl.guestVcpus + st->cl.mirrorVcpus) {
+                changed = true;
+                continue;
+            }
+        }
+        json_object_array_add(kept, json_object_get(cpu));
+    }
+    if (!changed)
+        return false;
+
+    /* replace the array's content */
+    json_object_array_del_idx(cpus, 0, n);
+    for (i = 0; i < json_object_array_length(kept); i++)
+        json_object_array_add(cpus, json_object_get(json_object_array_get_idx(kept, i)));
+    return true;
+}

@@ -23,8 +23,9 @@
  *                  are amended
  *   lifecycle.c    the VM's lifecycle (target mode and how it ends): one
  *                  enum, its allowed transitions in one table
- *   helper.c       the migration helper's state machine and the mirror vCPU
- *                  threads; stop, cont and reset as they affect them
+ *   helper.c       the migration helper's state machine and the mirror vCPUs
+ *                  (threads, hidden from query-hotpluggable-cpus); stop,
+ *                  cont and reset as they affect them
  *   sev.c          the fake SEV replies and QEMU's SEV migration blocker
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
@@ -382,6 +383,7 @@ bool helperSetKey(Standin *st, bool present);
 bool helperHasKey(Standin *st);
 json_object *helperInfo(Standin *st);
 void mirrorVcpusStart(Standin *st);
+bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);
 
 /* ---- sev.c ---- */
 bool sevBlocked(Standin *st);
