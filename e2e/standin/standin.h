@@ -78,7 +78,8 @@
  *
  * Fault injection (faults.c). Only with 'test-mode=true' in the
  * configuration; otherwise the x- commands below do not exist (QEMU answers
- * CommandNotFound, as it does for any unknown command). Malformed arguments
+ * CommandNotFound, as it does for any unknown command). They are never in
+ * query-qmp-schema. Malformed arguments
  * get QMP's usual GenericError ("Parameter 'X' is missing", "Invalid
  * parameter type for 'X', expected: T", "Parameter 'X' is unexpected").
  *
@@ -116,7 +117,8 @@
  * command that came with them. Without a monitor (-version), the stand-in
  * executes the real QEMU. Log lines on stderr, prefixed
  * "qemu-mirror-standin: ": the rewritten command line, the NAME of each
- * command the stand-in answers or changes (never arguments), state changes.
+ * command the stand-in answers or changes (never arguments, but for the
+ * guest-assisted state), state changes (helper, lifecycle).
  *
  * Configuration (conf.c): a key file, STANDIN_CONF (compiled in), or the file
  * named by $QEMU_MIRROR_STANDIN_CONF. A missing file means the defaults:
