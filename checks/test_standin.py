@@ -368,17 +368,18 @@ class StandinTest(unittest.TestCase):
             kill_all(pids)
             wait_gone(pids, 5)
 
-    def conf(self, helper="ready", boot_ms=200, transport_key=True, test_mode=True):
+    def conf(self, helper="ready", boot_ms=200, transport_key=True, test_mode=True,
+             control_dir=""):
         """A configuration file: what holds from the stand-in's start. What
         changes at run time is injected with the x- commands (test mode)."""
-        path = os.path.join(self.workdir, "standin-%s-%d-%s-%s.conf"
-                            % (helper, boot_ms, transport_key, test_mode))
+        path = os.path.join(self.workdir, "standin-%s-%d-%s-%s-%s.conf"
+                            % (helper, boot_ms, transport_key, test_mode, bool(control_dir)))
         with open(path, "w") as f:
             f.write("[standin]\nqemu=/usr/bin/qemu-system-x86_64\n"
                     "helper-boot-ms=%d\nhelper=%s\ntransport-key=%s\n"
-                    "test-mode=%s\n"
+                    "test-mode=%s\ncontrol-dir=%s\n"
                     % (boot_ms, helper, "true" if transport_key else "false",
-                       "true" if test_mode else "false"))
+                       "true" if test_mode else "false", control_dir))
         return path
 
     def env(self, conf):
@@ -1008,6 +1009,39 @@ class StandinTest(unittest.TestCase):
         qmp.cmd("system_reset")
         qmp.wait_helper("booting")
         self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.5), [])
+
+    def test_8_control_socket(self):
+        """Test mode's control socket: x- commands while another client
+        holds the monitor; nothing else; none without test mode."""
+        ctl_dir = os.path.join(self.workdir, "control")
+        os.mkdir(ctl_dir)
+        proc, qmp = self.sev_source("ctl", conf=self.conf(boot_ms=50, control_dir=ctl_dir))
+        path = os.path.join(ctl_dir, "standin-%d.qmp" % proc.pid)
+        ctl = QMP(path)
+        self.addCleanup(ctl.close)
+        self.assertEqual(ctl.cmd("query-migration-helper"), READY)
+        self.assertEqual(ctl.error_of("query-status"),
+                         ("CommandNotFound", "The command query-status has not been found"))
+        self.assertEqual(ctl.error_of("start-migrate-incoming", uri="tcp:127.0.0.1:1")[0],
+                         "CommandNotFound")
+        self.assertEqual(ctl.error_of("x-helper-fail")[1], "Parameter 'reason' is missing")
+        self.assertEqual(ctl.cmd("x-helper-fail", reason="from the side"), {})
+        # the event goes to the monitor client, not to the control client
+        self.assertEqual(qmp.wait_helper("failed")["error"], "from the side")
+        self.assertEqual(ctl.events_within("MIGRATION_HELPER", 0.2), [])
+        ctl.close()
+        # one client after the other
+        again = QMP(path)
+        self.addCleanup(again.close)
+        self.assertEqual(again.cmd("x-query-standin")["helper"], "failed")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(10), 0)
+        self.assertFalse(os.path.exists(path))
+
+        # without test mode: no control socket, though a directory is set
+        conf = self.conf(boot_ms=50, test_mode=False, control_dir=ctl_dir)
+        proc, qmp = self.sev_source("noctl", conf=conf)
+        self.assertEqual(os.listdir(ctl_dir), [])
 
     def test_8_delay_reply(self):
         """x-delay-reply: that reply comes later, later replies wait behind it."""

@@ -207,6 +207,23 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertIn("migration helper of domain '%s' failed" % DOMAIN, res.stderr)
         self.assertSourceUntouched()
 
+    def test_05a_target_helper_fails_while_waited_for(self):
+        """The target's helper fails at run time while libvirt waits for it
+        (booting -> failed, injected through the stand-in's control socket
+        on host b, since libvirt hides the incoming domain): the migration
+        fails with the helper's reason."""
+        # a boot long enough to inject into: configuration, from QEMU's start
+        self.b.standin_config(boot_ms=30000)
+        since = len(self.b.domain_log(DOMAIN))
+        proc = self.start_migration()
+        self.wait_log(self.b, "migration helper: booting", since)
+        self.assertEqual(self.b.standin_control("x-helper-fail", reason="no launch secret"),
+                         {"return": {}})
+        err = self.finish(proc)
+        self.assertIn("migration helper of domain '%s' failed: no launch secret" % DOMAIN,
+                      err)
+        self.assertSourceUntouched()
+
     def test_05b_source_helper_fails_at_run_time(self):
         """The source's helper fails while the guest runs (ready -> failed):
         refused before the target is contacted. A failed helper stays

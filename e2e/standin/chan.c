@@ -244,7 +244,10 @@ chanOnIn(int fd, GIOCondition cond G_GNUC_UNUSED, gpointer opaque)
     if (n <= 0) {
         standinLog("%s closed the monitor connection", chan->name);
         chan->inWatch = 0;
-        sessionEnd(st);
+        if (chan == st->control)
+            controlEnd(st);
+        else
+            sessionEnd(st);
         return G_SOURCE_REMOVE;
     }
     g_string_append_len(chan->in, buf, n);
@@ -372,6 +375,12 @@ sendLine(Standin *st, const char *name, json_object *id, json_object *reply)
 
     if (id)
         json_object_object_add(reply, "id", json_object_get(id));
+    if (st->replyTo) {
+        /* a command of the control socket: answered there, at once */
+        g_autofree char *line = jsonLine(reply);
+        chanWrite(st->replyTo, line, strlen(line));
+        return;
+    }
     p = pendingPush(st, ACT_LOCAL, name, NULL);
     p->reply = jsonLine(reply);
     pendingFlush(st);

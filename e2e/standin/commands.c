@@ -371,6 +371,36 @@ static const Command commands[] = {
 };
 
 
+/* Run @name as the first entry of the table that takes it; false if none
+ * does. @control: the control socket, where only the stand-in's own
+ * answers to the x- commands and query-migration-helper are allowed. */
+bool
+commandsRun(Standin *st, const char *name, json_object *id, json_object *cmd,
+            const char *line, gsize len, bool control)
+{
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(commands); i++) {
+        const Command *c = &commands[i];
+
+        if (!g_str_equal(name, c->name) || (c->guard && !c->guard(st)))
+            continue;
+        if (control && (!c->handler ||
+                        !(g_str_has_prefix(name, "x-") ||
+                          g_str_equal(name, "query-migration-helper"))))
+            return false;
+        if (c->handler) {
+            standinLog("QMP %s (%s)", name, control ? "control socket" : "intercepted");
+            c->handler(st, name, id, cmd, line, len);
+        } else {
+            forward(st, c->action, name, id, line, len);
+        }
+        return true;
+    }
+    return false;
+}
+
+
 void
 clientLine(Standin *st, const char *line, gsize len)
 {
@@ -378,7 +408,6 @@ clientLine(Standin *st, const char *line, gsize len)
     g_autoptr(json_object) cmd = NULL;
     json_object *id = NULL;
     const char *name;
-    size_t i;
 
     if (!st->qemu)
         return;
@@ -410,21 +439,8 @@ clientLine(Standin *st, const char *line, gsize len)
     }
 
     st->replyNotBefore = faultTakeDelay(st, name);
-    for (i = 0; i < G_N_ELEMENTS(commands); i++) {
-        const Command *c = &commands[i];
-
-        if (!g_str_equal(name, c->name) || (c->guard && !c->guard(st)))
-            continue;
-        if (c->handler) {
-            standinLog("QMP %s (intercepted)", name);
-            c->handler(st, name, id, cmd, line, len);
-        } else {
-            forward(st, c->action, name, id, line, len);
-        }
-        st->replyNotBefore = 0;
-        return;
-    }
-    forward(st, ACT_FORWARD, name, id, line, len);
+    if (!commandsRun(st, name, id, cmd, line, len, false))
+        forward(st, ACT_FORWARD, name, id, line, len);
     st->replyNotBefore = 0;
 }
 

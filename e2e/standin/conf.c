@@ -104,5 +104,8 @@ confLoad(StandinConf *conf, GError **err)
         }
     }
 
+    /* used in test mode only (control.c) */
+    conf->controlDir = g_key_file_get_string(kf, "standin", "control-dir", NULL);
+
     return true;
 }

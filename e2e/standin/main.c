@@ -112,6 +112,7 @@ main(int argc, char **argv)
     st->listenFd = -1;
     st->relayFd = -1;
     st->spareQemuFd = -1;
+    st->controlFd = -1;
     g_queue_init(&st->pending);
     g_mutex_init(&st->mirrorLock);
     g_cond_init(&st->mirrorCond);
@@ -160,6 +161,8 @@ main(int argc, char **argv)
         standinLog("monitor: listening on inherited fd %d", st->cl.monFd);
     }
 
+    if (!processControlListen(st, &err))
+        processStartFailed(st, err);
     processWatch(st);
 
     /* started without -S: the vCPUs run at once */

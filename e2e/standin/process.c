@@ -298,6 +298,8 @@ processCleanup(Standin *st)
 {
     if (st->cl.monKind == MON_PATH && st->listenFd >= 0)
         g_unlink(st->cl.monPath);
+    if (st->controlFd >= 0)
+        g_unlink(st->controlPath);
     if (st->cl.pidfile)
         g_unlink(st->cl.pidfile);
 }

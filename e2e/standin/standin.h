@@ -30,6 +30,8 @@
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
+ *   control.c      the control socket, test mode only: x- commands while
+ *                  libvirt holds the monitor
  *   process.c      process supervision: spawning QEMU, -daemonize, the
  *                  pidfile, signals, the monitor sockets and sessions
  *   main.c         main
@@ -101,6 +103,15 @@
  *       {"lifecycle": waiting|firmware|incoming|loading|guest,
  *        "guest-assisted": bool, "helper": status, "transport-key": bool}
  *
+ * The control socket (test mode, 'control-dir=DIR' in the configuration):
+ * DIR/standin-PID.qmp, a second QMP socket of the stand-in (PID is the
+ * stand-in's), for a test to inject faults while libvirt holds the monitor
+ * (libvirt hides an incoming domain until it is running, so a test cannot
+ * reach the target's monitor through it). It takes qmp_capabilities, the
+ * x- commands and query-migration-helper, answers at once and sends no
+ * events; everything else is refused (CommandNotFound). Events caused
+ * there go to the monitor client, as always.
+ *
  * What it PASSES THROUGH unchanged: every other argument, every other QMP
  * command and reply, and all of QEMU's events. A guest without SEV and
  * without mirror vCPUs sees the real QEMU with only the monitor argument
@@ -133,6 +144,8 @@
  *   transport-key=true
  *   # whether the x- commands exist
  *   test-mode=false
+ *   # test mode: where the control socket goes (none if unset)
+ *   control-dir=
  *
  * The schema additions: qapi-additions.json (STANDIN_SCHEMA, compiled in),
  * read at start-up (schema.c).
@@ -173,6 +186,7 @@ typedef struct {
     HelperMode mode;
     bool transportKey;
     bool testMode;
+    char *controlDir;
 } StandinConf;
 
 bool confLoad(StandinConf *conf, GError **err);
@@ -307,7 +321,14 @@ struct _Standin {
     guint listenWatch;
     int spareQemuFd;            /* monitor connection made at start-up */
 
+    /* process.c: the control socket (test mode) */
+    int controlFd;
+    guint controlWatch;
+    char *controlPath;
+    Chan *control;
+
     /* chan.c */
+    Chan *replyTo;              /* answer here, not to the client */
     Chan *client;
     Chan *qemu;
     GQueue pending;
@@ -368,6 +389,13 @@ const char *jsonGetString(json_object *obj, const char *key);
 
 /* ---- commands.c ---- */
 void clientLine(Standin *st, const char *line, gsize len);
+bool commandsRun(Standin *st, const char *name, json_object *id,
+                 json_object *cmd, const char *line, gsize len, bool control);
+
+/* ---- control.c ---- */
+void controlLine(Standin *st, const char *line, gsize len);
+bool processControlListen(Standin *st, GError **err);
+void controlEnd(Standin *st);
 void qemuLine(Standin *st, const char *line, gsize len);
 
 /* ---- lifecycle.c ---- */
