@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import re
 import tempfile
 import time
 import unittest
@@ -38,8 +39,13 @@ GUEST = None
 
 READY = {"status": "ready", "transport-key": True}
 BLOCKER = "SEV: Migration is not implemented"
+NEEDS_GUEST_ASSISTED = ("SEV: migration of an SEV guest needs the migration capability "
+                        "guest-assisted")
 HELPER_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationHelper,string=0"
 TARGET_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationTarget,string=1"
+FIXTURE = os.path.join(TOP, "tests", "qemucapabilitiesdata",
+                       "caps_10.0.0_x86_64+amdsev-mirror.replies")
+ADDITIONS = os.path.join(TOP, "e2e", "standin", "qapi-additions.json")
 NEW_SCHEMA_NAMES = {"start-migrate-incoming", "query-mirror-vcpus",
                     "query-migration-helper", "MIGRATION_HELPER"}
 
@@ -126,6 +132,20 @@ class QMP:
         if "error" not in reply:
             raise AssertionError("%s did not fail: %s" % (name, reply))
         return reply["error"]["desc"]
+
+    def error_of(self, name, **args):
+        """The whole error (class, desc) @name must fail with."""
+        reply = self.execute(name, **args)
+        if "error" not in reply:
+            raise AssertionError("%s did not fail: %s" % (name, reply))
+        return reply["error"]["class"], reply["error"]["desc"]
+
+    def wait_helper(self, status, timeout=10):
+        """The data of the next MIGRATION_HELPER event; it must say @status."""
+        data = self.wait_event("MIGRATION_HELPER", timeout)["data"]
+        if data["status"] != status:
+            raise AssertionError("helper %s, not %s" % (data, status))
+        return data
 
     def wait_event(self, name, timeout=10):
         deadline = time.monotonic() + timeout
@@ -274,6 +294,60 @@ def sev_argv(monitor, smp="2,sockets=2,cores=1,threads=1,mirrorvcpus=1",
     return args
 
 
+def load_replies(path):
+    """The commands and replies of a .replies file of libvirt's tests."""
+    with open(path) as f:
+        text = f.read()
+    return [json.loads(c) for c in re.split(r"\n\n(?=\{)", text.strip())]
+
+
+def reply_of(objs, command):
+    for i in range(0, len(objs), 2):
+        if objs[i].get("execute") == command:
+            return objs[i + 1]["return"]
+    raise AssertionError("no %s in the replies" % command)
+
+
+def canon(by_name, ref, depth=0):
+    """Schema entry @ref with the (masked, numbered) type names it refers
+    to replaced by what they are, so that two schemas that number their
+    types differently compare equal."""
+    entry = by_name.get(ref)
+    if entry is None or depth > 8:
+        return ref
+    out = {}
+    for key, val in entry.items():
+        if key == "name":
+            if not (val.isdigit() or val.startswith("[")):
+                out[key] = val
+        elif key in ("arg-type", "ret-type", "element-type"):
+            out[key] = canon(by_name, val, depth + 1)
+        elif key == "members":
+            out[key] = [{k: canon(by_name, v, depth + 1) if k == "type" else v
+                         for k, v in m.items()} for m in val]
+        else:
+            out[key] = val
+    return out
+
+
+def set_guest_assisted(qmp, state, *others):
+    """migrate-set-capabilities with guest-assisted (and @others, names of
+    QEMU's capabilities set to @state as well); it must succeed."""
+    caps = [{"capability": c, "state": state} for c in ("guest-assisted",) + others]
+    return qmp.cmd("migrate-set-capabilities", capabilities=caps)
+
+
+def capabilities(qmp):
+    return {c["capability"]: c["state"] for c in qmp.cmd("query-migrate-capabilities")}
+
+
+def enum_with(schema, value):
+    enums = [e for e in schema if e["meta-type"] == "enum" and value in e["values"]]
+    if len(enums) != 1:
+        raise AssertionError("%d enums with %s" % (len(enums), value))
+    return enums[0]
+
+
 class StandinTest(unittest.TestCase):
 
     def setUp(self):
@@ -296,13 +370,18 @@ class StandinTest(unittest.TestCase):
             kill_all(pids)
             wait_gone(pids, 5)
 
-    def conf(self, helper="ready", boot_ms=200, transport_key=True):
-        path = os.path.join(self.workdir, "standin-%s-%d-%s.conf"
-                            % (helper, boot_ms, transport_key))
+    def conf(self, helper="ready", boot_ms=200, transport_key=True, test_mode=True,
+             control_dir=""):
+        """A configuration file: what holds from the stand-in's start. What
+        changes at run time is injected with the x- commands (test mode)."""
+        path = os.path.join(self.workdir, "standin-%s-%d-%s-%s-%s.conf"
+                            % (helper, boot_ms, transport_key, test_mode, bool(control_dir)))
         with open(path, "w") as f:
             f.write("[standin]\nqemu=/usr/bin/qemu-system-x86_64\n"
                     "helper-boot-ms=%d\nhelper=%s\ntransport-key=%s\n"
-                    % (boot_ms, helper, "true" if transport_key else "false"))
+                    "test-mode=%s\ncontrol-dir=%s\n"
+                    % (boot_ms, helper, "true" if transport_key else "false",
+                       "true" if test_mode else "false", control_dir))
         return path
 
     def env(self, conf):
@@ -533,6 +612,12 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
                          READY)
         self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        # contract version 2: a helper ready with a key lifts the blocker,
+        # but 'migrate' is still refused until guest-assisted is on
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:%d" % free_port()),
+                         NEEDS_GUEST_ASSISTED)
+        set_guest_assisted(qmp, True)
         self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
         self.assertEqual(qmp.cmd("query-status")["status"], "running")
         qmp.wait_guest_ready(self.workdir)
@@ -598,6 +683,11 @@ class StandinTest(unittest.TestCase):
         self.assertFalse([a for a in args if "PcdSev" in a])
 
         self.assertEqual(target.cmd("query-status")["status"], "prelaunch")
+        # refused without guest-assisted, and nothing changes
+        self.assertIn("the migration capability guest-assisted is not set",
+                      target.error("start-migrate-incoming", uri=uri))
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "waiting")
+        set_guest_assisted(target, True)
         # refused while the helper is inactive, and nothing changes
         desc = target.error("start-migrate-incoming", uri=uri)
         self.assertIn("not ready (status 'inactive')", desc)
@@ -617,7 +707,17 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(target.wait_event("MIGRATION_HELPER")["data"],
                          READY)
 
-        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri), {})
+        # migrate-incoming's arguments, checked as QEMU checks them;
+        # exit-on-error is dropped (QEMU 7.2 does not have it)
+        self.assertEqual(target.error_of("start-migrate-incoming", uri=uri,
+                                         **{"exit-on-error": "no"}),
+                         ("GenericError",
+                          "Invalid parameter type for 'exit-on-error', expected: boolean"))
+        self.assertEqual(target.error("start-migrate-incoming", url=uri),
+                         "Parameter 'uri' is missing")
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "firmware")
+        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri,
+                                    **{"exit-on-error": False}), {})
         target.wait_event("STOP")
         self.assertIn("started already", target.error("start-migrate-incoming", uri=uri))
 
@@ -627,6 +727,7 @@ class StandinTest(unittest.TestCase):
         while source.cmd("query-migration-helper")["status"] != "ready":
             source.wait_event("MIGRATION_HELPER")
         source.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+        set_guest_assisted(source, True)
         source.cmd("migrate", uri=uri)
         deadline = time.monotonic() + 60
         while True:
@@ -659,6 +760,22 @@ class StandinTest(unittest.TestCase):
         while target.read_word(guestcheck.COUNTER_ADDR, self.workdir) <= before:
             self.assertLess(time.monotonic(), deadline, "guest counter stuck")
             time.sleep(0.1)
+
+        # target mode has ended: the helper stays (a source helper now), a
+        # reset goes to QEMU and boots the guest, not the helper firmware
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "guest")
+        self.assertIn("target mode has ended",
+                      target.error("start-migrate-incoming", uri=uri))
+        self.assertEqual(target.cmd("query-migration-helper"), READY)
+        target.cmd("system_reset")
+        target.wait_event("RESET")
+        self.assertEqual(target.wait_helper("booting"), {"status": "booting"})
+        self.assertEqual(target.wait_helper("ready"), {"status": "ready"})
+        log = self.log("target")
+        self.assertIn("target mode ended", log)
+        self.assertNotIn("system_reset (intercepted)", log)
+        self.assertEqual(target.cmd("query-status")["status"], "running")
+        target.wait_guest_ready(self.workdir)
 
         # quit: the stand-in leaves with QEMU, with its status
         target.execute("quit")
@@ -765,6 +882,302 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
         self.assertEqual(qmp.cmd("query-migration-helper"), READY)
         self.assertEqual(qmp.cmd("query-status")["status"], "running")
+
+    def sev_source(self, name, conf=None):
+        """A running SEV source stand-in, its helper ready; its QMP client."""
+        proc, qmp = self.start_qmp_monitor(name, sev_argv, conf=conf)
+        qmp.cmd("cont")
+        qmp.wait_helper("booting")
+        qmp.wait_helper("ready")
+        return proc, qmp
+
+    def test_7_schema_matches_fixture(self):
+        """The stand-in and the capabilities fixture add the same schema,
+        both from qapi-additions.json."""
+        with open(ADDITIONS) as f:
+            adds = json.load(f)
+        objs = load_replies(FIXTURE)
+        fixture = reply_of(objs, "query-qmp-schema")
+        proc, qmp = self.start_qmp_monitor("schema", sev_argv)
+        standin = qmp.cmd("query-qmp-schema")
+
+        fixture_by = {e["name"]: e for e in fixture}
+        standin_by = {e["name"]: e for e in standin}
+        names = [a["entry"]["name"] for a in adds["schema"]
+                 if not a["entry"]["name"].startswith(("$", "[$"))]
+        self.assertEqual(set(names), NEW_SCHEMA_NAMES)
+        for name in names:
+            self.assertIn(name, fixture_by)
+            self.assertEqual(canon(standin_by, name), canon(fixture_by, name), name)
+        # (each type of the file is reached from one of these names, so
+        # every type was compared)
+
+        for add in adds["enum-values"]:
+            for value in add["values"]:
+                self.assertIn(value, enum_with(fixture, add["of"])["values"])
+                self.assertIn(value, enum_with(standin, add["of"])["values"])
+                self.assertIn({"name": value}, enum_with(standin, add["of"])["members"])
+
+        for add in adds["smp-opts"]:
+            for opts in (reply_of(objs, "query-command-line-options"),
+                         qmp.cmd("query-command-line-options")):
+                smp = [o for o in opts if o["option"] == "smp-opts"][0]
+                self.assertIn(add["parameter"], smp["parameters"])
+
+        fixture_caps = {c["capability"]: c["state"]
+                        for c in reply_of(objs, "query-migrate-capabilities")}
+        standin_caps = {c["capability"]: c["state"]
+                        for c in qmp.cmd("query-migrate-capabilities")}
+        for add in adds["migrate-capabilities"]:
+            self.assertIs(fixture_caps.get(add["capability"]), False)
+            self.assertIs(standin_caps.get(add["capability"]), False)
+
+    def test_8_faults_need_test_mode(self):
+        """Without test mode the x- commands do not exist, as in QEMU."""
+        proc, qmp = self.sev_source("prod", conf=self.conf(boot_ms=50, test_mode=False))
+        for name, args in (("x-helper-fail", {"reason": "r"}),
+                           ("x-transport-key", {"present": False}),
+                           ("x-helper-hang", {}), ("x-query-standin", {}),
+                           ("x-delay-reply", {"command": "query-status", "ms": 1})):
+            self.assertEqual(qmp.error_of(name, **args),
+                             ("CommandNotFound", "The command %s has not been found" % name))
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.2), [])
+
+    def test_8_faults_bad_input(self):
+        """An unknown x- command and malformed arguments: QMP's usual errors."""
+        proc, qmp = self.sev_source("bad", conf=self.conf(boot_ms=50))
+        self.assertEqual(qmp.error_of("x-no-such-fault"),
+                         ("CommandNotFound", "The command x-no-such-fault has not been found"))
+        generic = [
+            ("x-helper-fail", {}, "Parameter 'reason' is missing"),
+            ("x-helper-fail", {"reason": 1},
+             "Invalid parameter type for 'reason', expected: string"),
+            ("x-helper-fail", {"reason": "r", "now": True}, "Parameter 'now' is unexpected"),
+            ("x-transport-key", {"present": "no"},
+             "Invalid parameter type for 'present', expected: boolean"),
+            ("x-delay-reply", {"command": "stop"}, "Parameter 'ms' is missing"),
+            ("x-delay-reply", {"command": "stop", "ms": "1"},
+             "Invalid parameter type for 'ms', expected: integer"),
+            ("x-delay-reply", {"command": "stop", "ms": -1},
+             "Parameter 'ms' expects a value from 0 to 60000"),
+            ("x-helper-hang", {"x": 1}, "Parameter 'x' is unexpected"),
+        ]
+        for name, args, desc in generic:
+            self.assertEqual(qmp.error_of(name, **args), ("GenericError", desc))
+        # nothing happened
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.2), [])
+        self.assertEqual(qmp.cmd("x-query-standin")["helper"], "ready")
+
+    def test_8_helper_fails_at_run_time(self):
+        """ready -> failed at run time, with its event; final until a reset."""
+        proc, qmp = self.sev_source("runfail", conf=self.conf(boot_ms=50))
+        self.assertEqual(qmp.cmd("x-helper-fail", reason="mailbox timeout"), {})
+        failed = {"status": "failed", "error": "mailbox timeout"}
+        self.assertEqual(qmp.wait_helper("failed"), failed)
+        self.assertEqual(qmp.cmd("query-migration-helper"), failed)
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:1"), BLOCKER)
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+        self.assertIn("the migration helper is failed",
+                      qmp.error("x-helper-fail", reason="again"))
+        self.assertIn("not ready", qmp.error("x-transport-key", present=True))
+        # a reset boots it again, without the key of the first boot
+        qmp.cmd("system_reset")
+        qmp.wait_event("RESET")
+        self.assertEqual(qmp.wait_helper("booting"), {"status": "booting"})
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+
+    def test_8_helper_hangs_and_key(self):
+        """x-helper-hang during a boot; x-transport-key takes and gives the key."""
+        proc, qmp = self.start_qmp_monitor("hangrt", sev_argv, conf=self.conf(boot_ms=400))
+        qmp.cmd("cont")
+        qmp.wait_helper("booting")
+        qmp.cmd("x-helper-hang")
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.8), [])
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "booting"})
+        self.assertIn("not ready", qmp.error("x-transport-key", present=False))
+
+        proc, qmp = self.sev_source("key", conf=self.conf(boot_ms=50))
+        qmp.cmd("x-transport-key", present=False)
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
+        qmp.cmd("x-transport-key", present=False)      # no change, no event
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.2), [])
+        qmp.cmd("x-transport-key", present=True)
+        self.assertEqual(qmp.wait_helper("ready"), READY)
+        # the next boot hangs
+        qmp.cmd("x-helper-hang")
+        qmp.cmd("system_reset")
+        qmp.wait_helper("booting")
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.5), [])
+
+    def test_8_control_socket(self):
+        """Test mode's control socket: x- commands while another client
+        holds the monitor; nothing else; none without test mode."""
+        ctl_dir = os.path.join(self.workdir, "control")
+        os.mkdir(ctl_dir)
+        proc, qmp = self.sev_source("ctl", conf=self.conf(boot_ms=50, control_dir=ctl_dir))
+        path = os.path.join(ctl_dir, "standin-%d.qmp" % proc.pid)
+        ctl = QMP(path)
+        self.addCleanup(ctl.close)
+        self.assertEqual(ctl.cmd("query-migration-helper"), READY)
+        self.assertEqual(ctl.error_of("query-status"),
+                         ("CommandNotFound", "The command query-status has not been found"))
+        self.assertEqual(ctl.error_of("start-migrate-incoming", uri="tcp:127.0.0.1:1")[0],
+                         "CommandNotFound")
+        self.assertEqual(ctl.error_of("x-helper-fail")[1], "Parameter 'reason' is missing")
+        self.assertEqual(ctl.cmd("x-helper-fail", reason="from the side"), {})
+        # the event goes to the monitor client, not to the control client
+        self.assertEqual(qmp.wait_helper("failed")["error"], "from the side")
+        self.assertEqual(ctl.events_within("MIGRATION_HELPER", 0.2), [])
+        ctl.close()
+        # one client after the other
+        again = QMP(path)
+        self.addCleanup(again.close)
+        self.assertEqual(again.cmd("x-query-standin")["helper"], "failed")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(10), 0)
+        self.assertFalse(os.path.exists(path))
+
+        # without test mode: no control socket, though a directory is set
+        conf = self.conf(boot_ms=50, test_mode=False, control_dir=ctl_dir)
+        proc, qmp = self.sev_source("noctl", conf=conf)
+        self.assertEqual(os.listdir(ctl_dir), [])
+
+    def test_8_delay_reply(self):
+        """x-delay-reply: that reply comes later, later replies wait behind it."""
+        proc, qmp = self.start_qmp_monitor("delay", sev_argv)
+        qmp.cmd("x-delay-reply", command="query-status", ms=600)
+        start = time.monotonic()
+        qmp.sock.sendall(b'{"execute":"query-status","id":"a"}\r\n'
+                         b'{"execute":"query-migration-helper","id":"b"}\r\n'
+                         b'{"execute":"query-name","id":"c"}\r\n')
+        deadline = time.monotonic() + 10
+        replies = []
+        while len(replies) < 3:
+            msg = qmp._read_msg(deadline)
+            if "event" not in msg:
+                replies.append((msg.get("id"), time.monotonic() - start))
+        self.assertEqual([r[0] for r in replies], ["a", "b", "c"])
+        self.assertGreaterEqual(replies[0][1], 0.6)
+        # once only
+        start = time.monotonic()
+        qmp.cmd("query-status")
+        self.assertLess(time.monotonic() - start, 0.5)
+
+    def test_9_stop_cont_reset(self):
+        """stop and cont leave the mirror vCPUs and the helper alone; a reset
+        reboots the helper and loses the key."""
+        proc, qmp = self.sev_source("reset", conf=self.conf(boot_ms=100))
+        tid = qmp.cmd("query-mirror-vcpus")[0]["thread-id"]
+        qmp.cmd("stop")
+        qmp.wait_event("STOP")
+        self.assertEqual(qmp.cmd("query-status")["status"], "paused")
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        qmp.cmd("cont")
+        qmp.wait_event("RESUME")
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+
+        qmp.cmd("system_reset")
+        self.assertEqual(qmp.wait_event("RESET")["data"]["reason"], "host-qmp-system-reset")
+        self.assertEqual(qmp.wait_helper("booting"), {"status": "booting"})
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        self.assertEqual(qmp.cmd("query-mirror-vcpus")[0]["thread-id"], tid)
+        self.assertTrue(os.path.isdir("/proc/%d/task/%d" % (proc.pid, tid)))
+        self.assertEqual(qmp.cmd("x-query-standin")["lifecycle"], "guest")
+
+        # a VM that never ran: a reset does not start the helper
+        proc, qmp = self.start_qmp_monitor("neverran", sev_argv)
+        qmp.cmd("system_reset")
+        qmp.wait_event("RESET")
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "inactive"})
+
+    def test_9_target_firmware(self):
+        """Target mode before start-migrate-incoming: stop, cont and reset
+        act on the helper-only firmware; target mode stays."""
+        proc, qmp = self.start_qmp_monitor("tfw", lambda mon: sev_argv(mon, target=True),
+                                           conf=self.conf(boot_ms=100))
+        self.assertEqual(qmp.cmd("x-query-standin")["lifecycle"], "waiting")
+        qmp.cmd("stop")                 # nothing runs: no event
+        qmp.cmd("cont")
+        qmp.wait_event("RESUME")
+        qmp.wait_helper("booting")
+        qmp.wait_helper("ready")
+        self.assertEqual(qmp.cmd("x-query-standin")["lifecycle"], "firmware")
+        qmp.cmd("system_reset")
+        qmp.wait_event("RESET")
+        self.assertEqual(qmp.wait_helper("booting"), {"status": "booting"})
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        self.assertEqual(qmp.cmd("x-query-standin")["lifecycle"], "firmware")
+        self.assertEqual(qmp.cmd("query-status")["status"], "running")
+        qmp.cmd("stop")
+        qmp.wait_event("STOP")
+        self.assertEqual(qmp.cmd("query-status")["status"], "prelaunch")
+        self.assertEqual(qmp.cmd("x-query-standin")["lifecycle"], "waiting")
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
+        self.assertIn("system_reset (intercepted)", self.log("tfw"))
+
+    def test_10_guest_assisted(self):
+        """The migration capability guest-assisted (contract version 2)."""
+        # an SEV guest with mirror vCPUs: true and false, alone or with
+        # QEMU's own capabilities (which QEMU applies)
+        proc, qmp = self.sev_source("ga", conf=self.conf(boot_ms=50))
+        self.assertIs(capabilities(qmp)["guest-assisted"], False)
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:1"), NEEDS_GUEST_ASSISTED)
+        set_guest_assisted(qmp, True, "events")
+        caps = capabilities(qmp)
+        self.assertIs(caps["guest-assisted"], True)
+        self.assertIs(caps["events"], True)
+        self.assertIs(qmp.cmd("x-query-standin")["guest-assisted"], True)
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        # QEMU refuses the rest: guest-assisted does not change either
+        self.assertIn("xbzrle", capabilities(qmp))
+        self.assertEqual(qmp.error("migrate-set-capabilities", capabilities=[
+            {"capability": "guest-assisted", "state": False},
+            {"capability": "no-such-capability", "state": True}])[:9], "Parameter")
+        self.assertIs(capabilities(qmp)["guest-assisted"], True)
+        # the key lost: the blocker is back
+        qmp.cmd("x-transport-key", present=False)
+        self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:1"), BLOCKER)
+        qmp.cmd("x-transport-key", present=True)
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        set_guest_assisted(qmp, False, "events")
+        caps = capabilities(qmp)
+        self.assertIs(caps["guest-assisted"], False)
+        self.assertIs(caps["events"], False)
+        # the helper is ready with its key, but QEMU refuses 'migrate'
+        self.assertNotIn(BLOCKER, qmp.cmd("query-migrate").get("blocked-reasons", []))
+        self.assertEqual(qmp.error("migrate", uri="tcp:127.0.0.1:1"), NEEDS_GUEST_ASSISTED)
+        self.assertIn("migrate-set-capabilities: guest-assisted=false (intercepted)",
+                      self.log("ga"))
+
+        # an SEV guest without mirror vCPUs, and a plain guest: true is
+        # refused and nothing of that command applies; false always works
+        nomirror = self.start_qmp_monitor(
+            "ga-nomirror", lambda mon: sev_argv(mon, smp="1,sockets=1,cores=1,threads=1"))[1]
+        sock = os.path.join(self.workdir, "ga-plain.qmp")
+        self.start("ga-plain", ["-machine", "pc,accel=tcg", "-m", "64", "-smp", "1",
+                                "-display", "none", "-nodefaults", "-S",
+                                "-qmp", "unix:%s,server=on,wait=off" % sock])
+        plain = QMP(sock)
+        self.addCleanup(plain.close)
+        for vm in (nomirror, plain):
+            self.assertEqual(vm.error_of("migrate-set-capabilities", capabilities=[
+                {"capability": "events", "state": True},
+                {"capability": "guest-assisted", "state": True}]),
+                ("GenericError",
+                 "guest-assisted migration needs an SEV guest with mirror vCPUs"))
+            caps = capabilities(vm)
+            self.assertIs(caps["guest-assisted"], False)
+            self.assertIs(caps["events"], False)
+            self.assertEqual(set_guest_assisted(vm, False), {})
+            set_guest_assisted(vm, False, "events")
+            self.assertIs(capabilities(vm)["guest-assisted"], False)
+        self.assertEqual(plain.cmd("query-status")["status"], "prelaunch")
 
 
 def main():

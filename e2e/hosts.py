@@ -32,8 +32,10 @@
 # like the rest: copy what you need from a test before it ends).
 
 import os
+import json
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -152,15 +154,55 @@ class Host:
         self.standin_config()
         self.lab.make_certs(self)
 
-    def standin_config(self, helper="ready", boot_ms=200, transport_key=True):
+    def standin_config(self, helper="ready", boot_ms=200, transport_key=True,
+                       test_mode=True):
         """Settings of the QEMU stand-in for the QEMU processes this host
-        starts from now on."""
+        starts from now on: what must hold from the process's start. With
+        @test_mode, those processes take the stand-in's x- fault injection
+        commands (e2e/standin/standin.h) at run time, on their monitor and
+        on their control socket (standin_control)."""
         path = os.path.join(self.bound("/usr/local/etc/libvirt"),
                             "qemu-mirror-standin.conf")
+        os.makedirs(os.path.join(self.bound("/var/local/lib/libvirt"), "standin-control"),
+                    exist_ok=True)
         with open(path, "w") as f:
             f.write("[standin]\nhelper=%s\nhelper-boot-ms=%d\n"
-                    "transport-key=%s\n"
-                    % (helper, boot_ms, "true" if transport_key else "false"))
+                    "transport-key=%s\ntest-mode=%s\n"
+                    "control-dir=/var/local/lib/libvirt/standin-control\n"
+                    % (helper, boot_ms, "true" if transport_key else "false",
+                       "true" if test_mode else "false"))
+
+    def standin_control(self, command, timeout=10, **arguments):
+        """The reply to @command on the control socket of this host's
+        stand-in (test mode): fault injection while libvirt holds the
+        monitor, also while it hides an incoming domain."""
+        ctl = os.path.join(self.bound("/var/local/lib/libvirt"), "standin-control")
+        paths = [os.path.join(ctl, "standin-%d.qmp" % pid) for pid in self.emulator_pids()]
+        paths = [p for p in paths if os.path.exists(p)]
+        if len(paths) != 1:
+            raise SetupError("host %s: stand-in control sockets %s" % (self.name, paths))
+        msg = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(timeout)
+            sock.connect(paths[0])
+            f = sock.makefile("rwb")
+            json.loads(f.readline())                    # greeting
+            for line in ({"execute": "qmp_capabilities"}, msg):
+                f.write(json.dumps(line).encode() + b"\r\n")
+                f.flush()
+                reply = json.loads(f.readline())
+            return reply
+
+    def domain_log(self, name):
+        """The domain's log (QEMU's stderr: the stand-in's log lines)."""
+        try:
+            with open(os.path.join(self.bound("/var/local/log/libvirt"), "qemu",
+                                   name + ".log")) as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def emulator_pids(self):
         """PIDs of the QEMU processes (real or stand-in) of this host's

@@ -200,12 +200,14 @@ def source_untouched(source, target, lab, name, settle=15):
     errors = pattern_errors(source, lab, name)
     if errors:
         raise AssertionError("the guest's pattern is wrong at word(s) %s" % errors)
-    before = guest_word(source, lab, name, guestcheck.COUNTER_ADDR)
-    time.sleep(0.3)
-    after = guest_word(source, lab, name, guestcheck.COUNTER_ADDR)
-    if after <= before:
-        raise AssertionError("the guest does not run on the source: pass counter %d, "
-                             "then %d" % (before, after))
+    before = after = guest_word(source, lab, name, guestcheck.COUNTER_ADDR)
+    deadline = time.monotonic() + 10
+    while after <= before:
+        if time.monotonic() > deadline:
+            raise AssertionError("the guest does not run on the source: pass counter "
+                                 "%d, then %d" % (before, after))
+        time.sleep(0.05)
+        after = guest_word(source, lab, name, guestcheck.COUNTER_ADDR)
     deadline = time.monotonic() + settle
     while True:
         pids = target.emulator_pids()

@@ -64,7 +64,26 @@ class ConfidentialMigrationTest(unittest.TestCase):
         no domain and no QEMU (sevguest.source_untouched)."""
         sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
 
+    def assertCounterGrows(self, host, timeout=10):
+        """The guest runs on @host: its pass counter grows (bounded wait)."""
+        lab = self.lab
+        before = sevguest.guest_word(host, lab, DOMAIN, guestcheck.COUNTER_ADDR)
+        self.wait_for("the guest's counter to grow on host %s" % host.name,
+                      lambda: sevguest.guest_word(host, lab, DOMAIN,
+                                                  guestcheck.COUNTER_ADDR) > before,
+                      timeout)
+
+    def wait_log(self, host, text, since, timeout=30):
+        """Until the domain log on @host has @text after offset @since."""
+        self.wait_for("'%s' in the domain log of host %s" % (text, host.name),
+                      lambda: text in host.domain_log(DOMAIN)[since:], timeout)
+
+    def inject(self, host, command, **arguments):
+        """Fault injection: an x- command of the QEMU stand-in (test mode)."""
+        return sevguest.qmp(host, DOMAIN, command, **arguments)
+
     def migrate(self, *extra, check_fail=True):
+        extra = ("--tls",) + tuple(e for e in extra if e != "--tls")
         res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
                            *extra, DOMAIN, self.target, check=False, timeout=120)
         if check_fail:
@@ -74,7 +93,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
 
     def start_migration(self, *extra):
         proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential",
-                                      *extra, DOMAIN, self.target)
+                                      "--tls", *extra, DOMAIN, self.target)
         # whatever the test finds, the migration does not outlive it
         self.addCleanup(self.reap, proc)
         return proc
@@ -128,7 +147,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
                                   sevguest.domain_xml(self.lab, name, GUEST,
                                                       sev=True, mirror=False))
         try:
-            res = self.a.virsh("migrate", "--live", "--p2p", "--confidential",
+            res = self.a.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
                                name, self.target, check=False)
             self.assertNotEqual(res.returncode, 0)
             self.say(res.stderr)
@@ -140,10 +159,11 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertSourceUntouched()
 
     def test_03_target_killed_during_helper_boot(self):
+        # the boot time holds from the target QEMU's start: configuration
         self.b.standin_config(boot_ms=30000)
+        since = len(self.b.domain_log(DOMAIN))
         proc = self.start_migration()
-        self.wait_for("QEMU on host b", self.b.emulator_pids)
-        time.sleep(0.5)
+        self.wait_log(self.b, "migration helper: booting", since)
         self.kill_target_qemu()
         err = self.finish(proc)
         self.assertIn("QEMU of domain '%s' went away while waiting for its "
@@ -166,10 +186,63 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertIn("migration helper of domain '%s' failed" % DOMAIN, res.stderr)
         self.assertSourceUntouched()
 
+    def test_05a_target_helper_fails_while_waited_for(self):
+        """The target's helper fails at run time while libvirt waits for it
+        (booting -> failed, injected through the stand-in's control socket
+        on host b, since libvirt hides the incoming domain): the migration
+        fails with the helper's reason."""
+        # a boot long enough to inject into: configuration, from QEMU's start
+        self.b.standin_config(boot_ms=30000)
+        since = len(self.b.domain_log(DOMAIN))
+        proc = self.start_migration()
+        self.wait_log(self.b, "migration helper: booting", since)
+        self.assertEqual(self.b.standin_control("x-helper-fail", reason="no launch secret"),
+                         {"return": {}})
+        err = self.finish(proc)
+        self.assertIn("migration helper of domain '%s' failed: no launch secret" % DOMAIN,
+                      err)
+        self.assertSourceUntouched()
+
+    def test_05b_source_helper_fails_at_run_time(self):
+        """The source's helper fails while the guest runs (ready -> failed):
+        refused before the target is contacted. A failed helper stays
+        failed (a reset would boot it again, but this domain's on_reboot is
+        destroy), so the guest is restarted for the tests that follow."""
+        a, lab = self.a, self.lab
+        self.inject(a, "x-helper-fail", reason="mailbox stopped answering")
+        self.assertEqual(sevguest.qmp(a, DOMAIN, "query-migration-helper"),
+                         {"status": "failed", "error": "mailbox stopped answering"})
+        res = self.migrate()
+        self.assertIn("the migration helper of domain '%s' is not ready (status 'failed': "
+                      "mailbox stopped answering)" % DOMAIN, res.stderr)
+        self.assertEqual(self.b.emulator_pids(), [])
+        self.assertEqual(sevguest.state(a, DOMAIN), "running")
+        a.virsh("destroy", DOMAIN)
+        a.virsh("start", DOMAIN)
+        self.wait_for("the guest on host a",
+                      lambda: sevguest.guest_word(a, lab, DOMAIN, guestcheck.READY_ADDR)
+                      == guestcheck.READY_MAGIC)
+        sevguest.wait_helper_ready(a, DOMAIN)
+        self.assertSourceUntouched()
+
     def test_06_target_without_transport_key(self):
         self.b.standin_config(transport_key=False)
         res = self.migrate()
         self.assertIn("holds no transport key", res.stderr)
+        self.assertSourceUntouched()
+
+    def test_06b_source_helper_loses_its_key(self):
+        """The source's helper loses its transport key at run time: refused
+        before the target is contacted; nothing else changes."""
+        a = self.a
+        self.inject(a, "x-transport-key", present=False)
+        try:
+            res = self.migrate()
+        finally:
+            self.inject(a, "x-transport-key", present=True)
+        self.assertIn("the migration helper of domain '%s' holds no transport key"
+                      % DOMAIN, res.stderr)
+        self.assertEqual(self.b.emulator_pids(), [])
         self.assertSourceUntouched()
 
     def test_07_target_killed_during_transfer(self):
@@ -189,8 +262,9 @@ class ConfidentialMigrationTest(unittest.TestCase):
 
     def test_08b_domjobabort_during_helper_boot(self):
         self.b.standin_config(boot_ms=2000)
+        since = len(self.b.domain_log(DOMAIN))
         proc = self.start_migration()
-        self.wait_for("QEMU on host b", self.b.emulator_pids)
+        self.wait_log(self.b, "migration helper: booting", since)
         self.a.virsh("domjobabort", DOMAIN)
         err = self.finish(proc)
         self.assertIn("canceled by client", err)
@@ -210,9 +284,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertEqual(sevguest.pattern_errors(b, lab, DOMAIN), [])
         after = sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR)
         self.assertGreater(after, before, "guest restarted instead of moving")
-        time.sleep(0.3)
-        self.assertGreater(sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR),
-                           after)
+        self.assertCounterGrows(b)
         # the target's helper is still there for the next migration
         self.assertEqual(sevguest.qmp(b, DOMAIN, "query-migration-helper")["status"],
                          "ready")
@@ -226,7 +298,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         a, b, lab = self.a, self.b, self.lab
         sevguest.wait_helper_ready(b, DOMAIN)
         before = sevguest.guest_word(b, lab, DOMAIN, guestcheck.COUNTER_ADDR)
-        res = a.virsh("migrate", "--live", "--confidential", "--suspend", DOMAIN,
+        res = a.virsh("migrate", "--live", "--confidential", "--tls", "--suspend", DOMAIN,
                       "qemu+tls://%s/system" % a.addr,
                       uri="qemu+tls://%s/system" % b.addr, check=False, timeout=120)
         self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
@@ -239,9 +311,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
         self.assertEqual(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
                          paused, "the guest runs although it arrived paused")
         a.virsh("resume", DOMAIN)
-        time.sleep(0.3)
-        self.assertGreater(sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR),
-                           paused)
+        self.assertCounterGrows(a)
 
 
 def main():

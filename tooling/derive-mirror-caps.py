@@ -14,11 +14,20 @@
 #   - "Confidential guest-assisted live migration" v2: QMP command
 #     start-migrate-incoming {"uri": str}.
 # This project's proposal (the RFCs leave these open):
+#   - start-migrate-incoming takes migrate-incoming's arguments: also
+#     "*exit-on-error": bool
 #   - query-mirror-vcpus -> [{"cpu-index": int, "thread-id": int}]
 #   - query-migration-helper -> {"status": MigrationHelperStatus,
 #                                "*transport-key": bool, "*error": str}
-#   - event MIGRATION_HELPER {"status": MigrationHelperStatus, "*error": str}
+#   - event MIGRATION_HELPER, with the same data
 #   - enum MigrationHelperStatus: inactive, booting, ready, failed
+#   - contract version 2: the migration capability guest-assisted
+#     (MigrationCapability, query-migrate-capabilities)
+#
+# What is added is not written here: it is read from
+# e2e/standin/qapi-additions.json, the file the QEMU stand-in reads too, so
+# that the fixture and the stand-in cannot drift apart (checks/test_standin.py
+# compares them).
 #
 # Usage: tooling/derive-mirror-caps.py LIBVIRT_SRC_DIR
 # (writes the .replies file in place, in the format of libvirt's
@@ -29,12 +38,11 @@ import os
 import re
 import sys
 
-# names for the new schema types; QEMU masks type names as numbers and this
-# schema's largest is 802
-T_URI_ARGS = "9000"
-T_MIRROR_VCPU = "9001"
-T_HELPER_STATUS = "9002"
-T_HELPER_INFO = "9003"
+ADDITIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
+                         "e2e", "standin", "qapi-additions.json")
+# numbers for the types of the additions ("$Name"): QEMU masks type names as
+# numbers, and this schema's largest is 802
+FIRST_TYPE = 9000
 
 
 def load(path):
@@ -60,71 +68,65 @@ def main():
     data = os.path.join(src, "tests", "qemucapabilitiesdata")
     objs = load(os.path.join(data, "caps_10.0.0_x86_64+amdsev.replies"))
 
-    # RFC: -smp mirrorvcpus=
+    with open(ADDITIONS) as f:
+        adds = json.load(f)
+
     for opt in reply_of(objs, "query-command-line-options"):
         if opt["option"] == "smp-opts":
             names = [p["name"] for p in opt["parameters"]]
-            assert "mirrorvcpus" not in names
-            opt["parameters"].insert(0, {"name": "mirrorvcpus", "type": "number"})
+            for add in reversed(adds["smp-opts"]):
+                assert add["parameter"]["name"] not in names
+                opt["parameters"].insert(0, add["parameter"])
             break
     else:
         raise SystemExit("no smp-opts")
 
     schema = reply_of(objs, "query-qmp-schema")
     names = {e["name"] for e in schema}
-    assert not names & {T_URI_ARGS, T_MIRROR_VCPU, T_HELPER_STATUS,
-                        T_HELPER_INFO, "start-migrate-incoming",
-                        "query-mirror-vcpus", "query-migration-helper",
-                        "MIGRATION_HELPER"}
+    types = {}
+    for add in adds["schema"]:
+        name = add["entry"]["name"]
+        if name.startswith("$"):
+            types[name] = str(FIRST_TYPE + len(types))
 
-    pos = next(i for i, e in enumerate(schema) if e["name"] == "migrate-incoming")
-    schema[pos + 1:pos + 1] = [
-        # RFC: start-migrate-incoming
-        {"name": "start-migrate-incoming", "ret-type": "0",
-         "meta-type": "command", "arg-type": T_URI_ARGS},
-        # proposal: query-mirror-vcpus, query-migration-helper
-        {"name": "query-mirror-vcpus", "ret-type": "[%s]" % T_MIRROR_VCPU,
-         "meta-type": "command", "arg-type": "0"},
-        {"name": "query-migration-helper", "ret-type": T_HELPER_INFO,
-         "meta-type": "command", "arg-type": "0"},
-    ]
-    pos = next(i for i, e in enumerate(schema) if e["name"] == "MIGRATION")
-    schema.insert(pos + 1, {"name": "MIGRATION_HELPER", "meta-type": "event",
-                            "arg-type": T_HELPER_INFO})
-    schema.extend([
-        # migrate-incoming's arguments (the contract: start-migrate-incoming
-        # takes them): uri and exit-on-error
-        {"name": T_URI_ARGS,
-         "members": [{"name": "uri", "type": "str"},
-                     {"name": "exit-on-error", "default": None, "type": "bool"}],
-         "meta-type": "object"},
-        {"name": T_MIRROR_VCPU,
-         "members": [{"name": "cpu-index", "type": "int"},
-                     {"name": "thread-id", "type": "int"}],
-         "meta-type": "object"},
-        {"name": "[%s]" % T_MIRROR_VCPU, "element-type": T_MIRROR_VCPU,
-         "meta-type": "array"},
-        {"name": T_HELPER_STATUS,
-         "members": [{"name": v}
-                     for v in ("inactive", "booting", "ready", "failed")],
-         "meta-type": "enum",
-         "values": ["inactive", "booting", "ready", "failed"]},
-        {"name": T_HELPER_INFO,
-         "members": [{"name": "status", "type": T_HELPER_STATUS},
-                     {"name": "transport-key", "default": None,
-                      "type": "bool"},
-                     {"name": "error", "default": None, "type": "str"}],
-         "meta-type": "object"},
-    ])
+    def number(obj):
+        if isinstance(obj, list):
+            return [number(o) for o in obj]
+        if isinstance(obj, dict):
+            return {k: number(v) for k, v in obj.items()}
+        if isinstance(obj, str):
+            if obj in types:
+                return types[obj]
+            if obj.startswith("[$") and obj.endswith("]") and obj[1:-1] in types:
+                return "[%s]" % types[obj[1:-1]]
+        return obj
 
-    # proposal (contract version 2): the migration capability guest-assisted
+    tail = []
+    for add in adds["schema"]:
+        entry = number(add["entry"])
+        assert entry["name"] not in names, entry["name"]
+        if "after" in add:
+            pos = next(i for i, e in enumerate(schema) if e["name"] == add["after"])
+            schema.insert(pos + 1, entry)
+        else:
+            tail.append(entry)
+        names.add(entry["name"])
+    schema.extend(tail)
+
+    for add in adds["enum-values"]:
+        enums = [e for e in schema if e["meta-type"] == "enum"
+                 and add["of"] in e["values"]]
+        assert len(enums) == 1, add
+        for value in add["values"]:
+            assert value not in enums[0]["values"]
+            enums[0]["values"].append(value)
+            if "members" in enums[0]:
+                enums[0]["members"].append({"name": value})
+
     caps = reply_of(objs, "query-migrate-capabilities")
-    assert "guest-assisted" not in [c["capability"] for c in caps]
-    caps.append({"state": False, "capability": "guest-assisted"})
-    enum = next(e for e in schema if e.get("meta-type") == "enum" and
-                "mapped-ram" in e.get("values", []))
-    enum["values"].append("guest-assisted")
-    enum["members"].append({"name": "guest-assisted"})
+    for add in adds["migrate-capabilities"]:
+        assert add["capability"] not in [c["capability"] for c in caps]
+        caps.append({"state": False, "capability": add["capability"]})
 
     dump(os.path.join(data, "caps_10.0.0_x86_64+amdsev-mirror.replies"), objs)
 

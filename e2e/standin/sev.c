@@ -1,0 +1,120 @@
+/*
+ * SEV as QEMU shows it: the fake replies to query-sev-capabilities,
+ * query-sev and query-sev-launch-measure (fixed bytes, from no secure
+ * processor), and QEMU's SEV migration blocker.
+ */
+
+#include <string.h>
+
+#include "standin.h"
+
+
+/* QEMU's blocker "SEV: Migration is not implemented" (query-migrate's
+ * blocked-reasons) stays, for an SEV guest, until the helper is ready and
+ * holds a transport key (contract version 2) */
+bool
+sevBlocked(Standin *st)
+{
+    return st->cl.sev && !helperHasKey(st);
+}
+
+
+/* 'migrate' of an SEV guest: refused while the blocker stands, and, like
+ * any migrate whose capabilities do not fit, without the migration
+ * capability guest-assisted (contract version 2) */
+const char *
+sevMigrateRefusal(Standin *st)
+{
+    if (sevBlocked(st))
+        return SEV_BLOCKER;
+    if (st->cl.sev && !st->guestAssisted)
+        return SEV_NEEDS_GUEST_ASSISTED;
+    return NULL;
+}
+
+
+bool
+sevAmendQueryMigrate(Standin *st, json_object *info)
+{
+    json_object *reasons;
+    size_t i;
+
+    if (!sevBlocked(st) || !json_object_is_type(info, json_type_object))
+        return false;
+    if (!json_object_object_get_ex(info, "blocked-reasons", &reasons) ||
+        !json_object_is_type(reasons, json_type_array)) {
+        reasons = json_object_new_array();
+        json_object_object_add(info, "blocked-reasons", reasons);
+    }
+    for (i = 0; i < json_object_array_length(reasons); i++) {
+        const char *r = json_object_get_string(json_object_array_get_idx(reasons, i));
+        if (r && g_str_equal(r, SEV_BLOCKER))
+            return true;
+    }
+    json_object_array_add(reasons, json_object_new_string(SEV_BLOCKER));
+    return true;
+}
+
+
+static char *
+fakeBase64(const char *what, gsize len)
+{
+    g_autofree guchar *buf = g_new0(guchar, len);
+    gsize i;
+
+    /* fixed bytes, recognisably fake */
+    for (i = 0; i < len; i++)
+        buf[i] = what[i % strlen(what)];
+    return g_base64_encode(buf, len);
+}
+
+
+void
+sevQueryCapabilities(Standin *st, const char *name, json_object *id)
+{
+    json_object *ret = json_object_new_object();
+    g_autofree char *pdh = fakeBase64("FAKE-PDH-qemu-mirror-standin ", 256);
+    g_autofree char *chain = fakeBase64("FAKE-CERT-CHAIN-qemu-mirror-standin ", 1024);
+    g_autofree char *cpu0 = fakeBase64("FAKE-CPU0-ID ", 64);
+
+    json_object_object_add(ret, "pdh", json_object_new_string(pdh));
+    json_object_object_add(ret, "cert-chain", json_object_new_string(chain));
+    json_object_object_add(ret, "cpu0-id", json_object_new_string(cpu0));
+    json_object_object_add(ret, "cbitpos", json_object_new_int(47));
+    json_object_object_add(ret, "reduced-phys-bits", json_object_new_int(1));
+    replyReturn(st, name, id, ret);
+}
+
+
+void
+sevQuery(Standin *st, const char *name, json_object *id)
+{
+    json_object *ret;
+
+    if (!st->cl.sev) {
+        replyError(st, name, id, "SEV feature is not available");
+        return;
+    }
+    ret = json_object_new_object();
+    json_object_object_add(ret, "enabled", json_object_new_boolean(1));
+    json_object_object_add(ret, "api-major", json_object_new_int(1));
+    json_object_object_add(ret, "api-minor", json_object_new_int(55));
+    json_object_object_add(ret, "build-id", json_object_new_int(24));
+    json_object_object_add(ret, "policy", json_object_new_int64(st->cl.sevPolicy));
+    json_object_object_add(ret, "state", json_object_new_string("running"));
+    json_object_object_add(ret, "handle", json_object_new_int(1));
+    json_object_object_add(ret, "sev-type", json_object_new_string(st->cl.sevType));
+    replyReturn(st, name, id, ret);
+}
+
+
+void
+sevQueryLaunchMeasure(Standin *st, const char *name, json_object *id)
+{
+    json_object *ret = json_object_new_object();
+    g_autofree char *data = fakeBase64("FAKE-MEASUREMENT ", 48);
+
+    json_object_object_add(ret, "data", json_object_new_string(data));
+    replyReturn(st, name, id, ret);
+}
+

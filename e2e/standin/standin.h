@@ -1,0 +1,461 @@
+/*
+ * qemu-mirror-standin: a stand-in for a QEMU that implements the contract of
+ * docs/kbase/confidential-migration.rst, for machines without AMD SEV and
+ * for a QEMU without the (unmerged, RFC) mirror VM and migration helper
+ * patches.
+ *
+ * It is used as a domain's <emulator>: libvirt runs it with an ordinary QEMU
+ * command line. It rewrites that command line, runs Debian's real QEMU
+ * (qemu-system-x86_64, 7.2) as its child, and sits between libvirt and QEMU
+ * on the QMP monitor.
+ *
+ * The files, one concern each (read them in this order):
+ *
+ *   standin.h      this header: the shared types, and who owns what
+ *   cmdline.c      the command-line rewriting: pure functions from argv to
+ *                  a CmdLine, no I/O (unit tests: test-cmdline.c)
+ *   conf.c         the configuration file
+ *   chan.c         the QMP channel: line-buffered sockets, fds passed with
+ *                  SCM_RIGHTS, the pending-reply queue (replies in command
+ *                  order, delayed replies), replies, errors and events
+ *   commands.c     the contract's commands: one dispatch table
+ *                  {command, guard, handler}, and the replies of QEMU that
+ *                  are amended
+ *   lifecycle.c    the VM's lifecycle (target mode and how it ends): one
+ *                  enum, its allowed transitions in one table
+ *   helper.c       the migration helper's state machine and the mirror vCPUs
+ *                  (threads, hidden from query-hotpluggable-cpus); stop,
+ *                  cont and reset as they affect them
+ *   sev.c          the fake SEV replies and QEMU's SEV migration blocker
+ *   schema.c       the QAPI schema additions, read from qapi-additions.json
+ *                  (the file tooling/derive-mirror-caps.py reads too)
+ *   faults.c       fault injection: the x- commands, test mode only
+ *   control.c      the control socket, test mode only: x- commands while
+ *                  libvirt holds the monitor
+ *   process.c      process supervision: spawning QEMU, -daemonize, the
+ *                  pidfile, signals, the monitor sockets and sessions
+ *   main.c         main
+ *
+ * What it SIMULATES (none of this exists in the real QEMU it runs):
+ *
+ *  - SEV. The sev-guest / sev-snp-guest object, the confidential-guest-support
+ *    (memory-encryption) machine property and -bios (no OVMF with a migration
+ *    helper exists; QEMU's default firmware boots the guest, e.g. with
+ *    -kernel) are removed from the command line: the guest runs
+ *    unencrypted. query-sev-capabilities, query-sev and
+ *    query-sev-launch-measure are answered with FAKE data. QEMU's SEV
+ *    migration blocker ("SEV: Migration is not implemented") is simulated:
+ *    it is in query-migrate's blocked-reasons and makes 'migrate' fail
+ *    until the helper is ready AND holds a transport key; even then
+ *    'migrate' fails unless the migration capability guest-assisted is on
+ *    (contract version 2).
+ *  - Mirror vCPUs (-smp ...,mirrorvcpus=M). The real QEMU gets only the
+ *    N = T - M guest vCPUs (maxcpus keeps T). Each mirror vCPU is a real
+ *    thread of this process; query-mirror-vcpus reports their thread IDs,
+ *    so that libvirt pins real threads. The empty slots are hidden from
+ *    query-hotpluggable-cpus. 'stop' and 'cont' do not touch them; a
+ *    'system_reset' makes them re-enter the helper's entry point.
+ *  - The migration helper (-fw_cfg opt/ovmf/PcdSevIsMigrationHelper, removed
+ *    from the command line): query-migration-helper, the MIGRATION_HELPER
+ *    event, the state machine of the contract page (helper.c).
+ *  - The transport key: a helper that becomes ready at its first boot
+ *    reports "transport-key": true unless configured not to. There is no
+ *    key. A reset loses it.
+ *  - The migration capability guest-assisted (contract version 2): it is
+ *    added to query-migrate-capabilities and to the schema, and taken out of
+ *    migrate-set-capabilities before the rest goes to QEMU. Setting it true
+ *    is refused without SEV and mirror vCPUs.
+ *  - Target mode (-fw_cfg opt/ovmf/PcdSevIsMigrationTarget,string=1, removed
+ *    from the command line; lifecycle.c). The real QEMU is started with
+ *    '-incoming defer'. Until start-migrate-incoming succeeds, 'cont',
+ *    'stop', 'system_reset' and 'query-status' are answered by the stand-in
+ *    (the helper-only firmware "runs"), and migrate-incoming is refused.
+ *    start-migrate-incoming (only with guest-assisted on) becomes QEMU's
+ *    migrate-incoming. Once the incoming migration completes, target mode
+ *    ends: everything goes to QEMU, and a reset boots the guest.
+ *  - start-migrate-incoming's exit-on-error (migrate-incoming's argument in
+ *    QEMU 9.1 and later): accepted and dropped, since QEMU 7.2 has no such
+ *    argument; a failed incoming migration always ends QEMU.
+ *  - The encrypted transport. There is none: pages travel in QEMU's
+ *    ordinary, PLAINTEXT migration stream.
+ *
+ * Fault injection (faults.c). Only with 'test-mode=true' in the
+ * configuration; otherwise the x- commands below do not exist (QEMU answers
+ * CommandNotFound, as it does for any unknown command). They are never in
+ * query-qmp-schema. Malformed arguments
+ * get QMP's usual GenericError ("Parameter 'X' is missing", "Invalid
+ * parameter type for 'X', expected: T", "Parameter 'X' is unexpected").
+ *
+ *   x-helper-fail {"reason": str}
+ *       The helper fails now (booting or ready -> failed), with MIGRATION_HELPER
+ *       {"status": "failed", "error": reason}. Refused while inactive or
+ *       already failed.
+ *   x-helper-hang {}
+ *       The helper's current boot never ends (a booting helper stays
+ *       booting); if it is not booting, its next boot (after system_reset)
+ *       hangs.
+ *   x-transport-key {"present": bool}
+ *       A ready helper loses its transport key, or is provisioned one (as
+ *       by the guest owner). MIGRATION_HELPER is emitted if it changes.
+ *   x-delay-reply {"command": str, "ms": int}
+ *       The reply to the next @command comes @ms (0..60000) later; the
+ *       replies to later commands wait behind it, events do not.
+ *   x-query-standin {}
+ *       {"lifecycle": waiting|firmware|incoming|loading|guest,
+ *        "guest-assisted": bool, "helper": status, "transport-key": bool}
+ *
+ * The control socket (test mode, 'control-dir=DIR' in the configuration):
+ * DIR/standin-PID.qmp, a second QMP socket of the stand-in (PID is the
+ * stand-in's), for a test to inject faults while libvirt holds the monitor
+ * (libvirt hides an incoming domain until it is running, so a test cannot
+ * reach the target's monitor through it). It takes qmp_capabilities, the
+ * x- commands and query-migration-helper, answers at once and sends no
+ * events; everything else is refused (CommandNotFound). Events caused
+ * there go to the monitor client, as always.
+ *
+ * What it PASSES THROUGH unchanged: every other argument, every other QMP
+ * command and reply, and all of QEMU's events. A guest without SEV and
+ * without mirror vCPUs sees the real QEMU with only the monitor argument
+ * replaced (and query-sev answered with an error, as by a QEMU without SEV).
+ *
+ * Process model (process.c): the monitor is an inherited listening socket
+ * (-chardev socket,fd=N,server=on referred to by -mon mode=control), a path
+ * (-chardev socket,path=... or -qmp unix:...); the stand-in accepts on it,
+ * one client at a time, and the real QEMU gets a private monitor socket in
+ * the abstract namespace. -daemonize and -pidfile are the stand-in's. QEMU
+ * dies with the stand-in (PR_SET_PDEATHSIG); the stand-in exits with QEMU's
+ * status; SIGTERM, SIGINT, SIGHUP go to QEMU (SIGKILL after 5 s). Inherited
+ * fds stay open for QEMU; fds passed on the monitor go to QEMU with the
+ * command that came with them. Without a monitor (-version), the stand-in
+ * executes the real QEMU. Log lines on stderr, prefixed
+ * "qemu-mirror-standin: ": the rewritten command line, the NAME of each
+ * command the stand-in answers or changes (never arguments, but for the
+ * guest-assisted state), state changes (helper, lifecycle).
+ *
+ * Configuration (conf.c): a key file, STANDIN_CONF (compiled in), or the file
+ * named by $QEMU_MIRROR_STANDIN_CONF. A missing file means the defaults:
+ *
+ *   [standin]
+ *   qemu=/usr/bin/qemu-system-x86_64
+ *   # ms from the start of a helper boot until it ends
+ *   helper-boot-ms=200
+ *   # how the helper's boots end: ready | failed | hang
+ *   helper=ready
+ *   # whether the helper, ready after its first boot, holds a transport key
+ *   transport-key=true
+ *   # whether the x- commands exist
+ *   test-mode=false
+ *   # test mode: where the control socket goes (none if unset)
+ *   control-dir=
+ *
+ * The schema additions: qapi-additions.json (STANDIN_SCHEMA, compiled in),
+ * read at start-up (schema.c).
+ *
+ * JSON: json-c, as libvirt: it keeps integers above INT64_MAX and the text of
+ * floating point numbers in a rewritten reply.
+ */
+
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <glib.h>
+#include <json.h>
+
+#define PREFIX "qemu-mirror-standin: "
+#define STANDIN_MAX_FDS 16
+#define SEV_BLOCKER "SEV: Migration is not implemented"
+#define SEV_NEEDS_GUEST_ASSISTED \
+    "SEV: migration of an SEV guest needs the migration capability guest-assisted"
+#define FW_CFG_HELPER "opt/ovmf/PcdSevIsMigrationHelper"
+#define FW_CFG_TARGET "opt/ovmf/PcdSevIsMigrationTarget"
+#define CAP_GUEST_ASSISTED "guest-assisted"
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
+
+/* ---- conf.c ---- */
+
+typedef enum {
+    HELPER_MODE_READY = 0,
+    HELPER_MODE_FAILED,
+    HELPER_MODE_HANG,
+} HelperMode;
+
+typedef struct {
+    char *qemu;
+    guint bootMs;
+    HelperMode mode;
+    bool transportKey;
+    bool testMode;
+    char *controlDir;
+} StandinConf;
+
+bool confLoad(StandinConf *conf, GError **err);
+const char *confModeName(HelperMode mode);
+
+/* ---- cmdline.c: pure ---- */
+
+typedef enum {
+    MON_NONE = 0,
+    MON_PATH,           /* the stand-in creates and listens on monPath */
+    MON_FD,             /* an inherited, listening socket */
+} MonKind;
+
+typedef enum {
+    MON_ARG_QMP,        /* -qmp unix:... */
+    MON_ARG_CHARDEV,    /* -chardev socket,id=... */
+} MonArg;
+
+typedef struct {
+    GPtrArray *qemuArgv;        /* rewritten, without NULL terminator */
+    bool daemonize;
+    char *pidfile;
+    MonKind monKind;
+    MonArg monArg;
+    guint monArgIndex;          /* in qemuArgv: the value to replace */
+    char *monChardevId;
+    char *monPath;
+    int monFd;
+    bool sev;
+    char *sevId;
+    char *sevType;              /* "sev" or "sev-snp" */
+    gint64 sevPolicy;
+    guint mirrorVcpus;
+    guint guestVcpus;
+    bool topoKnown;
+    guint sockets, dies, clusters, cores, threads;
+    bool target;
+    bool startPaused;
+} CmdLine;
+
+bool cmdlineParse(CmdLine *cl, const char *qemu, int argc, char **argv,
+                  GError **err);
+void cmdlineClear(CmdLine *cl);
+char *cmdlineToString(GPtrArray *argv);
+char *cmdlineRewriteSmp(CmdLine *cl, const char *val, GError **err);
+char *cmdlineRewriteMachine(const CmdLine *cl, const char *val);
+
+/* ---- lifecycle.c ---- */
+
+typedef enum {
+    LC_WAITING = 0,     /* target: the VM's vCPUs have not run */
+    LC_FIRMWARE,        /* target: the helper-only firmware runs */
+    LC_INCOMING,        /* target: migrate-incoming sent to QEMU */
+    LC_LOADING,         /* target: QEMU receives the guest */
+    LC_GUEST,           /* no (more) target mode: everything is QEMU's */
+    LC_LAST
+} Lifecycle;
+
+/* ---- helper.c ---- */
+
+typedef enum {
+    HELPER_INACTIVE = 0,
+    HELPER_BOOTING,
+    HELPER_READY,
+    HELPER_FAILED,
+} HelperStatus;
+
+/* ---- chan.c ---- */
+
+typedef enum {
+    ACT_FORWARD = 0,    /* QEMU's reply goes to the client unchanged */
+    ACT_LOCAL,          /* answered: @reply, sent once at the head */
+    ACT_CAPS,           /* qmp_capabilities */
+    ACT_SCHEMA,         /* query-qmp-schema */
+    ACT_CMDLINE,        /* query-command-line-options */
+    ACT_QUERY_MIGRATE,  /* query-migrate */
+    ACT_HOTPLUGGABLE,   /* query-hotpluggable-cpus */
+    ACT_MIGRATE_CAPS,   /* query-migrate-capabilities */
+    ACT_SET_CAPS,       /* migrate-set-capabilities; @value: guest-assisted */
+    ACT_CONT,           /* cont (the vCPUs may run for the first time) */
+    ACT_RESET,          /* system_reset */
+    ACT_INCOMING,       /* migrate-incoming sent for start-migrate-incoming */
+} PendingAction;
+
+typedef struct {
+    PendingAction action;
+    char *name;         /* the command's name, for the log */
+    json_object *id;    /* the command's id, or NULL */
+    char *reply;        /* ACT_LOCAL: the complete reply line */
+    int value;          /* ACT_SET_CAPS: -1 unchanged, 0/1; ACT_INCOMING:
+                         * the lifecycle to return to on failure */
+    gint64 notBefore;   /* monotonic us: not sent before (x-delay-reply) */
+} Pending;
+
+typedef struct _Standin Standin;
+typedef struct _Chan Chan;
+typedef void (*ChanLineFunc)(Standin *st, const char *line, gsize len);
+
+struct _Chan {
+    Standin *st;
+    const char *name;
+    int fd;
+    GString *in;
+    GString *out;
+    guint inWatch;
+    guint outWatch;
+    ChanLineFunc lineFunc;
+    GArray *fds;        /* received with SCM_RIGHTS, not passed on yet */
+};
+
+typedef struct {
+    Standin *st;
+    guint index;
+    pid_t tid;
+} MirrorVcpu;
+
+struct _Standin {
+    StandinConf conf;
+    CmdLine cl;
+    json_object *schema;        /* qapi-additions.json */
+
+    /* process.c */
+    GMainLoop *loop;
+    char *qemuMonPath;
+    pid_t qemuPid;
+    int exitCode;
+    bool terminating;
+    guint killTimer;
+    int relayFd;                /* QEMU's stderr, daemon mode */
+    guint relayWatch;
+    int listenFd;
+    guint listenWatch;
+    int spareQemuFd;            /* monitor connection made at start-up */
+
+    /* process.c: the control socket (test mode) */
+    int controlFd;
+    guint controlWatch;
+    char *controlPath;
+    Chan *control;
+
+    /* chan.c */
+    Chan *replyTo;              /* answer here, not to the client */
+    Chan *client;
+    Chan *qemu;
+    GQueue pending;
+    guint pendingTimer;
+    gint64 replyNotBefore;      /* for the command being dispatched */
+    bool negotiated;
+
+    /* helper.c */
+    GMutex mirrorLock;
+    GCond mirrorCond;
+    MirrorVcpu *mirror;
+    HelperStatus helper;
+    char *helperError;
+    bool helperKey;
+    bool helperBootedOnce;
+    bool helperHang;            /* x-helper-hang: the boot never ends */
+    guint helperTimer;
+
+    /* lifecycle.c */
+    Lifecycle lifecycle;
+
+    /* commands.c */
+    bool guestAssisted;
+
+    /* faults.c: x-delay-reply */
+    char *delayCommand;
+    guint delayMs;
+};
+
+/* ---- main.c ---- */
+void standinLog(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void writeAll(int fd, const char *buf, size_t len);
+extern int daemonPipe;
+
+/* ---- chan.c ---- */
+Chan *chanNew(Standin *st, const char *name, int fd, ChanLineFunc lineFunc);
+void chanFree(Chan *chan);
+bool chanFlushNow(Chan *chan);
+void chanWrite(Chan *chan, const char *data, gsize len);
+void chanProcessLines(Chan *chan);
+Pending *pendingPush(Standin *st, PendingAction action, const char *name,
+                     json_object *id);
+Pending *pendingFind(Standin *st, json_object *id);
+void pendingSettle(Standin *st, Pending *p, char *line);
+void pendingFree(Pending *p);
+void pendingFlush(Standin *st);
+void forward(Standin *st, PendingAction action, const char *name,
+             json_object *id, const char *line, gsize len);
+void replyReturn(Standin *st, const char *name, json_object *id,
+                 json_object *ret);
+void replyError(Standin *st, const char *name, json_object *id,
+                const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+void emitEvent(Standin *st, const char *name, json_object *data);
+char *jsonLine(json_object *obj);
+bool qmpArgsCheck(Standin *st, const char *name, json_object *id,
+                  json_object *cmd, const char *const *spec);
+const char *jsonGetString(json_object *obj, const char *key);
+
+/* ---- commands.c ---- */
+void clientLine(Standin *st, const char *line, gsize len);
+bool commandsRun(Standin *st, const char *name, json_object *id,
+                 json_object *cmd, const char *line, gsize len, bool control);
+
+/* ---- control.c ---- */
+void controlLine(Standin *st, const char *line, gsize len);
+bool processControlListen(Standin *st, GError **err);
+void controlEnd(Standin *st);
+void qemuLine(Standin *st, const char *line, gsize len);
+
+/* ---- lifecycle.c ---- */
+const char *lifecycleName(Lifecycle lc);
+bool lifecycleSet(Standin *st, Lifecycle to, const char *why);
+bool lifecycleTargetFirmware(Standin *st);
+
+/* ---- helper.c ---- */
+extern const char *helperStatusNames[];
+void helperFirstRun(Standin *st);
+void helperReset(Standin *st);
+bool helperFail(Standin *st, const char *reason);
+void helperHang(Standin *st);
+bool helperSetKey(Standin *st, bool present);
+bool helperHasKey(Standin *st);
+json_object *helperInfo(Standin *st);
+void mirrorVcpusStart(Standin *st);
+bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);
+
+/* ---- sev.c ---- */
+bool sevBlocked(Standin *st);
+const char *sevMigrateRefusal(Standin *st);
+bool sevAmendQueryMigrate(Standin *st, json_object *info);
+void sevQueryCapabilities(Standin *st, const char *name, json_object *id);
+void sevQuery(Standin *st, const char *name, json_object *id);
+void sevQueryLaunchMeasure(Standin *st, const char *name, json_object *id);
+
+/* ---- schema.c ---- */
+json_object *schemaLoad(const char *path, GError **err);
+bool schemaAmend(Standin *st, json_object *schema);
+bool schemaAmendCmdline(Standin *st, json_object *options);
+bool schemaAmendMigrateCaps(Standin *st, json_object *caps);
+bool schemaHasCapability(Standin *st, const char *name);
+
+/* ---- faults.c ---- */
+void faultHelperFail(Standin *st, const char *name, json_object *id,
+                     json_object *cmd);
+void faultHelperHang(Standin *st, const char *name, json_object *id,
+                     json_object *cmd);
+void faultTransportKey(Standin *st, const char *name, json_object *id,
+                       json_object *cmd);
+void faultDelayReply(Standin *st, const char *name, json_object *id,
+                     json_object *cmd);
+void faultQueryStandin(Standin *st, const char *name, json_object *id,
+                       json_object *cmd);
+gint64 faultTakeDelay(Standin *st, const char *name);
+
+/* ---- process.c ---- */
+bool processStartQemu(Standin *st, GError **err);
+void processListen(Standin *st);
+void sessionEnd(Standin *st);
+bool processDaemonize(GError **err);
+void processDaemonDone(void);
+bool processWritePidfile(const char *path, GError **err);
+int processListenUnix(const char *path, GError **err);
+bool processAdoptListenFd(Standin *st, GError **err);
+G_GNUC_NORETURN void processStartFailed(Standin *st, GError *err);
+void processCleanup(Standin *st);
+void processWatch(Standin *st);
+void processSignals(Standin *st);

@@ -1,0 +1,200 @@
+/*
+ * Unit tests of cmdline.c: the command-line rewriting, without QEMU.
+ */
+
+#include "standin.h"
+
+
+static void
+testSmp(void)
+{
+    static const struct {
+        const char *in;
+        const char *out;        /* NULL: unchanged */
+        guint guest;
+        guint mirror;
+    } cases[] = {
+        { "2,sockets=2,cores=1,threads=1,mirrorvcpus=1",
+          "1,sockets=2,cores=1,threads=1,maxcpus=2", 1, 1 },
+        { "5,maxcpus=8,sockets=2,dies=1,clusters=1,cores=2,threads=2,mirrorvcpus=1",
+          "4,maxcpus=8,sockets=2,dies=1,clusters=1,cores=2,threads=2", 4, 1 },
+        { "cpus=3,mirrorvcpus=2", "cpus=1,maxcpus=3", 1, 2 },
+        { "sockets=3,cores=1,threads=1,mirrorvcpus=1",
+          "sockets=3,cores=1,threads=1,cpus=2,maxcpus=3", 2, 1 },
+        { "4,sockets=4,cores=1,threads=1", NULL, 0, 0 },
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        CmdLine cl = { 0 };
+        g_autoptr(GError) err = NULL;
+        g_autofree char *out = cmdlineRewriteSmp(&cl, cases[i].in, &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpstr(out, ==, cases[i].out);
+        g_assert_cmpuint(cl.guestVcpus, ==, cases[i].guest);
+        g_assert_cmpuint(cl.mirrorVcpus, ==, cases[i].mirror);
+        cmdlineClear(&cl);
+    }
+}
+
+
+static void
+testSmpRefused(void)
+{
+    const char *bad[] = {
+        "2,mirrorvcpus=2",                      /* no guest vCPU left */
+        "2,maxcpus=4,mirrorvcpus=5",
+        "2,sockets=2,foo,mirrorvcpus=1",        /* not key=value */
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        CmdLine cl = { 0 };
+        g_autoptr(GError) err = NULL;
+        g_autofree char *out = cmdlineRewriteSmp(&cl, bad[i], &err);
+
+        g_assert_null(out);
+        g_assert_nonnull(err);
+        cmdlineClear(&cl);
+    }
+}
+
+
+static void
+testMachine(void)
+{
+    CmdLine cl = { .sev = true, .sevId = g_strdup("lsec0") };
+    g_autofree char *a = cmdlineRewriteMachine(&cl, "pc,usb=off,confidential-guest-support=lsec0,acpi=off");
+    g_autofree char *b = cmdlineRewriteMachine(&cl, "q35,memory-encryption=lsec0");
+    g_autofree char *c = cmdlineRewriteMachine(&cl, "pc,confidential-guest-support=other");
+
+    g_assert_cmpstr(a, ==, "pc,usb=off,acpi=off");
+    g_assert_cmpstr(b, ==, "q35");
+    g_assert_cmpstr(c, ==, "pc,confidential-guest-support=other");
+    cmdlineClear(&cl);
+}
+
+
+static char *
+parsed(CmdLine *cl, const char *const *args, GError **err)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    size_t i;
+
+    g_ptr_array_add(argv, (char *) "qemu-mirror-standin");
+    for (i = 0; args[i]; i++)
+        g_ptr_array_add(argv, (char *) args[i]);
+    cl->monFd = -1;
+    if (!cmdlineParse(cl, "/usr/bin/qemu-system-x86_64", argv->len,
+                      (char **) argv->pdata, err))
+        return NULL;
+    return cmdlineToString(cl->qemuArgv);
+}
+
+
+static void
+testSevTarget(void)
+{
+    const char *const args[] = {
+        "-name", "guest=a b",
+        "-machine", "pc,confidential-guest-support=lsec0",
+        "-bios", "/x/OVMF.fd",
+        "-smp", "2,sockets=2,cores=1,threads=1,mirrorvcpus=1",
+        "-chardev", "socket,id=charmonitor,fd=3,server=on,wait=off",
+        "-mon", "chardev=charmonitor,id=monitor,mode=control",
+        "-object", "{\"qom-type\":\"sev-guest\",\"id\":\"lsec0\",\"policy\":3}",
+        "-fw_cfg", "name=opt/ovmf/PcdSevIsMigrationHelper,string=0",
+        "-fw_cfg", "name=opt/ovmf/PcdSevIsMigrationTarget,string=1",
+        "-pidfile", "/run/x.pid", "-daemonize", "-S",
+        NULL
+    };
+    CmdLine cl = { 0 };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = parsed(&cl, args, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpstr(out, ==,
+                    "/usr/bin/qemu-system-x86_64 -name 'guest=a b' -machine pc "
+                    "-smp 1,sockets=2,cores=1,threads=1,maxcpus=2 "
+                    "-chardev socket,id=charmonitor,fd=3,server=on,wait=off "
+                    "-mon chardev=charmonitor,id=monitor,mode=control "
+                    "-S -incoming defer");
+    g_assert_true(cl.sev);
+    g_assert_cmpstr(cl.sevType, ==, "sev");
+    g_assert_cmpint(cl.sevPolicy, ==, 3);
+    g_assert_true(cl.target);
+    g_assert_true(cl.daemonize);
+    g_assert_true(cl.startPaused);
+    g_assert_cmpstr(cl.pidfile, ==, "/run/x.pid");
+    g_assert_cmpint(cl.monKind, ==, MON_FD);
+    g_assert_cmpint(cl.monFd, ==, 3);
+    g_assert_cmpint(cl.monArg, ==, MON_ARG_CHARDEV);
+    g_assert_cmpstr(g_ptr_array_index(cl.qemuArgv, cl.monArgIndex), ==,
+                    "socket,id=charmonitor,fd=3,server=on,wait=off");
+    cmdlineClear(&cl);
+}
+
+
+static void
+testPlain(void)
+{
+    const char *const args[] = {
+        "-machine", "pc", "-bios", "/x/bios.bin", "-smp", "1",
+        "-qmp", "unix:/tmp/a,,b.sock,server=on,wait=off", NULL
+    };
+    CmdLine cl = { 0 };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = parsed(&cl, args, &err);
+
+    g_assert_no_error(err);
+    /* without SEV, -bios stays */
+    g_assert_cmpstr(out, ==,
+                    "/usr/bin/qemu-system-x86_64 -machine pc -bios /x/bios.bin "
+                    "-smp 1 -qmp unix:/tmp/a,,b.sock,server=on,wait=off");
+    g_assert_false(cl.sev);
+    g_assert_false(cl.target);
+    g_assert_cmpint(cl.monKind, ==, MON_PATH);
+    g_assert_cmpstr(cl.monPath, ==, "/tmp/a,b.sock");
+    cmdlineClear(&cl);
+}
+
+
+static void
+testRefused(void)
+{
+    const char *const incoming[] = {
+        "-fw_cfg", "name=opt/ovmf/PcdSevIsMigrationTarget,string=1",
+        "-incoming", "defer", NULL
+    };
+    const char *const twoSev[] = {
+        "-object", "sev-guest,id=a", "-object", "sev-guest,id=b", NULL
+    };
+    const char *const noId[] = { "-object", "sev-guest,policy=1", NULL };
+    const char *const *bad[] = { incoming, twoSev, noId };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        CmdLine cl = { 0 };
+        g_autoptr(GError) err = NULL;
+        g_autofree char *out = parsed(&cl, bad[i], &err);
+
+        g_assert_null(out);
+        g_assert_nonnull(err);
+        cmdlineClear(&cl);
+    }
+}
+
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/cmdline/smp", testSmp);
+    g_test_add_func("/cmdline/smp-refused", testSmpRefused);
+    g_test_add_func("/cmdline/machine", testMachine);
+    g_test_add_func("/cmdline/sev-target", testSevTarget);
+    g_test_add_func("/cmdline/plain", testPlain);
+    g_test_add_func("/cmdline/refused", testRefused);
+    return g_test_run();
+}
