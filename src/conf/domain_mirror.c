@@ -286,6 +286,54 @@ virDomainMirrorDefGetCpumask(const virDomainMirrorDef *def,
 
 
 /**
+ * virDomainMirrorDefSetPin:
+ * @def: mirror vCPUs
+ * @vcpu: index of a mirror vCPU
+ * @cpumask: host CPUs for its thread (copied), or NULL to drop its
+ *           <mirrorpin>
+ *
+ * Returns 0 on success, -1 with an error reported for an index that does
+ * not exist.
+ */
+int
+virDomainMirrorDefSetPin(virDomainMirrorDef *def,
+                         unsigned int vcpu,
+                         virBitmap *cpumask)
+{
+    virDomainMirrorPinDef *pin;
+    size_t i;
+
+    if (vcpu >= def->vcpus) {
+        virReportError(VIR_ERR_INVALID_ARG,
+                       _("mirror vCPU %1$u does not exist: the domain has %2$u mirror vCPUs"),
+                       vcpu, def->vcpus);
+        return -1;
+    }
+
+    if (!cpumask) {
+        for (i = 0; i < def->npins; i++) {
+            if (def->pins[i]->vcpu == vcpu) {
+                virDomainMirrorPinDefFree(def->pins[i]);
+                VIR_DELETE_ELEMENT(def->pins, i, def->npins);
+                break;
+            }
+        }
+        return 0;
+    }
+
+    if (!(pin = virDomainMirrorDefFindPin(def, vcpu))) {
+        pin = g_new0(virDomainMirrorPinDef, 1);
+        pin->vcpu = vcpu;
+        VIR_APPEND_ELEMENT(def->pins, def->npins, pin);
+    }
+
+    virBitmapFree(pin->cpumask);
+    pin->cpumask = virBitmapNewCopy(cpumask);
+    return 0;
+}
+
+
+/**
  * virDomainMirrorDefValidate:
  *
  * Checks that hold for every hypervisor driver: the driver supports mirror

@@ -62,6 +62,11 @@ virDomainMirrorDefGetCpumask(const virDomainMirrorDef *def,
                              unsigned int vcpu);
 
 int
+virDomainMirrorDefSetPin(virDomainMirrorDef *def,
+                         unsigned int vcpu,
+                         virBitmap *cpumask);
+
+int
 virDomainMirrorDefValidate(const virDomainDef *def,
                            const virDomainXMLOption *xmlopt);
 

@@ -19,6 +19,7 @@
 #include "qemu_process.h"
 #include "domain_event.h"
 #include "virerror.h"
+#include "virhostcpu.h"
 #include "virlog.h"
 #include "virprocess.h"
 #include "virtime.h"
@@ -372,6 +373,102 @@ qemuMirrorReconnect(virDomainObj *vm)
 
 
 /**
+ * qemuMirrorCheckPin:
+ * @def: the definition to change (live or persistent)
+ * @vcpu: index of a mirror vCPU
+ * @cpumask: the host CPUs asked for
+ *
+ * virDomainPinMirrorVcpu's checks, made before anything changes: the
+ * domain has that mirror vCPU, and @cpumask names host CPUs, at least one.
+ */
+int
+qemuMirrorCheckPin(const virDomainDef *def,
+                   unsigned int vcpu,
+                   virBitmap *cpumask)
+{
+    int hostcpus;
+    ssize_t last;
+
+    if (!def->mirror) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("domain '%1$s' has no mirror vCPUs (element 'mirror')"),
+                       def->name);
+        return -1;
+    }
+
+    if (vcpu >= def->mirror->vcpus) {
+        virReportError(VIR_ERR_INVALID_ARG,
+                       _("mirror vCPU %1$u does not exist: domain '%2$s' has %3$u mirror vCPUs"),
+                       vcpu, def->name, def->mirror->vcpus);
+        return -1;
+    }
+
+    if (virBitmapIsAllClear(cpumask)) {
+        virReportError(VIR_ERR_INVALID_ARG, "%s",
+                       _("Empty mirror vCPU cpumap list for pinning"));
+        return -1;
+    }
+
+    if ((hostcpus = virHostCPUGetCount()) < 0)
+        return -1;
+
+    if ((last = virBitmapLastSetBit(cpumask)) >= hostcpus) {
+        virReportError(VIR_ERR_INVALID_ARG,
+                       _("CPU %1$zd is not a host CPU: the host has %2$d CPUs"),
+                       last, hostcpus);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/**
+ * qemuMirrorPinVcpuLive:
+ * @vm: a running domain (locked, in a job) that passed qemuMirrorCheckPin
+ * @vcpu: index of a mirror vCPU
+ * @cpumask: host CPUs for its thread
+ *
+ * Pins the thread of a running mirror vCPU (its cgroup and affinity, as at
+ * start) and records the pin in the live definition and the status XML.
+ * On failure the live definition keeps its previous pin.
+ */
+int
+qemuMirrorPinVcpuLive(virDomainObj *vm,
+                      unsigned int vcpu,
+                      virBitmap *cpumask)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    virDomainMirrorDef *mirror = vm->def->mirror;
+    g_autoptr(virBitmap) previous = NULL;
+    virBitmap *current;
+
+    if (vcpu >= priv->nmirrorVcpuPids) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the thread of mirror vCPU %1$u of domain '%2$s' is not known"),
+                       vcpu, vm->def->name);
+        return -1;
+    }
+
+    /* the previous pin, if this vCPU had one of its own */
+    current = virDomainMirrorDefGetCpumask(mirror, vcpu);
+    if (current && current != mirror->cpuset)
+        previous = virBitmapNewCopy(current);
+
+    if (virDomainMirrorDefSetPin(mirror, vcpu, cpumask) < 0)
+        return -1;
+
+    if (qemuProcessSetupMirrorVcpu(vm, vcpu, priv->mirrorVcpuPids[vcpu]) < 0) {
+        ignore_value(virDomainMirrorDefSetPin(mirror, vcpu, previous));
+        return -1;
+    }
+
+    qemuDomainSaveStatus(vm);
+    return 0;
+}
+
+
+/**
  * qemuMirrorSetupVcpus:
  *
  * Right after QEMU starts, before the guest runs: QEMU must report exactly
@@ -484,6 +581,104 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
         virObjectEventStateQueue(priv->driver->domainEventState, event);
     else
         virObjectUnref(event);
+}
+
+
+/**
+ * qemuMirrorGetHelperParams:
+ * @vm: a running domain (locked, in a job)
+ * @asyncJob: the job
+ * @list: where to add the parameters
+ *
+ * The migration helper's state as typed parameters
+ * (VIR_DOMAIN_MIGRATION_HELPER_*), for a domain with mirror vCPUs; nothing
+ * for one without.
+ */
+int
+qemuMirrorGetHelperParams(virDomainObj *vm,
+                          virDomainAsyncJob asyncJob,
+                          virTypedParamList *list)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    qemuMonitorMigrationHelperStatus status;
+    g_autofree char *error = NULL;
+    bool transportKey = false;
+    int rc;
+
+    if (!vm->def->mirror)
+        return 0;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorGetMigrationHelper(priv->mon, &status, &transportKey, &error);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        return -1;
+
+    virTypedParamListAddString(list, qemuMonitorMigrationHelperStatusTypeToString(status),
+                               VIR_DOMAIN_MIGRATION_HELPER_STATUS);
+    virTypedParamListAddBoolean(list, transportKey,
+                                VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY);
+    if (error)
+        virTypedParamListAddString(list, error, VIR_DOMAIN_MIGRATION_HELPER_ERROR);
+    return 0;
+}
+
+
+/**
+ * qemuMirrorGetStats:
+ * @vm: a running domain
+ * @params: where to add the statistics
+ * @haveJob: whether the caller holds a job, so that QEMU can be asked for
+ *           the migration helper's state
+ *
+ * The VIR_DOMAIN_STATS_MIRROR group: each mirror vCPU's thread, the host
+ * CPUs the kernel lets it run on and the CPU time it used, and the
+ * migration helper's state. What cannot be read is left out.
+ */
+void
+qemuMirrorGetStats(virDomainObj *vm,
+                   virTypedParamList *params,
+                   bool haveJob)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    size_t i;
+
+    if (!vm->def->mirror)
+        return;
+
+    virTypedParamListAddUInt(params, priv->nmirrorVcpuPids,
+                             VIR_DOMAIN_STATS_MIRROR_COUNT);
+
+    for (i = 0; i < priv->nmirrorVcpuPids; i++) {
+        pid_t tid = priv->mirrorVcpuPids[i];
+        g_autoptr(virBitmap) affinity = NULL;
+        unsigned long long cpuTime;
+
+        virTypedParamListAddULLong(params, tid,
+                                   VIR_DOMAIN_STATS_MIRROR_PREFIX "%zu"
+                                   VIR_DOMAIN_STATS_MIRROR_SUFFIX_THREAD, i);
+
+        if ((affinity = virProcessGetAffinity(tid))) {
+            g_autofree char *str = virBitmapFormat(affinity);
+
+            virTypedParamListAddString(params, str,
+                                       VIR_DOMAIN_STATS_MIRROR_PREFIX "%zu"
+                                       VIR_DOMAIN_STATS_MIRROR_SUFFIX_AFFINITY, i);
+        }
+
+        if (virProcessGetStatInfo(&cpuTime, NULL, NULL, NULL, NULL,
+                                  vm->pid, tid) == 0)
+            virTypedParamListAddULLong(params, cpuTime,
+                                       VIR_DOMAIN_STATS_MIRROR_PREFIX "%zu"
+                                       VIR_DOMAIN_STATS_MIRROR_SUFFIX_TIME, i);
+    }
+
+    if (haveJob)
+        ignore_value(qemuMirrorGetHelperParams(vm, VIR_ASYNC_JOB_NONE, params));
+
+    /* statistics are best effort: what failed is left out, not reported */
+    virResetLastError();
 }
 
 

@@ -11,6 +11,7 @@
 #include "vircommand.h"
 #include "virdomainjob.h"
 #include "qemu_monitor.h"
+#include "virtypedparam.h"
 
 /* What the QEMU driver passes to the command-line builder as the incoming
  * migration URI (in place of "defer") for the target of a confidential
@@ -58,6 +59,16 @@ int
 qemuMirrorReconnect(virDomainObj *vm);
 
 int
+qemuMirrorCheckPin(const virDomainDef *def,
+                   unsigned int vcpu,
+                   virBitmap *cpumask);
+
+int
+qemuMirrorPinVcpuLive(virDomainObj *vm,
+                      unsigned int vcpu,
+                      virBitmap *cpumask);
+
+int
 qemuMirrorSetupVcpus(virDomainObj *vm,
                      virDomainAsyncJob asyncJob);
 
@@ -70,6 +81,16 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon,
 
 int
 qemuMirrorCheckShutdown(virDomainObj *vm);
+
+void
+qemuMirrorGetStats(virDomainObj *vm,
+                   virTypedParamList *params,
+                   bool haveJob);
+
+int
+qemuMirrorGetHelperParams(virDomainObj *vm,
+                          virDomainAsyncJob asyncJob,
+                          virTypedParamList *list);
 
 int
 qemuMirrorWaitForHelper(virDomainObj *vm,
