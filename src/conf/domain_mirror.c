@@ -321,14 +321,16 @@ virDomainMirrorDefSetPin(virDomainMirrorDef *def,
         return 0;
     }
 
-    if (!(pin = virDomainMirrorDefFindPin(def, vcpu))) {
-        pin = g_new0(virDomainMirrorPinDef, 1);
-        pin->vcpu = vcpu;
-        VIR_APPEND_ELEMENT(def->pins, def->npins, pin);
+    if ((pin = virDomainMirrorDefFindPin(def, vcpu))) {
+        virBitmapFree(pin->cpumask);
+        pin->cpumask = virBitmapNewCopy(cpumask);
+        return 0;
     }
 
-    virBitmapFree(pin->cpumask);
+    pin = g_new0(virDomainMirrorPinDef, 1);
+    pin->vcpu = vcpu;
     pin->cpumask = virBitmapNewCopy(cpumask);
+    VIR_APPEND_ELEMENT(def->pins, def->npins, pin);
     return 0;
 }
 
