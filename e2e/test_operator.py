@@ -105,7 +105,8 @@ class OperatorTest(unittest.TestCase):
         self.assertRegex(cputime, r"^\d+\.\d{3}s$")
         self.assertRegex(out, r"Migration helper:\s+ready")
         self.assertRegex(out, r"Transport key:\s+yes")
-        self.assertRegex(out, r"Confidential migration:\s+supported by this host and QEMU")
+        self.assertRegex(out, r"Confidential migration:\s+supported by this host and QEMU "
+                              r"\(contract 2, up to 16 mirror vCPUs\)")
 
     def test_domstats(self):
         tid = self.mirror_thread()

@@ -143,6 +143,8 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
     g_autofree char *virttype = NULL;
     g_autofree char *caps = NULL;
     g_autofree char *supported = NULL;
+    g_autofree char *contract = NULL;
+    g_autofree char *maxVcpus = NULL;
     const char *status = NULL;
     const char *error = NULL;
     int transportKey = 0;
@@ -225,10 +227,15 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
                                           &capsCtxt)))
         goto cleanup;
     supported = virXPathString("string(./features/mirror/@supported)", capsCtxt);
-    vshPrint(ctl, "%-22s %s\n", _("Confidential migration:"),
-             STREQ_NULLABLE(supported, "yes") ?
-             _("supported by this host and QEMU") :
-             _("not supported by this host and QEMU"));
+    contract = virXPathString("string(./features/mirror/@contract)", capsCtxt);
+    maxVcpus = virXPathString("string(./features/mirror/@maxVcpus)", capsCtxt);
+    if (STREQ_NULLABLE(supported, "yes"))
+        vshPrint(ctl, _("%1$-22s supported by this host and QEMU (contract %2$s, up to %3$s mirror vCPUs)\n"),
+                 _("Confidential migration:"), NULLSTR_MINUS(contract),
+                 NULLSTR_MINUS(maxVcpus));
+    else
+        vshPrint(ctl, "%-22s %s\n", _("Confidential migration:"),
+                 _("not supported by this host and QEMU"));
 
     ret = true;
 

@@ -71,6 +71,8 @@ qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
 
     domCaps->features[VIR_DOMAIN_CAPS_FEATURE_MIRROR] =
         qemuMirrorSupported(qemuCaps) ? VIR_TRISTATE_BOOL_YES : VIR_TRISTATE_BOOL_NO;
+    domCaps->mirrorMaxVcpus = VIR_DOMAIN_MIRROR_VCPUS_MAX;
+    domCaps->mirrorContract = QEMU_MIRROR_CONTRACT;
 }
 
 

@@ -19,6 +19,10 @@
  * OVMF runs only the migration helper. Never a URI QEMU sees. */
 #define QEMU_MIRROR_INCOMING_TARGET "mirror-target"
 
+/* The version of the QEMU interface in docs/kbase/confidential-migration.rst
+ * that libvirt relies on; domain capabilities report it */
+#define QEMU_MIRROR_CONTRACT 2
+
 bool
 qemuMirrorSupported(virQEMUCaps *qemuCaps);
 
