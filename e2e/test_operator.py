@@ -20,6 +20,7 @@
 
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
@@ -173,6 +174,34 @@ class OperatorTest(unittest.TestCase):
         self.assertEqual(kernel_affinity(tid), affinity)
         self.assertEqual(self.remote("dumpxml", DOMAIN).stdout, live)
         self.assertEqual(self.remote("dumpxml", "--inactive", DOMAIN).stdout, config)
+
+    def test_zz_confidential_job_phases(self):
+        """domjobinfo on both hosts says the migration is confidential; on
+        the target, during Prepare, it gives the step and its time. Last:
+        the guest ends up on host b."""
+        self.b.standin_config(boot_ms=4000)
+        self.addCleanup(self.b.standin_config)
+        proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--tls", "--confidential",
+                                      DOMAIN, "qemu+tls://%s/system" % self.b.addr)
+        seen = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            info = sevguest.job_info(self.b, DOMAIN, completed=False)
+            if info.get("Confidential phase", "").startswith("waiting-for-helper"):
+                seen = info
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(seen, "no Prepare phase in host b's domjobinfo")
+        self.assertEqual(seen.get("Confidential"), "yes")
+        self.assertEqual(seen.get("Operation"), "Incoming migration")
+        self.assertRegex(seen["Confidential phase"], r"^waiting-for-helper \(\d+ ms\)$")
+        source = sevguest.job_info(self.a, DOMAIN, completed=False)
+        self.assertEqual(source.get("Confidential"), "yes")
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err)
+        done = sevguest.job_info(self.b, DOMAIN, completed=True)
+        self.assertEqual(done.get("Confidential"), "yes")
+        self.assertEqual(sevguest.state(self.b, DOMAIN), "running")
 
 
 def main():

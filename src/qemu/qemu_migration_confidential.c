@@ -18,10 +18,93 @@
 #include "qemu_mirror.h"
 #include "virerror.h"
 #include "virlog.h"
+#include "virtime.h"
 
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
 VIR_LOG_INIT("qemu.qemu_migration_confidential");
+
+VIR_ENUM_IMPL(qemuMigrationConfidentialPhase,
+              QEMU_MIGRATION_CONFIDENTIAL_PHASE_LAST,
+              "none",
+              "waiting-for-helper",
+              "transport-key",
+              "listening",
+);
+
+
+/**
+ * qemuMigrationConfidentialJobMark:
+ * @jobData: the statistics of a migration job (current, or completed)
+ * @flags: virDomainMigrateFlags
+ *
+ * The job statistics of a confidential migration say so, on both hosts.
+ */
+void
+qemuMigrationConfidentialJobMark(virDomainJobData *jobData,
+                                 unsigned int flags)
+{
+    qemuDomainJobDataPrivate *priv = jobData->privateData;
+
+    priv->confidential = !!(flags & VIR_MIGRATE_CONFIDENTIAL);
+}
+
+
+/* target, Prepare phase: the step it is in, for the job statistics */
+static void
+qemuMigrationConfidentialSetPhase(virDomainObj *vm,
+                                  qemuMigrationConfidentialPhase phase)
+{
+    qemuDomainJobDataPrivate *priv;
+
+    if (!vm->job->current)
+        return;
+
+    priv = vm->job->current->privateData;
+    priv->confidentialPhase = phase;
+    if (virTimeMillisNow(&priv->confidentialPhaseStart) < 0)
+        priv->confidentialPhaseStart = 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialJobParams:
+ *
+ * VIR_DOMAIN_JOB_CONFIDENTIAL and, on a target, the step of its Prepare
+ * phase with how long it has lasted.
+ */
+int
+qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
+                                   virTypedParameterPtr *par,
+                                   int *npar,
+                                   int *maxpar)
+{
+    unsigned long long now;
+
+    if (!priv->confidential)
+        return 0;
+
+    if (virTypedParamsAddBoolean(par, npar, maxpar,
+                                 VIR_DOMAIN_JOB_CONFIDENTIAL, true) < 0)
+        return -1;
+
+    if (priv->confidentialPhase == QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE)
+        return 0;
+
+    if (virTimeMillisNow(&now) < 0)
+        return -1;
+
+    if (virTypedParamsAddString(par, npar, maxpar,
+                                VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE,
+                                qemuMigrationConfidentialPhaseTypeToString(priv->confidentialPhase)) < 0 ||
+        virTypedParamsAddULLong(par, npar, maxpar,
+                                VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_ELAPSED,
+                                now > priv->confidentialPhaseStart ?
+                                now - priv->confidentialPhaseStart : 0) < 0)
+        return -1;
+
+    return 0;
+}
 
 /* What VIR_MIGRATE_CONFIDENTIAL cannot be combined with, and why. */
 static const struct {
@@ -631,6 +714,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
 
     /* step 4: QEMU's RESUME event for this 'cont' is not the guest resuming
      * (qemuMirrorIsHelperOnlyTarget) */
+    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER);
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
         return -1;
     rc = qemuMonitorStartCPUs(priv->mon);
@@ -645,6 +729,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
         return -1;
 
     /* step 6 */
+    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_TRANSPORT_KEY);
     if (qemuMigrationConfidentialDstProvisionKey(vm, transportKey) < 0)
         return -1;
 
@@ -661,6 +746,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
     if (rc < 0)
         return -1;
 
+    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_LISTENING);
     return 0;
 }
 

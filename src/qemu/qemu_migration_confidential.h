@@ -9,6 +9,8 @@
 #include "domain_conf.h"
 #include "qemu_capabilities.h"
 #include "qemu_conf.h"
+#include "qemu_domainjob.h"
+#include "virenum.h"
 #include "virbitmap.h"
 #include "virbuffer.h"
 #include "virdomainjob.h"
@@ -21,6 +23,18 @@ typedef struct _qemuMigrationCookieConfidential qemuMigrationCookieConfidential;
 struct _qemuMigrationCookieConfidential {
     unsigned int mirrorVcpus; /* mirror vCPUs of the migrating guest */
 };
+
+/* the steps of a confidential migration target's Prepare phase, as job
+ * statistics report them (VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE) */
+typedef enum {
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE = 0,
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER,
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_TRANSPORT_KEY,
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_LISTENING,
+
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_LAST
+} qemuMigrationConfidentialPhase;
+VIR_ENUM_DECL(qemuMigrationConfidentialPhase);
 
 /* operations that would make QEMU write a guest's memory out, other than
  * a migration to another host */
@@ -43,6 +57,16 @@ qemuMigrationCookieConfidentialFormat(virBuffer *buf,
 
 qemuMigrationCookieConfidential *
 qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt);
+
+void
+qemuMigrationConfidentialJobMark(virDomainJobData *jobData,
+                                 unsigned int flags);
+
+int
+qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
+                                   virTypedParameterPtr *par,
+                                   int *npar,
+                                   int *maxpar);
 
 int
 qemuMigrationConfidentialCheckFlags(virQEMUDriverConfig *cfg,
