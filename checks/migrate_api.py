@@ -1,9 +1,13 @@
 #!/usr/bin/python3
 #
-# VIR_MIGRATE_CONFIDENTIAL where its users meet it, in the build:
+# VIR_MIGRATE_CONFIDENTIAL and the API of mirror VMs where their users meet
+# them, in the build:
 #  - the generated API XML (libvirt-python generates its constants from it)
-#    lists the flag with the value of bit 21;
-#  - 'virsh migrate --help' offers --confidential.
+#    lists the flag with the value of bit 21, virDomainPinMirrorVcpu, the
+#    migration-helper event, the mirror statistics group and the typed
+#    parameter names, each with its "Since" version;
+#  - 'virsh migrate --help' offers --confidential, 'virsh help mirror' the
+#    mirror VM commands.
 #
 # Usage: migrate_api.py BUILD_DIR
 
@@ -33,6 +37,43 @@ class MigrateApiTest(unittest.TestCase):
                   int(e.get("value")) & (1 << 21)]
         self.assertEqual(others, [])
         self.assertIn("SEV", flag.get("info"))
+
+    def test_api_xml_mirror(self):
+        """The public API of mirror VMs, with its docs and "Since" tags, in
+        the API XML that language bindings are generated from."""
+        api = os.path.join(BUILD, "subprojects", "libvirt", "docs",
+                           "libvirt-api.xml")
+        root = ET.parse(api).getroot()
+        functions = {e.get("name"): e for e in root.iter("function")}
+        pin = functions.get("virDomainPinMirrorVcpu")
+        self.assertIsNotNone(pin)
+        self.assertEqual(pin.get("version"), "11.3.0")
+        self.assertEqual([a.get("name") for a in pin.iter("arg")],
+                         ["domain", "vcpu", "cpumap", "maplen", "flags"])
+        enums = {e.get("name"): e for e in root.iter("enum")}
+        self.assertEqual(enums["VIR_DOMAIN_EVENT_ID_MIGRATION_HELPER"].get("value"), "28")
+        self.assertEqual(enums["VIR_DOMAIN_STATS_MIRROR"].get("value"), str(1 << 11))
+        macros = {e.get("name"): e for e in root.iter("macro")}
+        for name in ("VIR_DOMAIN_MIGRATION_HELPER_STATUS",
+                     "VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY",
+                     "VIR_DOMAIN_MIGRATION_HELPER_ERROR",
+                     "VIR_DOMAIN_STATS_MIRROR_COUNT",
+                     "VIR_DOMAIN_JOB_CONFIDENTIAL",
+                     "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE"):
+            self.assertIn(name, macros)
+            self.assertEqual(macros[name].get("version"), "11.3.0", name)
+        callbacks = {e.get("name"): e for e in root.iter("functype")}
+        callback = callbacks.get("virConnectDomainEventMigrationHelperCallback")
+        self.assertIsNotNone(callback)
+        self.assertEqual(callback.get("version"), "11.3.0")
+
+    def test_virsh_mirror_commands(self):
+        virsh = os.path.join(BUILD, "subprojects", "libvirt", "tools", "virsh")
+        res = subprocess.run([virsh, "help", "mirror"], capture_output=True,
+                             text=True, env=dict(os.environ, LC_ALL="C"))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("mirror-info", res.stdout)
+        self.assertIn("mirror-pin", res.stdout)
 
     def test_virsh_help(self):
         virsh = os.path.join(BUILD, "subprojects", "libvirt", "tools", "virsh")
