@@ -136,6 +136,54 @@ testMirrorABI(const void *opaque)
 }
 
 
+/* virDomainMirrorDefSetPin, as virDomainPinMirrorVcpu uses it: add a pin,
+ * replace it, drop it; an index out of range changes nothing */
+static int
+testMirrorSetPin(const void *opaque G_GNUC_UNUSED)
+{
+    g_autofree char *infile = g_strdup_printf("%s/domainmirrorxml2xmlin/mirror-vcpus-2.xml",
+                                              abs_srcdir);
+    g_autoptr(virDomainDef) def = NULL;
+    g_autoptr(virBitmap) one = NULL;
+    g_autoptr(virBitmap) two = NULL;
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+
+    if (!(def = virDomainDefParseFile(infile, xmlopt, NULL,
+                                      VIR_DOMAIN_DEF_PARSE_INACTIVE)) ||
+        virBitmapParse("1", &one, 16) < 0 ||
+        virBitmapParse("2-3", &two, 16) < 0)
+        return -1;
+
+    if (virDomainMirrorDefSetPin(def->mirror, 1, one) < 0 ||
+        virDomainMirrorDefSetPin(def->mirror, 0, two) < 0 ||
+        virDomainMirrorDefSetPin(def->mirror, 1, two) < 0)
+        return -1;
+    virDomainMirrorDefFormatCputune(&buf, def->mirror);
+    if (STRNEQ(virBufferCurrentContent(&buf),
+               "<mirrorpin vcpu='1' cpuset='2-3'/>\n<mirrorpin vcpu='0' cpuset='2-3'/>\n")) {
+        VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
+        return -1;
+    }
+
+    if (virDomainMirrorDefSetPin(def->mirror, 1, NULL) < 0)
+        return -1;
+    virBufferFreeAndReset(&buf);
+    virDomainMirrorDefFormatCputune(&buf, def->mirror);
+    if (STRNEQ(virBufferCurrentContent(&buf), "<mirrorpin vcpu='0' cpuset='2-3'/>\n")) {
+        VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
+        return -1;
+    }
+
+    if (virDomainMirrorDefSetPin(def->mirror, 2, one) == 0 ||
+        def->mirror->npins != 1) {
+        VIR_TEST_VERBOSE("mirror vCPU 2 of 2 was pinned");
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
 static int
 mymain(void)
 {
@@ -200,6 +248,9 @@ mymain(void)
     DO_TEST_FAIL("mirror-s390-pv");
     DO_TEST_FAIL("mirror-vcpus-total-too-many");
     DO_TEST_MODE("mirror-driver-unsupported", TEST_FAIL_NODRIVER);
+
+    if (virTestRun("mirror vCPU pinning", testMirrorSetPin, NULL) < 0)
+        ret = -1;
 
 #define DO_TEST_ABI(src, dst, error) \
     do { \
