@@ -129,9 +129,10 @@ class OperatorTest(unittest.TestCase):
             self.skipTest("needs two host CPUs")
         tid = self.mirror_thread()
         before = kernel_affinity(tid)
-        self.addCleanup(self.remote, "mirror-pin", DOMAIN, "--vcpu", "0", before, "--live")
+        self.addCleanup(self.remote, "mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", before,
+                        "--live")
         for cpus in ("1", "0"):
-            self.remote("mirror-pin", DOMAIN, "--vcpu", "0", cpus, "--live")
+            self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", cpus, "--live")
             self.assertEqual(kernel_affinity(tid), cpus)
             shown = self.remote("mirror-pin", DOMAIN).stdout
             self.assertRegex(shown, r"(?m)^\s*0\s+%s\s*$" % cpus)
@@ -145,7 +146,7 @@ class OperatorTest(unittest.TestCase):
         with open(before, "w") as f:
             f.write(self.remote("dumpxml", "--inactive", DOMAIN).stdout)
         self.addCleanup(self.a.virsh, "define", before)
-        self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "0", "--config")
+        self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "0", "--config")
         self.assertIn("<mirrorpin vcpu='0' cpuset='0'/>",
                       self.remote("dumpxml", "--inactive", DOMAIN).stdout)
         shown = self.remote("mirror-pin", DOMAIN, "--config").stdout
@@ -157,19 +158,19 @@ class OperatorTest(unittest.TestCase):
         live = self.remote("dumpxml", DOMAIN).stdout
         config = self.remote("dumpxml", "--inactive", DOMAIN).stdout
         self.refused("failed to get domain 'no-such-domain'",
-                     "mirror-pin", "no-such-domain", "--vcpu", "0", "0")
+                     "mirror-pin", "no-such-domain", "--vcpu", "0", "--cpulist", "0")
         self.refused("failed to get domain 'no-such-domain'", "mirror-info", "no-such-domain")
         self.refused("mirror vCPU 3 does not exist: domain '%s' has 1 mirror vCPUs" % DOMAIN,
-                     "mirror-pin", DOMAIN, "--vcpu", "3", "0", "--live")
+                     "mirror-pin", DOMAIN, "--vcpu", "3", "--cpulist", "0", "--live")
         self.refused("mirror vCPU 3 does not exist", "mirror-pin", DOMAIN, "--vcpu", "3")
-        self.refused("Invalid cpulist", "mirror-pin", DOMAIN, "--vcpu", "0", "^0")
-        self.refused("exceed the maxcpu", "mirror-pin", DOMAIN, "--vcpu", "0", "64")
+        self.refused("Invalid cpulist", "mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "^0")
+        self.refused("exceed the maxcpu", "mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "64")
         self.refused("domain '%s' has no mirror vCPUs (element 'mirror')" % PLAIN,
-                     "mirror-pin", PLAIN, "--vcpu", "0", "0", "--config")
+                     "mirror-pin", PLAIN, "--vcpu", "0", "--cpulist", "0", "--config")
         self.refused("has no mirror vCPUs", "mirror-info", PLAIN)
-        self.refused("are mutually exclusive", "mirror-pin", DOMAIN, "--vcpu", "0", "0",
-                     "--live", "--current")
-        self.refused("Missing mirror vCPU number", "mirror-pin", DOMAIN, "0")
+        self.refused("are mutually exclusive", "mirror-pin", DOMAIN, "--vcpu", "0",
+                     "--cpulist", "0", "--live", "--current")
+        self.refused("Missing mirror vCPU number", "mirror-pin", DOMAIN, "--cpulist", "0")
         # nothing changed
         self.assertEqual(kernel_affinity(tid), affinity)
         self.assertEqual(self.remote("dumpxml", DOMAIN).stdout, live)

@@ -84,7 +84,7 @@ virshMirrorGetDefPinning(vshControl *ctl,
     g_autofree char *cpuset = NULL;
     g_auto(GStrv) list = NULL;
     unsigned int vcpus = 1;
-    unsigned int i;
+    size_t i;
 
     if (virshDomainGetXMLFromDom(ctl, dom, xmlflags, &xml, &ctxt) < 0)
         return -1;
@@ -100,7 +100,7 @@ virshMirrorGetDefPinning(vshControl *ctl,
 
     list = g_new0(char *, vcpus + 1);
     for (i = 0; i < vcpus; i++) {
-        g_autofree char *xpath = g_strdup_printf("string(./cputune/mirrorpin[@vcpu='%u']/@cpuset)", i);
+        g_autofree char *xpath = g_strdup_printf("string(./cputune/mirrorpin[@vcpu='%zu']/@cpuset)", i);
         char *pin = virXPathString(xpath, ctxt);
 
         list[i] = pin ? pin : g_strdup(cpuset ? cpuset : "");
@@ -149,7 +149,7 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
     const char *error = NULL;
     int transportKey = 0;
     unsigned int count = 0;
-    unsigned int i;
+    size_t i;
     bool ret = false;
 
     if (!(dom = virshCommandOptDomain(ctl, cmd, NULL)))
@@ -188,7 +188,7 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
         goto cleanup;
 
     for (i = 0; i < count; i++) {
-        g_autofree char *index = g_strdup_printf("%u", i);
+        g_autofree char *index = g_strdup_printf("%zu", i);
         g_autofree char *thread = NULL;
         g_autofree char *time = NULL;
         const char *affinity = virshMirrorStatString(records[0], i,
@@ -258,11 +258,12 @@ static const vshCmdOptDef opts_mirror_pin[] = {
     VIRSH_COMMON_OPT_DOMAIN_FULL(0),
     {.name = "vcpu",
      .type = VSH_OT_INT,
+     .unwanted_positional = true,
      .help = N_("mirror vCPU number, from 0")
     },
     {.name = "cpulist",
      .type = VSH_OT_STRING,
-     .positional = true,
+     .unwanted_positional = true,
      .completer = virshDomainCpulistCompleter,
      .help = N_("host cpu number(s) to set, or omit option to query")
     },
@@ -283,7 +284,7 @@ virshMirrorPinShow(vshControl *ctl,
     g_auto(GStrv) pins = NULL;
     virDomainStatsRecordPtr *records = NULL;
     int count;
-    int i;
+    size_t i;
     bool ret = false;
 
     if ((count = virshMirrorGetDefPinning(ctl, dom,
@@ -311,10 +312,10 @@ virshMirrorPinShow(vshControl *ctl,
         goto cleanup;
 
     for (i = 0; i < count; i++) {
-        g_autofree char *index = g_strdup_printf("%d", i);
+        g_autofree char *index = g_strdup_printf("%zu", i);
         const char *affinity = pins[i];
 
-        if (vcpu >= 0 && i != vcpu)
+        if (vcpu >= 0 && i != (size_t)vcpu)
             continue;
 
         if (records) {
