@@ -315,7 +315,7 @@ main(int argc, char *argv[])
 
     if (m.ret < 0) {
         fprintf(stderr, "error: migration of %s failed: %s\n",
-                dom_name, m.error);
+                dom_name, m.error ? m.error : "out of memory");
         goto cleanup;
     }
 
