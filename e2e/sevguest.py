@@ -16,6 +16,7 @@ import signal
 import struct
 import subprocess
 import time
+import unittest
 
 import guestcheck
 import hosts
@@ -219,3 +220,41 @@ def source_untouched(source, target, lab, name, settle=15):
                 target.name, " QEMU %s" % pids if pids else "",
                 " the domain" if kept else ""))
         time.sleep(0.2)
+
+
+# ---------------------------------------------- test cases on the hosts
+
+class SevGuestLabTest(unittest.TestCase):
+    """Test cases on the two test hosts, with an SEV guest (<mirror
+    vcpus='1'/>) named DOMAIN started on host a from the kernel GUEST and
+    its migration helper ready. Subclasses set DOMAIN, and GUEST before the
+    tests run; they may override guest_xml() and set_up_lab()."""
+
+    DOMAIN = None
+    GUEST = None
+
+    @classmethod
+    def guest_xml(cls):
+        return domain_xml(cls.lab, cls.DOMAIN, cls.GUEST, sev=True)
+
+    @classmethod
+    def set_up_lab(cls):
+        """More set-up once the guest runs; the lab is torn down if it fails."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = hosts.Lab()
+        cls.lab.__enter__()
+        try:
+            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
+            cls.target = "qemu+tls://%s/system" % cls.b.addr
+            define_and_start(cls.a, cls.lab, cls.DOMAIN, cls.guest_xml())
+            wait_helper_ready(cls.a, cls.DOMAIN)
+            cls.set_up_lab()
+        except BaseException:
+            cls.lab.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.__exit__(None, None, None)

@@ -22,7 +22,6 @@
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import guestcheck  # noqa: E402
@@ -33,26 +32,9 @@ GUEST = None
 DOMAIN = "e2e-sev"
 
 
-class ConfidentialMigrationTest(unittest.TestCase):
+class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
 
-    @classmethod
-    def setUpClass(cls):
-        cls.lab = hosts.Lab()
-        cls.lab.__enter__()
-        try:
-            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
-            cls.target = "qemu+tls://%s/system" % cls.b.addr
-            sevguest.define_and_start(cls.a, cls.lab, DOMAIN,
-                                      sevguest.domain_xml(cls.lab, DOMAIN, GUEST,
-                                                          sev=True))
-            sevguest.wait_helper_ready(cls.a, DOMAIN)
-        except BaseException:
-            cls.lab.__exit__(None, None, None)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.__exit__(None, None, None)
+    DOMAIN = DOMAIN
 
     def setUp(self):
         self.b.standin_config()
@@ -317,6 +299,7 @@ class ConfidentialMigrationTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
+    ConfidentialMigrationTest.GUEST = GUEST
     return hosts.run_tests(ConfidentialMigrationTest)
 
 

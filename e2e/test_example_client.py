@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import guestcheck  # noqa: E402
@@ -35,28 +34,15 @@ PROGRESS = re.compile(r"^progress: (\d+) ms elapsed, data processed (\d+) KiB, "
                       r"remaining (\d+) KiB, total (\d+) KiB", re.M)
 
 
-class ExampleClientTest(unittest.TestCase):
+class ExampleClientTest(sevguest.SevGuestLabTest):
+
+    DOMAIN = DOMAIN
 
     @classmethod
     def setUpClass(cls):
         if not os.access(EXAMPLE, os.X_OK):
             raise AssertionError("%s is not built (ninja -C build)" % EXAMPLE)
-        cls.lab = hosts.Lab()
-        cls.lab.__enter__()
-        try:
-            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
-            cls.target = "qemu+tls://%s/system" % cls.b.addr
-            sevguest.define_and_start(cls.a, cls.lab, DOMAIN,
-                                      sevguest.domain_xml(cls.lab, DOMAIN, GUEST,
-                                                          sev=True))
-            sevguest.wait_helper_ready(cls.a, DOMAIN)
-        except BaseException:
-            cls.lab.__exit__(None, None, None)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.__exit__(None, None, None)
+        super().setUpClass()
 
     def run_example(self, *args):
         """The example run on host a, connected to its libvirtd."""
@@ -123,6 +109,7 @@ class ExampleClientTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
+    ExampleClientTest.GUEST = GUEST
     return hosts.run_tests(ExampleClientTest)
 
 

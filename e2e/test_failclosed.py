@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import guestcheck  # noqa: E402
@@ -38,34 +37,24 @@ DOMAIN = "e2e-fc"
 TAIL = "its memory may leave it only in a confidential migration (virsh migrate --confidential)"
 
 
-class FailClosedTest(unittest.TestCase):
+class FailClosedTest(sevguest.SevGuestLabTest):
+
+    DOMAIN = DOMAIN
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = hosts.Lab()
-        cls.lab.__enter__()
-        try:
-            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
-            # a qcow2 disk, so that an internal snapshot gets as far as
-            # the memory; the guest never touches it
-            cls.disk = os.path.join(cls.lab.dir, "e2e-fc.qcow2")
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", cls.disk, "16M"],
-                           check=True)
-            xml = sevguest.domain_xml(cls.lab, DOMAIN, GUEST, sev=True)
-            xml = xml.replace("  <devices>\n", "  <devices>\n    <disk type='file' "
-                              "device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
-                              "      <source file='%s'/>\n      <target dev='vda' "
-                              "bus='virtio'/>\n    </disk>\n" % cls.disk, 1)
-            assert cls.disk in xml
-            sevguest.define_and_start(cls.a, cls.lab, DOMAIN, xml)
-            sevguest.wait_helper_ready(cls.a, DOMAIN)
-        except BaseException:
-            cls.lab.__exit__(None, None, None)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.__exit__(None, None, None)
+    def guest_xml(cls):
+        # a qcow2 disk, so that an internal snapshot gets as far as the
+        # memory; the guest never touches it
+        cls.disk = os.path.join(cls.lab.dir, "e2e-fc.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", cls.disk, "16M"],
+                       check=True)
+        xml = super().guest_xml()
+        xml = xml.replace("  <devices>\n", "  <devices>\n    <disk type='file' "
+                          "device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
+                          "      <source file='%s'/>\n      <target dev='vda' "
+                          "bus='virtio'/>\n    </disk>\n" % cls.disk, 1)
+        assert cls.disk in xml
+        return xml
 
     def path(self, name):
         return os.path.join(self.lab.dir, name)
@@ -191,6 +180,7 @@ class FailClosedTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
+    FailClosedTest.GUEST = GUEST
     return hosts.run_tests(FailClosedTest)
 
 

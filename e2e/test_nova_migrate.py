@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import guestcheck  # noqa: E402
@@ -52,29 +51,16 @@ def have_binding():
                           capture_output=True).returncode == 0
 
 
-class NovaMigrationTest(unittest.TestCase):
+class NovaMigrationTest(sevguest.SevGuestLabTest):
+
+    DOMAIN = DOMAIN
 
     @classmethod
     def setUpClass(cls):
         if not have_binding():
             raise AssertionError("Debian's python3-libvirt is not installed "
                                  "(tooling/install-deps)")
-        cls.lab = hosts.Lab()
-        cls.lab.__enter__()
-        try:
-            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
-            cls.target = "qemu+tls://%s/system" % cls.b.addr
-            sevguest.define_and_start(cls.a, cls.lab, DOMAIN,
-                                      sevguest.domain_xml(cls.lab, DOMAIN, GUEST,
-                                                          sev=True))
-            sevguest.wait_helper_ready(cls.a, DOMAIN)
-        except BaseException:
-            cls.lab.__exit__(None, None, None)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.__exit__(None, None, None)
+        super().setUpClass()
 
     def nova_migrate(self, *args):
         """e2e/nova_client.py on host a: its JSON result."""
@@ -143,6 +129,7 @@ class NovaMigrationTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
+    NovaMigrationTest.GUEST = GUEST
     return hosts.run_tests(NovaMigrationTest)
 
 

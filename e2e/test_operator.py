@@ -21,7 +21,6 @@
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import hosts  # noqa: E402
@@ -41,31 +40,18 @@ def kernel_affinity(tid):
     raise AssertionError("no Cpus_allowed_list for thread %d" % tid)
 
 
-class OperatorTest(unittest.TestCase):
+class OperatorTest(sevguest.SevGuestLabTest):
+
+    DOMAIN = DOMAIN
 
     @classmethod
-    def setUpClass(cls):
-        cls.lab = hosts.Lab()
-        cls.lab.__enter__()
-        try:
-            cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
-            cls.uri = "qemu+tls://%s/system" % cls.a.addr
-            sevguest.define_and_start(cls.a, cls.lab, DOMAIN,
-                                      sevguest.domain_xml(cls.lab, DOMAIN, GUEST,
-                                                          sev=True))
-            sevguest.wait_helper_ready(cls.a, DOMAIN)
-            # a plain guest, defined only: it has no <mirror/>
-            path = os.path.join(cls.lab.dir, "%s.xml" % PLAIN)
-            with open(path, "w") as f:
-                f.write(sevguest.domain_xml(cls.lab, PLAIN, GUEST))
-            cls.a.virsh("define", path)
-        except BaseException:
-            cls.lab.__exit__(None, None, None)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.__exit__(None, None, None)
+    def set_up_lab(cls):
+        cls.uri = "qemu+tls://%s/system" % cls.a.addr
+        # a plain guest, defined only: it has no <mirror/>
+        path = os.path.join(cls.lab.dir, "%s.xml" % PLAIN)
+        with open(path, "w") as f:
+            f.write(sevguest.domain_xml(cls.lab, PLAIN, GUEST))
+        cls.a.virsh("define", path)
 
     def remote(self, *args, check=True):
         """virsh on host b, connected to host a's libvirtd over TLS."""
@@ -208,6 +194,7 @@ class OperatorTest(unittest.TestCase):
 def main():
     global GUEST
     GUEST = os.path.realpath(sys.argv[1])
+    OperatorTest.GUEST = GUEST
     return hosts.run_tests(OperatorTest)
 
 
