@@ -23,6 +23,10 @@
 #   libvirtd   auth_tls none (the TLS client certificate is the credential),
 #              a host_uuid of its own (both run on one machine, and libvirt
 #              refuses to migrate to the same host).
+# A test may rewrite libvirtd.conf (libvirtd_conf: debug messages of some
+# modules) and qemu.conf (qemu_conf: the helper timeout) for the daemon's
+# next start, and stop, kill or restart libvirtd alone (kill_daemon,
+# restart; the domains' QEMU processes keep running).
 # Every wait is bounded; teardown kills what it started and removes the
 # namespaces and the state directory.
 # With E2E_LAB_TAG=x in the environment, the namespaces are lvm-e2e-xa and
