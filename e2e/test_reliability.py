@@ -52,6 +52,7 @@ DOMAIN = "e2e-rel"
 # only the signal ends the wait
 LONG_BOOT_MS = 30000
 LONG_HELPER_TIMEOUT = 60
+VIR_MIGRATE_CONFIDENTIAL = 0x200000
 
 
 def uri(host):
@@ -323,6 +324,7 @@ class RestartTest(Base):
         print("\n    host b's status XML before the kill: %s" % persisted, flush=True)
         self.assertEqual(persisted["job"]["async"], "migration in")
         self.assertEqual(persisted["job"]["phase"], "prepare")
+        self.assertTrue(int(persisted["job"]["flags"], 16) & VIR_MIGRATE_CONFIDENTIAL)
         b.kill_daemon(signal.SIGKILL)
         self.finish_failed(proc)
         # QEMU outlives a killed libvirtd; the restarted one recovers it
