@@ -126,7 +126,12 @@ class EventWatch:
 
 
 class Base(unittest.TestCase):
-    """One SEV guest, DOMAIN (on_reboot restart), started on host a."""
+    """One SEV guest, DOMAIN (on_reboot restart), started on host a; with
+    @transient, its definition is removed once it runs, so that neither
+    host keeps it when the guest runs on the other (migrations without
+    --persistent)."""
+
+    transient = False
 
     @classmethod
     def setUpClass(cls):
@@ -136,6 +141,8 @@ class Base(unittest.TestCase):
             cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
             cls.prepare_hosts()
             cls.start_guest(cls.a, DOMAIN)
+            if cls.transient:
+                cls.a.virsh("undefine", DOMAIN)
         except BaseException:
             cls.lab.__exit__(None, None, None)
             raise
@@ -286,26 +293,35 @@ class Base(unittest.TestCase):
 
 
 class RestartTest(Base):
+    """The first four cases alternate directions, so that each host is
+    source and target, and the migration that must succeed after a case
+    takes the guest to where the next case starts: a -> b (b's libvirtd
+    killed), b -> a (a's stopped), a -> b (a's killed), b -> a (b's
+    stopped). Host a keeps no definition of the guest (@transient), so
+    that either host can be the target that must keep nothing."""
+
+    transient = True
 
     @classmethod
     def prepare_hosts(cls):
-        # the target waits for its helper longer than any case here takes:
+        # a target waits for its helper longer than any case here takes:
         # only the signal may end that wait
-        cls.b.qemu_conf(helper_timeout=LONG_HELPER_TIMEOUT)
-        cls.b.restart()
+        for h in (cls.a, cls.b):
+            h.qemu_conf(helper_timeout=LONG_HELPER_TIMEOUT)
+            h.restart()
 
     def tearDown(self):
         for h in (self.a, self.b):
             h.libvirtd_conf()
 
-    def target_helper_booting(self):
-        """A confidential migration a -> b, until b's helper boots (for
-        LONG_BOOT_MS); returns virsh migrate's process and the offset of
-        b's domain log where the migration began."""
-        self.b.standin_config(boot_ms=LONG_BOOT_MS)
-        since = len(self.b.domain_log(DOMAIN))
-        proc = self.start_migration(self.a, self.b)
-        self.wait_log(self.b, "migration helper: booting", since)
+    def target_helper_booting(self, src, dst):
+        """A confidential migration @src -> @dst, until @dst's helper boots
+        (for LONG_BOOT_MS); returns virsh migrate's process and the offset
+        of @dst's domain log where the migration began."""
+        dst.standin_config(boot_ms=LONG_BOOT_MS)
+        since = len(dst.domain_log(DOMAIN))
+        proc = self.start_migration(src, dst)
+        self.wait_log(dst, "migration helper: booting", since)
         return proc, since
 
     def persisted_state(self, host, name=DOMAIN):
@@ -317,89 +333,96 @@ class RestartTest(Base):
                                                  ("type", "async", "phase", "flags")}}
 
     def test_01_target_sigkill_during_helper_boot(self):
-        a, b = self.a, self.b
-        proc, since = self.target_helper_booting()
-        pids = b.emulator_pids()
-        persisted = self.persisted_state(b)
-        print("\n    host b's status XML before the kill: %s" % persisted, flush=True)
+        src, dst = self.a, self.b
+        proc, since = self.target_helper_booting(src, dst)
+        pids = dst.emulator_pids()
+        persisted = self.persisted_state(dst)
+        print("\n    host %s's status XML before the kill: %s" % (dst.name, persisted),
+              flush=True)
         self.assertEqual(persisted["job"]["async"], "migration in")
         self.assertEqual(persisted["job"]["phase"], "prepare")
         self.assertTrue(int(persisted["job"]["flags"], 16) & VIR_MIGRATE_CONFIDENTIAL)
-        b.kill_daemon(signal.SIGKILL)
+        dst.kill_daemon(signal.SIGKILL)
         self.finish_failed(proc)
         # QEMU outlives a killed libvirtd; the restarted one recovers it
-        self.assertEqual(b.emulator_pids(), pids)
-        dead = self.describe(b)
-        b.libvirtd_conf(debug="qemu.qemu_process")
-        b.start()
-        self.source_untouched(a, b)
-        log = self.daemon_log(b)
+        self.assertEqual(dst.emulator_pids(), pids)
+        dead = self.describe(dst)
+        dst.libvirtd_conf(debug="qemu.qemu_process")
+        dst.start()
+        self.source_untouched(src, dst)
+        log = self.daemon_log(dst)
         self.assertIn("Killing unfinished incoming migration for domain %s" % DOMAIN, log)
-        self.assertNotIn("start-migrate-incoming", b.domain_log(DOMAIN)[since:])
+        self.assertNotIn("start-migrate-incoming", dst.domain_log(DOMAIN)[since:])
         self.outcome("target libvirtd SIGKILL during helper boot",
-                     "while down: " + dead, "after restart: " + self.describe(b),
-                     self.describe(a))
-        self.round_trip()
+                     "while down: " + dead, "after restart: " + self.describe(dst),
+                     self.describe(src))
+        self.migrate_ok(src, dst)
         # last, so that a failure here does not hide the rest: the
         # restarted libvirtd never took the helper-only target for a
         # running guest (reconnect: paused for migration, until recovery
         # kills it)
         self.assertIsNone(re.search(r"Domain %s .* changing state to running" % DOMAIN, log),
-                          "host b's restarted libvirtd reported the domain running:\n" +
+                          "host %s's restarted libvirtd reported the domain running:\n"
+                          % dst.name +
                           "\n".join(line for line in log.splitlines()
                                     if "changing state" in line or "Killing" in line or
                                     "migration in phase" in line))
 
     def test_02_target_sigterm_during_helper_boot(self):
-        a, b = self.a, self.b
-        proc, since = self.target_helper_booting()
-        took = b.kill_daemon(signal.SIGTERM)
-        print("\n    host b's libvirtd exited %.2f s after SIGTERM" % took, flush=True)
+        src, dst = self.b, self.a
+        proc, since = self.target_helper_booting(src, dst)
+        took = dst.kill_daemon(signal.SIGTERM)
+        print("\n    host %s's libvirtd exited %.2f s after SIGTERM" % (dst.name, took),
+              flush=True)
         self.assertLess(took, 10, "libvirtd held its shutdown for its helper wait")
         err = self.finish_failed(proc)
         self.assertTrue("the confidential migration of domain '%s' was aborted: libvirt is "
                         "shutting down" % DOMAIN in err or "End of file" in err or
                         "client socket is closed" in err, err)
         # the target gave up before it listened
-        self.assertNotIn("start-migrate-incoming", b.domain_log(DOMAIN)[since:])
-        dead = self.describe(b)
-        b.start()
-        self.source_untouched(a, b)
+        self.assertNotIn("start-migrate-incoming", dst.domain_log(DOMAIN)[since:])
+        dead = self.describe(dst)
+        dst.start()
+        self.source_untouched(src, dst)
         self.outcome("target libvirtd SIGTERM during helper boot",
                      "exited in %.2f s" % took, "while down: " + dead,
-                     "after restart: " + self.describe(b), self.describe(a))
-        self.round_trip()
+                     "after restart: " + self.describe(dst), self.describe(src))
+        self.migrate_ok(src, dst)
 
-    def source_signal_mid_transfer(self, sig, case):
-        a, b = self.a, self.b
-        qemu = a.emulator_pids()
-        proc = self.start_migration(a, b, "--bandwidth", "1")
-        sevguest.wait_transfer(a, DOMAIN, proc)
-        before = self.counter(a)
-        took = a.kill_daemon(sig)
-        print("\n    host a's libvirtd exited %.2f s after signal %d" % (took, sig), flush=True)
+    def source_signal_mid_transfer(self, src, dst, sig, case):
+        qemu = src.emulator_pids()
+        proc = self.start_migration(src, dst, "--bandwidth", "1")
+        sevguest.wait_transfer(src, DOMAIN, proc)
+        before = self.counter(src)
+        took = src.kill_daemon(sig)
+        print("\n    host %s's libvirtd exited %.2f s after signal %d" % (src.name, took, sig),
+              flush=True)
         self.finish_failed(proc)
-        dead = self.describe(a)
-        # b cleans up when its client (a's libvirtd) goes away
-        self.wait_for("host b to drop the incoming domain and its QEMU",
-                      lambda: not b.emulator_pids() and
-                      DOMAIN not in b.virsh("list", "--all", "--name").stdout.split(), 30)
-        a.start()
-        self.source_untouched(a, b)
-        self.assertEqual(a.emulator_pids(), qemu, "the source guest's QEMU was replaced")
-        self.assertGreater(self.counter(a), before)
-        self.outcome(case, "host a's libvirtd exited in %.2f s" % took,
-                     "while down: " + dead, "after restart: " + self.describe(a),
-                     self.describe(b))
-        return took
+        dead = self.describe(src)
+        # the target cleans up when its client (the source's libvirtd)
+        # goes away
+        self.wait_for("host %s to drop the incoming domain and its QEMU" % dst.name,
+                      lambda: not dst.emulator_pids() and
+                      DOMAIN not in dst.virsh("list", "--all", "--name").stdout.split(), 30)
+        src.start()
+        self.source_untouched(src, dst)
+        self.assertEqual(src.emulator_pids(), qemu, "the source guest's QEMU was replaced")
+        self.assertGreater(self.counter(src), before)
+        self.outcome(case, "host %s's libvirtd exited in %.2f s" % (src.name, took),
+                     "while down: " + dead, "after restart: " + self.describe(src),
+                     self.describe(dst))
+        self.migrate_ok(src, dst)
 
     def test_03_source_sigkill_mid_transfer(self):
-        self.source_signal_mid_transfer(signal.SIGKILL, "source libvirtd SIGKILL mid-transfer")
-        self.round_trip()
+        self.source_signal_mid_transfer(self.a, self.b, signal.SIGKILL,
+                                        "source libvirtd SIGKILL mid-transfer")
 
     def test_04_source_sigterm_mid_transfer(self):
-        self.source_signal_mid_transfer(signal.SIGTERM, "source libvirtd SIGTERM mid-transfer")
-        self.round_trip()
+        # libvirtd holds its shutdown for its forced-shutdown window (30 s)
+        # while a migration job runs: libvirt's own behaviour, the same for
+        # a plain migration
+        self.source_signal_mid_transfer(self.b, self.a, signal.SIGTERM,
+                                        "source libvirtd SIGTERM mid-transfer")
 
     def test_05_restart_after_migration(self):
         """After a completed migration, each host's libvirtd restarts: the
