@@ -23,6 +23,10 @@
 #   libvirtd   auth_tls none (the TLS client certificate is the credential),
 #              a host_uuid of its own (both run on one machine, and libvirt
 #              refuses to migrate to the same host).
+# A test may rewrite libvirtd.conf (libvirtd_conf: debug messages of some
+# modules) and qemu.conf (qemu_conf: the helper timeout) for the daemon's
+# next start, and stop, kill or restart libvirtd alone (kill_daemon,
+# restart; the domains' QEMU processes keep running).
 # Every wait is bounded; teardown kills what it started and removes the
 # namespaces and the state directory.
 # With E2E_LAB_TAG=x in the environment, the namespaces are lvm-e2e-xa and
@@ -116,6 +120,7 @@ class Host:
         self.netns = "lvm-e2e-%s%s" % (LAB_TAG, name)
         self.dir = os.path.join(lab.dir, name)
         self.daemon = None
+        self.host_uuid = str(uuid.uuid4())
 
     def bound(self, path):
         # a /usr/local build's libvirtd makes its sockets in /run/libvirt,
@@ -130,29 +135,40 @@ class Host:
             os.makedirs(d, exist_ok=True)          # mount points
             os.makedirs(self.bound(d), exist_ok=True)
         etc = self.bound("/usr/local/etc/libvirt")
-        with open(os.path.join(etc, "libvirtd.conf"), "w") as f:
+        self.libvirtd_conf()
+        # clients (virsh, and libvirtd's own peer-to-peer connections) talk
+        # to the monolithic libvirtd, not to modular daemons
+        with open(os.path.join(etc, "libvirt.conf"), "w") as f:
+            f.write('remote_mode = "legacy"\n')
+        self.qemu_conf()
+        self.standin_config()
+        self.lab.make_certs(self)
+
+    def libvirtd_conf(self, debug=None):
+        """libvirtd.conf, for the daemon's next start. @debug: log filters
+        whose debug messages the log gets too (e.g. "qemu.qemu_process");
+        E2E_DEBUG=1 in the environment: the QEMU driver's."""
+        if os.environ.get("E2E_DEBUG"):
+            debug = "qemu"
+        with open(os.path.join(self.bound("/usr/local/etc/libvirt"), "libvirtd.conf"),
+                  "w") as f:
             f.write('listen_tls = 1\nlisten_tcp = 0\nlisten_addr = "%s"\n'
                     'auth_tls = "none"\nauth_unix_rw = "none"\n'
                     'host_uuid = "%s"\n'
                     'log_outputs = "%d:file:/var/local/log/libvirt/libvirtd.log"\n'
                     'log_filters = "%s"\n'
-                    % (self.addr, uuid.uuid4(),
-                       # E2E_DEBUG=1: the QEMU driver's debug messages too
-                       1 if os.environ.get("E2E_DEBUG") else 3,
-                       "1:qemu 3:*" if os.environ.get("E2E_DEBUG") else ""))
-        # clients (virsh, and libvirtd's own peer-to-peer connections) talk
-        # to the monolithic libvirtd, not to modular daemons
-        with open(os.path.join(etc, "libvirt.conf"), "w") as f:
-            f.write('remote_mode = "legacy"\n')
-        with open(os.path.join(etc, "qemu.conf"), "w") as f:
+                    % (self.addr, self.host_uuid, 1 if debug else 3,
+                       "1:%s 3:*" % debug if debug else ""))
+
+    def qemu_conf(self, helper_timeout=HELPER_TIMEOUT):
+        """qemu.conf, for the daemon's next start."""
+        with open(os.path.join(self.bound("/usr/local/etc/libvirt"), "qemu.conf"), "w") as f:
             f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
                     'remember_owner = 0\nsecurity_driver = "none"\n'
                     'cgroup_controllers = [ ]\nnamespaces = [ ]\n'
                     'stdio_handler = "file"\nmigration_host = "%s"\n'
                     'mirror_helper_timeout = %d\n'
-                    % (self.addr, HELPER_TIMEOUT))
-        self.standin_config()
-        self.lab.make_certs(self)
+                    % (self.addr, helper_timeout))
 
     def standin_config(self, helper="ready", boot_ms=200, transport_key=True,
                        test_mode=True):
@@ -207,8 +223,9 @@ class Host:
     def emulator_pids(self):
         """PIDs of the QEMU processes (real or stand-in) of this host's
         domains: those in its network namespace, started with -name (which
-        leaves out libvirt's short-lived capability probes)."""
-        mine = os.stat("/proc/%d/ns/net" % self.daemon_pid()).st_ino
+        leaves out libvirt's short-lived capability probes). Also while
+        libvirtd is down."""
+        mine = os.stat("/run/netns/%s" % self.netns).st_ino
         pids = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -278,6 +295,32 @@ class Host:
             except OSError:
                 pass
         return "\n".join(out)
+
+    def kill_daemon(self, sig=signal.SIGTERM, timeout=60):
+        """Send @sig to libvirtd only (its domains' QEMU processes are not
+        in its process group: they daemonize); returns the seconds until
+        it exited."""
+        start = time.monotonic()
+        os.kill(self.daemon.pid, sig)
+        try:
+            self.daemon.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SetupError("libvirtd on host %s did not exit %d s after signal %d"
+                             % (self.name, timeout, sig))
+        return time.monotonic() - start
+
+    def restart(self):
+        """libvirtd stops (SIGTERM, its domains keep running) and starts
+        again; returns the seconds its shutdown took."""
+        took = self.kill_daemon(signal.SIGTERM)
+        self.start()
+        return took
+
+    def daemon_usage(self):
+        """(open file descriptors, threads) of libvirtd."""
+        pid = self.daemon_pid()
+        return (len(os.listdir("/proc/%d/fd" % pid)),
+                len(os.listdir("/proc/%d/task" % pid)))
 
     def stop(self):
         if self.daemon and self.daemon.poll() is None:

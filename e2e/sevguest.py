@@ -17,6 +17,7 @@ import struct
 import subprocess
 import time
 import unittest
+from xml.etree import ElementTree
 
 import guestcheck
 import hosts
@@ -30,13 +31,13 @@ DOMAIN_XML = """<domain type='qemu'>
 %(loader)s    <kernel>%(kernel)s</kernel>
   </os>
   <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
+  <on_reboot>%(on_reboot)s</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>%(emulator)s</emulator>
     <memballoon model='none'/>
   </devices>
-%(sev)s</domain>
+%(sev)s%(extra)s</domain>
 """
 
 SEV = """  <launchSecurity type='sev'>
@@ -48,13 +49,16 @@ SEV = """  <launchSecurity type='sev'>
 
 
 def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
-               slots=1):
+               slots=1, on_reboot="destroy", extra=""):
     """The test guest; with @sev, an SEV guest (with <mirror vcpus='1'/>
     unless not @mirror) under the QEMU stand-in. @slots: vCPU slots of a
     plain guest (1 vCPU runs); 2 gives QEMU the topology the stand-in gives
-    an SEV guest with one mirror vCPU."""
+    an SEV guest with one mirror vCPU. @on_reboot: the action after a
+    reset (with 'destroy', QEMU runs with -no-reboot and even virsh reset
+    ends it); @extra: more elements of <domain>, e.g. <cputune>."""
     values = {"name": name, "kernel": kernel, "slots": slots, "loader": "",
-              "sev": "", "emulator": emulator or "/usr/bin/qemu-system-x86_64"}
+              "sev": "", "emulator": emulator or "/usr/bin/qemu-system-x86_64",
+              "on_reboot": on_reboot, "extra": extra}
     if sev:
         loader = os.path.join(lab.dir, "OVMF-with-migration-helper.fd")
         if not os.path.exists(loader):
@@ -73,6 +77,11 @@ def define_and_start(host, lab, name, xml, timeout=60):
         f.write(xml)
     host.virsh("define", path)
     host.virsh("start", name)
+    wait_guest_ready(host, lab, name, timeout)
+
+
+def wait_guest_ready(host, lab, name, timeout=60):
+    """Until the guest has written its pattern (its ready marker)."""
     deadline = time.monotonic() + timeout
     while guest_word(host, lab, name, guestcheck.READY_ADDR) != guestcheck.READY_MAGIC:
         if time.monotonic() > deadline:
@@ -105,6 +114,27 @@ def guest_word(host, lab, name, addr):
 def pattern_errors(host, lab, name):
     return guestcheck.pattern_errors(guest_memory(
         host, lab, name, guestcheck.PATTERN_ADDR, guestcheck.PATTERN_WORDS * 4))
+
+
+def status_xml(host, name):
+    """The domain's status XML as libvirtd keeps it (its state directory,
+    /run/libvirt/qemu/NAME.xml in the host's mount namespace)."""
+    with open(os.path.join(host.bound("/run/libvirt"), "qemu", name + ".xml")) as f:
+        return f.read()
+
+
+def status_mirror_tids(host, name):
+    """The mirror vCPU thread IDs of the status XML
+    (<mirrorvcpus><vcpu id='N' pid='TID'/></mirrorvcpus>), in id order."""
+    root = ElementTree.fromstring(status_xml(host, name))
+    vcpus = root.findall("./mirrorvcpus/vcpu")
+    return [int(v.get("pid")) for v in sorted(vcpus, key=lambda v: int(v.get("id")))]
+
+
+def emulator_pid(host, name):
+    """The PID of the domain's QEMU (the stand-in), from libvirt's pid file."""
+    with open(os.path.join(host.bound("/run/libvirt"), "qemu", name + ".pid")) as f:
+        return int(f.read().strip())
 
 
 def state(host, name):

@@ -5,6 +5,8 @@
 # (0xC0FFEE01 at 0xFFF000), then loops for ever: each pass increments a
 # counter at 0xFFF004 and writes it into every 4 KiB page of the 8 MiB at
 # 20 MiB, so that the guest keeps dirtying memory during a migration.
+# It clears the marker and the counter first: RAM survives a reset, and
+# a guest that boots again must show it (its counter starts over).
 # e2e/guestcheck.py knows these addresses and checks them.
 
         .section .multiboot, "a"
@@ -18,6 +20,8 @@
 _start:
         cli
         movl $stack_top, %esp
+        movl $0, 0x00FFF000                     # not ready (yet, or again)
+        movl $0, 0x00FFF004                     # the counter starts over
 
         movl $0x01000000, %edi                  # pattern region
         xorl %ecx, %ecx

@@ -6,7 +6,8 @@
  *
  *   inactive -> booting       the VM's vCPUs run for the first time
  *   booting  -> ready|failed  the boot ends (helper-boot-ms, helper=)
- *   ready    -> failed        at run time (x-helper-fail)
+ *   ready    -> failed        at run time (x-helper-fail); an outgoing
+ *                             migration then fails (commands.c)
  *   booting, ready, failed -> booting
  *                             system_reset: the mirror vCPUs re-enter the
  *                             helper's entry point; the key is lost
@@ -138,6 +139,8 @@ helperFail(Standin *st, const char *reason)
     st->helperTimer = 0;
     st->helperKey = false;
     helperSet(st, HELPER_FAILED, reason);
+    /* an outgoing migration cannot go on without its helper */
+    commandsHelperFailed(st, reason);
     return true;
 }
 

@@ -57,7 +57,15 @@
  *    'system_reset' makes them re-enter the helper's entry point.
  *  - The migration helper (-fw_cfg opt/ovmf/PcdSevIsMigrationHelper, removed
  *    from the command line): query-migration-helper, the MIGRATION_HELPER
- *    event, the state machine of the contract page (helper.c).
+ *    event, the state machine of the contract page (helper.c). A helper
+ *    that fails while an outgoing migration runs fails that migration
+ *    (commands.c): the stand-in sends QEMU migrate_cancel (its reply goes
+ *    to no client), and shows the cancellation as a failure, as a QEMU
+ *    whose helper stops exporting pages would: the MIGRATION events
+ *    'cancelling' are dropped, 'cancelled' becomes 'failed', and
+ *    query-migrate says 'failed' with error-desc "migration helper
+ *    failed: REASON". QEMU resumes the source's vCPUs if they were
+ *    stopped.
  *  - The transport key: a helper that becomes ready at its first boot
  *    reports "transport-key": true unless configured not to. There is no
  *    key. A reset loses it.
@@ -272,6 +280,7 @@ typedef enum {
     ACT_CONT,           /* cont (the vCPUs may run for the first time) */
     ACT_RESET,          /* system_reset */
     ACT_INCOMING,       /* migrate-incoming sent for start-migrate-incoming */
+    ACT_MIGRATE,        /* migrate (outgoing): it runs once QEMU accepts it */
 } PendingAction;
 
 typedef struct {
@@ -355,6 +364,8 @@ struct _Standin {
 
     /* commands.c */
     bool guestAssisted;
+    bool outgoing;              /* an outgoing migration runs */
+    char *outgoingError;        /* the helper failed it: QEMU's error */
 
     /* faults.c: x-delay-reply */
     char *delayCommand;
@@ -392,6 +403,7 @@ const char *jsonGetString(json_object *obj, const char *key);
 
 /* ---- commands.c ---- */
 void clientLine(Standin *st, const char *line, gsize len);
+void commandsHelperFailed(Standin *st, const char *reason);
 bool commandsRun(Standin *st, const char *name, json_object *id,
                  json_object *cmd, const char *line, gsize len, bool control);
 
