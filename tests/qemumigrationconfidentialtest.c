@@ -578,7 +578,7 @@ testHelperOnly(const void *opaque)
     vm->job->phase = data->phase;
     vm->job->apiFlags = data->apiFlags;
 
-    if (qemuMirrorIsHelperOnlyTarget(vm) != data->helperOnly) {
+    if (qemuMirrorIsHelperOnlyTarget(vm, vm->job) != data->helperOnly) {
         VIR_TEST_VERBOSE("helper-only target: %d, expected %d",
                          !data->helperOnly, data->helperOnly);
         return -1;

@@ -711,6 +711,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
     VIR_DEBUG("confidential incoming migration of %s on %s", vm->def->name, uri);
 
     virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION);
+    qemuDomainSaveStatus(vm);
 
     /* step 4: QEMU's RESUME event for this 'cont' is not the guest resuming
      * (qemuMirrorIsHelperOnlyTarget) */

@@ -212,6 +212,9 @@ qemuMirrorValidateDef(const virDomainDef *def,
 /**
  * qemuMirrorIsHelperOnlyTarget:
  * @vm: a domain
+ * @job: its job: vm->job, or on reconnect the job the status XML kept
+ *       (qemuProcessReconnect takes it out of vm->job before it looks at
+ *       the domain's state)
  *
  * Whether @vm is the target of a confidential migration that is still in
  * its Prepare phase: QEMU runs, but its vCPUs run only the migration helper
@@ -220,12 +223,13 @@ qemuMirrorValidateDef(const virDomainDef *def,
  * status XML keeps, so that it holds across a libvirtd restart.
  */
 bool
-qemuMirrorIsHelperOnlyTarget(virDomainObj *vm)
+qemuMirrorIsHelperOnlyTarget(virDomainObj *vm,
+                             virDomainJobObj *job)
 {
     return vm->def->mirror &&
-        vm->job->asyncJob == VIR_ASYNC_JOB_MIGRATION_IN &&
-        vm->job->phase == QEMU_MIGRATION_PHASE_PREPARE &&
-        (vm->job->apiFlags & VIR_MIGRATE_CONFIDENTIAL);
+        job->asyncJob == VIR_ASYNC_JOB_MIGRATION_IN &&
+        job->phase == QEMU_MIGRATION_PHASE_PREPARE &&
+        (job->apiFlags & VIR_MIGRATE_CONFIDENTIAL);
 }
 
 

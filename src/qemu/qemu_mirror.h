@@ -41,7 +41,8 @@ unsigned int
 qemuMirrorSmpSlots(const virDomainDef *def);
 
 bool
-qemuMirrorIsHelperOnlyTarget(virDomainObj *vm);
+qemuMirrorIsHelperOnlyTarget(virDomainObj *vm,
+                             virDomainJobObj *job);
 
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
