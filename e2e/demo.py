@@ -363,7 +363,11 @@ def mib(text):
 
 
 def virsh_error(stderr):
-    return (stderr.strip().splitlines() or ["(no message)"])[-1]
+    """virsh's error: its last line that starts with 'error:' (QEMU's log
+    lines may follow it), else its last line."""
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["(no message)"])[-1]
 
 
 def play_failure(name, lab, target):
