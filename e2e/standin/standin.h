@@ -19,8 +19,9 @@
  *                  SCM_RIGHTS, the pending-reply queue (replies in command
  *                  order, delayed replies), replies, errors and events
  *   commands.c     the contract's commands: one dispatch table
- *                  {command, guard, handler}, and the replies of QEMU that
- *                  are amended
+ *                  {command, guard, handler}
+ *   replies.c      the replies and events of QEMU: amended as their pending
+ *                  entry says; an outgoing migration failed by its helper
  *   lifecycle.c    the VM's lifecycle (target mode and how it ends): one
  *                  enum, its allowed transitions in one table
  *   helper.c       the migration helper's state machine and the mirror vCPUs
@@ -403,15 +404,17 @@ const char *jsonGetString(json_object *obj, const char *key);
 
 /* ---- commands.c ---- */
 void clientLine(Standin *st, const char *line, gsize len);
-void commandsHelperFailed(Standin *st, const char *reason);
 bool commandsRun(Standin *st, const char *name, json_object *id,
                  json_object *cmd, const char *line, gsize len, bool control);
+
+/* ---- replies.c ---- */
+void commandsHelperFailed(Standin *st, const char *reason);
+void qemuLine(Standin *st, const char *line, gsize len);
 
 /* ---- control.c ---- */
 void controlLine(Standin *st, const char *line, gsize len);
 bool processControlListen(Standin *st, GError **err);
 void controlEnd(Standin *st);
-void qemuLine(Standin *st, const char *line, gsize len);
 
 /* ---- lifecycle.c ---- */
 const char *lifecycleName(Lifecycle lc);
