@@ -381,6 +381,13 @@ class Lab:
                 h.stop()
             except Exception:
                 pass
+        # QEMU processes a crashed or killed libvirtd left behind
+        for h in self.hosts.values():
+            try:
+                for pid in h.emulator_pids():
+                    os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         for h in self.hosts.values():
             run(["ip", "netns", "del", h.netns], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
