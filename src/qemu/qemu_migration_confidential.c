@@ -503,20 +503,14 @@ qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
                                         virDomainAsyncJob asyncJob,
                                         unsigned int flags)
 {
-    qemuDomainObjPrivate *priv = vm->privateData;
     qemuMonitorMigrationHelperStatus status;
     g_autofree char *error = NULL;
     bool transportKey = false;
-    int rc;
 
     if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
         return 0;
 
-    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
-        return -1;
-    rc = qemuMonitorGetMigrationHelper(priv->mon, &status, &transportKey, &error);
-    qemuDomainObjExitMonitor(vm);
-    if (rc < 0)
+    if (qemuMirrorQueryHelper(vm, asyncJob, &status, &transportKey, &error) < 0)
         return -1;
 
     return qemuMigrationConfidentialCheckHelper(vm, status, transportKey, error);

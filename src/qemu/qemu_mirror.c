@@ -591,6 +591,31 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
 
 
 /**
+ * qemuMirrorQueryHelper:
+ * @vm: a running domain (locked, in @asyncJob)
+ *
+ * query-migration-helper: the helper's status, whether it holds a
+ * transport key, and why it failed (if it did).
+ */
+int
+qemuMirrorQueryHelper(virDomainObj *vm,
+                      virDomainAsyncJob asyncJob,
+                      qemuMonitorMigrationHelperStatus *status,
+                      bool *transportKey,
+                      char **error)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    int rc;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorGetMigrationHelper(priv->mon, status, transportKey, error);
+    qemuDomainObjExitMonitor(vm);
+    return rc;
+}
+
+
+/**
  * qemuMirrorGetHelperParams:
  * @vm: a running domain (locked, in a job)
  * @asyncJob: the job
@@ -605,20 +630,14 @@ qemuMirrorGetHelperParams(virDomainObj *vm,
                           virDomainAsyncJob asyncJob,
                           virTypedParamList *list)
 {
-    qemuDomainObjPrivate *priv = vm->privateData;
     qemuMonitorMigrationHelperStatus status;
     g_autofree char *error = NULL;
     bool transportKey = false;
-    int rc;
 
     if (!vm->def->mirror)
         return 0;
 
-    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
-        return -1;
-    rc = qemuMonitorGetMigrationHelper(priv->mon, &status, &transportKey, &error);
-    qemuDomainObjExitMonitor(vm);
-    if (rc < 0)
+    if (qemuMirrorQueryHelper(vm, asyncJob, &status, &transportKey, &error) < 0)
         return -1;
 
     virTypedParamListAddString(list, qemuMonitorMigrationHelperStatusTypeToString(status),

@@ -93,6 +93,13 @@ qemuMirrorGetStats(virDomainObj *vm,
                    bool haveJob);
 
 int
+qemuMirrorQueryHelper(virDomainObj *vm,
+                      virDomainAsyncJob asyncJob,
+                      qemuMonitorMigrationHelperStatus *status,
+                      bool *transportKey,
+                      char **error);
+
+int
 qemuMirrorGetHelperParams(virDomainObj *vm,
                           virDomainAsyncJob asyncJob,
                           virTypedParamList *list);
