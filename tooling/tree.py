@@ -371,6 +371,8 @@ def tree_edits(tree):
                          % tree)
         return edits
     gd = os.path.join(tree, ".git")
+    # a tree assembled before the exclude file named build artifacts
+    write_exclude(tree)
     for state in ("rebase-merge", "rebase-apply", "MERGE_HEAD"):
         if os.path.exists(os.path.join(gd, state)):
             edits.append("a git %s is in progress" % state)
@@ -552,7 +554,11 @@ def write_exclude(tree):
     os.makedirs(os.path.join(tree, ".git", "info"), exist_ok=True)
     with open(os.path.join(tree, ".git", "info", "exclude"), "w") as f:
         f.write("# bundled in the tarball; a git submodule upstream\n"
-                "/subprojects/keycodemapdb/\n")
+                "/subprojects/keycodemapdb/\n"
+                "# written by Python when libvirt's tests run its scripts\n"
+                "# (upstream's .gitignore, not in the tarball, ignores them)\n"
+                "__pycache__/\n"
+                "*.pyc\n")
 
 
 def assemble(force=False):

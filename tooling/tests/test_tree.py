@@ -245,6 +245,23 @@ class TreeTest(unittest.TestCase):
         self.assertIn("up to date", res.stdout)
         self.assertEqual(os.stat(virfile).st_mtime_ns, before)
 
+    def test_python_caches_are_not_edits(self):
+        """libvirt's tests leave __pycache__ in the tree: not an edit that
+        assemble must refuse to destroy, even in a tree assembled before the
+        exclude file named them."""
+        r = self.r
+        exclude = os.path.join(r.tree, ".git", "info", "exclude")
+        with open(exclude, "w") as f:
+            f.write("/subprojects/keycodemapdb/\n")
+        cache = r.tpath("scripts", "__pycache__")
+        os.makedirs(cache, exist_ok=True)
+        with open(os.path.join(cache, "x.cpython-311.pyc"), "wb") as f:
+            f.write(b"\0")
+        res = r.tool("status")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        res = r.tool("assemble", "--force")
+        self.assertEqual(res.returncode, 0, res.stderr)
+
     def test_broken_patch_reported(self):
         r = self.r
         os.makedirs(r.path("patches"))
