@@ -16,9 +16,25 @@
 #              migration_host: the host's own address on the veth link;
 #              mirror_helper_timeout 5 (default 60): the "helper never
 #              ready" test waits this long.
+#              mirror_attestation_agent: the host's attestation agent
+#              (attestation-agent in the host's directory: a wrapper that
+#              runs the reference agent, virt-qemu-sev-owner agent, with the
+#              guest owner's directory), mirror_attestation_timeout 30;
 #   qemu-mirror-standin.conf  the QEMU stand-in's settings on this host
 #              (e2e/standin): how long the simulated migration helper
-#              boots and how it ends; rewritten by tests between runs.
+#              boots and how it ends, and the host's SEV platform key
+#              (sev-pdh-key: the PDH, a P-384 key made by certtool at
+#              setup, in the host's configuration directory); rewritten by
+#              tests between runs.
+# The guest owner (GuestOwner) is not a host: its directory (owner.conf,
+# its P-384 key, the transport key and its identifier) stands for the guest
+# owner's own machine and lies outside both hosts' directories. The owner
+# launches the SEV guest on host a (a launch session for host a's PDH, the
+# measurement checked, the launch secret with the transport key injected
+# before the first cont: sevguest.start_sev_guest); on a migration target,
+# libvirtd asks the owner through the agent. A real agent would ask the
+# owner's service over the network; the reference agent reads the owner's
+# directory directly, which here stands for that.
 #   libvirt.conf remote_mode legacy: clients use the monolithic libvirtd;
 #   libvirtd   auth_tls none (the TLS client certificate is the credential),
 #              a host_uuid of its own (both run on one machine, and libvirt
@@ -53,7 +69,14 @@ LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
 HOSTS = {"a": "10.250.0.1", "b": "10.250.0.2"}
 LAB_TAG = os.environ.get("E2E_LAB_TAG", "")
 HELPER_TIMEOUT = 5
+ATTESTATION_TIMEOUT = 30
 STANDIN = os.path.join(BUILD, "qemu-mirror-standin")
+# the guest owner's reference tool (tools/virt-qemu-sev-owner.c)
+SEV_OWNER = os.path.join(LIBVIRT_BUILD, "tools", "virt-qemu-sev-owner")
+# the identifier of the guest owner's transport key
+OWNER_KEY_ID = "e2e-owner-transport-key-1"
+# <launchSecurity><policy> of the test guest (sevguest.SEV)
+SEV_POLICY = 0x1
 PREFIX_LEN = 24
 
 # paths of the built libvirtd (configmake.h of the build), bound per host
@@ -121,6 +144,14 @@ class Host:
         self.dir = os.path.join(lab.dir, name)
         self.daemon = None
         self.host_uuid = str(uuid.uuid4())
+        # the platform's PDH private key (the stand-in's sev-pdh-key)
+        self.pdh_key = os.path.join(self.bound("/usr/local/etc/libvirt"), "sev-pdh-key.pem")
+        # qemu.conf's mirror_attestation_agent (write_agent)
+        self.agent = os.path.join(self.dir, "attestation-agent")
+        # what the agent wrote on its standard error (the wrapper's copy;
+        # libvirtd logs it at debug level too)
+        self.agent_log = os.path.join(self.bound("/var/local/log/libvirt"),
+                                      "attestation-agent.log")
 
     def bound(self, path):
         # a /usr/local build's libvirtd makes its sockets in /run/libvirt,
@@ -140,14 +171,20 @@ class Host:
         # to the monolithic libvirtd, not to modular daemons
         with open(os.path.join(etc, "libvirt.conf"), "w") as f:
             f.write('remote_mode = "legacy"\n')
+        # the platform's key: a real SEV platform makes its PDH itself
+        run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--curve=secp384r1",
+             "--no-text", "--outfile", self.pdh_key])
+        os.chmod(self.pdh_key, 0o600)
+        self.write_agent()
         self.qemu_conf()
         self.standin_config()
         self.lab.make_certs(self)
 
-    def libvirtd_conf(self, debug=None):
+    def libvirtd_conf(self, debug=None, debug_all=False):
         """libvirtd.conf, for the daemon's next start. @debug: log filters
         whose debug messages the log gets too (e.g. "qemu.qemu_process");
-        E2E_DEBUG=1 in the environment: the QEMU driver's."""
+        E2E_DEBUG=1 in the environment: the QEMU driver's. @debug_all:
+        log_level 1, every module's debug messages."""
         if os.environ.get("E2E_DEBUG"):
             debug = "qemu"
         with open(os.path.join(self.bound("/usr/local/etc/libvirt"), "libvirtd.conf"),
@@ -157,35 +194,81 @@ class Host:
                     'host_uuid = "%s"\n'
                     'log_outputs = "%d:file:/var/local/log/libvirt/libvirtd.log"\n'
                     'log_filters = "%s"\n'
-                    % (self.addr, self.host_uuid, 1 if debug else 3,
-                       "1:%s 3:*" % debug if debug else ""))
+                    % (self.addr, self.host_uuid, 1 if debug or debug_all else 3,
+                       "1:%s 3:*" % debug if debug and not debug_all else ""))
+            if debug_all:
+                f.write("log_level = 1\n")
 
-    def qemu_conf(self, helper_timeout=HELPER_TIMEOUT):
-        """qemu.conf, for the daemon's next start."""
+    def qemu_conf(self, helper_timeout=HELPER_TIMEOUT, agent=True,
+                  attestation_timeout=ATTESTATION_TIMEOUT):
+        """qemu.conf, for the daemon's next start. @agent: True for the
+        host's attestation agent (write_agent), a path, or None for none."""
+        if agent is True:
+            agent = self.agent
         with open(os.path.join(self.bound("/usr/local/etc/libvirt"), "qemu.conf"), "w") as f:
             f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
                     'remember_owner = 0\nsecurity_driver = "none"\n'
                     'cgroup_controllers = [ ]\nnamespaces = [ ]\n'
                     'stdio_handler = "file"\nmigration_host = "%s"\n'
                     'mirror_helper_timeout = %d\n'
-                    % (self.addr, helper_timeout))
+                    'mirror_attestation_timeout = %d\n'
+                    % (self.addr, helper_timeout, attestation_timeout))
+            if agent:
+                f.write('mirror_attestation_agent = "%s"\n' % agent)
 
-    def standin_config(self, helper="ready", boot_ms=200, transport_key=True,
-                       test_mode=True):
+    def write_agent(self, program=None, owner=None):
+        """The program at this host's agent path (qemu.conf's
+        mirror_attestation_agent, read by libvirtd at each run): @program's
+        text, or the wrapper of the reference agent with @owner's
+        directory (default: the lab's guest owner). Its standard error
+        also goes to agent_log."""
+        if program is None:
+            owner = owner or self.lab.owner
+            program = ("#!/bin/bash\n"
+                       "# host %s's attestation agent: the guest owner's reference agent.\n"
+                       "# %s stands for the guest owner's machine, not this host's.\n"
+                       "exec 2> >(exec tee -a %s >&2)\n"
+                       "exec %s agent --owner-dir %s\n"
+                       % (self.name, owner.dir, self.agent_log, SEV_OWNER, owner.dir))
+        tmp = self.agent + ".new"
+        with open(tmp, "w") as f:
+            f.write(program)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, self.agent)
+
+    def write_test_agent(self, mode, owner=None, state=None, **conf):
+        """A misbehaving agent at this host's agent path: e2e/testagent.py
+        in @mode, with @owner's directory (default: the lab's guest owner)
+        and the owner's state directory @state (made if missing); @conf:
+        more of its configuration. Returns @state."""
+        owner = owner or self.lab.owner
+        state = state or os.path.join(owner.dir, "agent-state-%s" % self.name)
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        path = os.path.join(state, "agent.json")
+        with open(path, "w") as f:
+            json.dump(dict(conf, tool=SEV_OWNER, owner_dir=owner.dir, state=state,
+                           mode=mode), f)
+        self.write_agent("#!/bin/sh\nexec /usr/bin/python3 %s %s\n"
+                         % (os.path.join(TOP, "e2e", "testagent.py"), path))
+        return state
+
+    def standin_config(self, helper="ready", boot_ms=200, test_mode=True):
         """Settings of the QEMU stand-in for the QEMU processes this host
         starts from now on: what must hold from the process's start. With
         @test_mode, those processes take the stand-in's x- fault injection
         commands (e2e/standin/standin.h) at run time, on their monitor and
-        on their control socket (standin_control)."""
+        on their control socket (standin_control). The platform's PDH key
+        is the host's own (pdh_key). The helper holds a transport key only
+        when the guest owner injected one at launch."""
         path = os.path.join(self.bound("/usr/local/etc/libvirt"),
                             "qemu-mirror-standin.conf")
         os.makedirs(os.path.join(self.bound("/var/local/lib/libvirt"), "standin-control"),
                     exist_ok=True)
         with open(path, "w") as f:
             f.write("[standin]\nhelper=%s\nhelper-boot-ms=%d\n"
-                    "transport-key=%s\ntest-mode=%s\n"
+                    "sev-pdh-key=%s\ntest-mode=%s\n"
                     "control-dir=/var/local/lib/libvirt/standin-control\n"
-                    % (helper, boot_ms, "true" if transport_key else "false",
+                    % (helper, boot_ms, self.pdh_key,
                        "true" if test_mode else "false"))
 
     def standin_control(self, command, timeout=10, **arguments):
@@ -344,6 +427,11 @@ class Lab:
         # --teardown finds a kept lab's hosts again)
         self.dir = dir or tempfile.mkdtemp(prefix="lvm-e2e-")
         self.hosts = {n: Host(self, n, a) for n, a in HOSTS.items()}
+        # what the guest's <loader> names and its owner expects to be
+        # measured: a placeholder (the stand-in does not load firmware, it
+        # only measures the file)
+        self.firmware = os.path.join(self.dir, "OVMF-with-migration-helper.fd")
+        self.owner = GuestOwner(self, "owner")
 
     def __enter__(self):
         try:
@@ -370,6 +458,9 @@ class Lab:
                  "%s/%d" % (h.addr, PREFIX_LEN), "dev", dev])
             run(["ip", "-n", h.netns, "link", "set", dev, "up"])
         self.make_ca()
+        with open(self.firmware, "w") as f:
+            f.write("placeholder: the QEMU stand-in does not load firmware\n")
+        self.owner.setup()
         for h in self.hosts.values():
             h.prepare()
         for h in self.hosts.values():
@@ -442,3 +533,140 @@ class Lab:
             shutil.copy(key, os.path.join(pki, "qemu", "%s-key.pem" % kind))
             shutil.copy(os.path.join(pki, "libvirt", "%scert.pem" % kind),
                         os.path.join(pki, "qemu", "%s-cert.pem" % kind))
+
+
+# ------------------------------------------------------------ the guest owner
+
+class Launch:
+    """One launch of an SEV guest as its owner prepared it: the files of
+    the session made for one platform's PDH (base64 dhCert and session;
+    TEK and TIK, raw, the owner's secrets), in the owner's directory."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        for name in ("pdh", "dh_cert", "session", "tek", "tik", "header", "secret"):
+            setattr(self, name, os.path.join(dir, name.replace("_", "-")))
+
+    def read(self, name):
+        with open(getattr(self, name), "rb") as f:
+            return f.read()
+
+    def text(self, name):
+        return self.read(name).decode().strip()
+
+
+class GuestOwner:
+    """The guest owner of the test guest, with the reference tool
+    virt-qemu-sev-owner. Its directory stands for the guest owner's own
+    machine: it is outside both hosts' directories, and its secrets (the
+    transport key, the TEK and TIK of the launches it made) are expected
+    there and nowhere else. owner.conf is the reference agent's
+    configuration (virt-qemu-sev-owner(1))."""
+
+    def __init__(self, lab, name, key_id=OWNER_KEY_ID):
+        self.lab = lab
+        self.name = name
+        self.dir = os.path.join(lab.dir, name)
+        self.key_id = key_id
+        self.conf = os.path.join(self.dir, "owner.conf")
+        self.odh_key = os.path.join(self.dir, "odh-key.pem")
+        self.transport_key = os.path.join(self.dir, "transport-key")
+        self.firmware = lab.firmware
+        self.policy = SEV_POLICY
+        self.launches = 0
+
+    def tool(self, *args, check=True):
+        if not os.access(SEV_OWNER, os.X_OK):
+            raise SetupError("%s is not built (ninja -C build)" % SEV_OWNER)
+        return run([SEV_OWNER] + [str(a) for a in args], check=check, env=libvirt_env())
+
+    def setup(self, odh_key=None, transport_key=None):
+        """The owner's key (@odh_key's copy, or a new one) and transport
+        key (@transport_key's bytes, or 32 random ones)."""
+        os.makedirs(self.dir, mode=0o700)
+        if odh_key:
+            shutil.copyfile(odh_key, self.odh_key)
+            os.chmod(self.odh_key, 0o600)
+        else:
+            self.tool("keygen", "--out", self.odh_key)
+        fd = os.open(self.transport_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(transport_key if transport_key is not None else os.urandom(32))
+        self.write_conf()
+        return self
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            f.write("# the guest owner's requirements (virt-qemu-sev-owner agent)\n"
+                    "odh-key=%s\ntransport-key=%s\nkey-id=%s\nfirmware=%s\npolicy=0x%x\n"
+                    % (os.path.basename(self.odh_key), os.path.basename(self.transport_key),
+                       self.key_id, self.firmware, self.policy))
+
+    def variant(self, name, key_id=None, firmware=None, new_transport_key=False):
+        """Another directory of the same owner's key with some settings
+        changed: @key_id, @firmware (the one expected), a new transport key
+        (else the same one)."""
+        other = GuestOwner(self.lab, name, key_id or self.key_id)
+        if firmware:
+            other.firmware = firmware
+        other.setup(odh_key=self.odh_key,
+                    transport_key=None if new_transport_key else self.key())
+        return other
+
+    def key(self):
+        """The transport key's 32 bytes (for the tests' secret scans)."""
+        with open(self.transport_key, "rb") as f:
+            return f.read()
+
+    def session(self, pdh, tag):
+        """A launch session for the platform whose PDH (base64, as virsh
+        nodesevinfo prints it) is @pdh; a Launch."""
+        self.launches += 1
+        launch = Launch(os.path.join(self.dir, "launch-%d-%s" % (self.launches, tag)))
+        os.makedirs(launch.dir, mode=0o700)
+        with open(launch.pdh, "w") as f:
+            f.write(pdh)
+        self.tool("session", "--pdh", launch.pdh, "--policy", self.policy,
+                  "--odh-key", self.odh_key, "--dh-cert-out", launch.dh_cert,
+                  "--session-out", launch.session, "--tek-out", launch.tek,
+                  "--tik-out", launch.tik)
+        return launch
+
+    def secret(self, launch, info):
+        """Checks the launch measurement that the platform reported (@info:
+        virsh domlaunchsecinfo's sev-* values) against what the owner
+        expects, and builds the launch secret (launch.header, launch.secret)
+        with the transport key for that measurement. Raises SetupError when
+        the measurement does not match."""
+        measured = ["--firmware", self.firmware, "--api-major", info["sev-api-major"],
+                    "--api-minor", info["sev-api-minor"],
+                    "--build-id", info["sev-build-id"], "--policy", self.policy,
+                    "--tik", launch.tik]
+        res = self.tool("verify", *measured, "--measurement", info["sev-measurement"],
+                        check=False)
+        if res.returncode != 0:
+            raise SetupError("the guest owner refuses the launch: the measurement %s "
+                             "is not the expected one (%s)"
+                             % (info["sev-measurement"], (res.stderr + res.stdout).strip()))
+        self.tool("secret", "--measurement", info["sev-measurement"], "--tek", launch.tek,
+                  "--tik", launch.tik, "--transport-key", self.transport_key,
+                  "--key-id", self.key_id, "--header-out", launch.header,
+                  "--secret-out", launch.secret)
+
+
+def unwrap_session(pdh_key, dh_cert, session, policy=SEV_POLICY, into=None):
+    """The TEK and TIK (16 bytes each) of a launch session (base64 texts
+    @dh_cert, @session), recovered as the platform does with its private
+    key @pdh_key (virt-qemu-sev-owner unwrap): for the tests' secret
+    scans only. The files go to @into (a private directory)."""
+    files = {}
+    for name, text in (("dh-cert", dh_cert), ("session", session)):
+        files[name] = os.path.join(into, name)
+        with open(files[name], "w") as f:
+            f.write(text)
+    tek, tik = os.path.join(into, "tek"), os.path.join(into, "tik")
+    run([SEV_OWNER, "unwrap", "--pdh-key", pdh_key, "--dh-cert", files["dh-cert"],
+         "--session", files["session"], "--policy", str(policy), "--tek-out", tek,
+         "--tik-out", tik], env=libvirt_env())
+    with open(tek, "rb") as f1, open(tik, "rb") as f2:
+        return f1.read(), f2.read()

@@ -6,9 +6,18 @@
 #
 # The SEV guest runs under the QEMU stand-in (e2e/standin), which stands in
 # for what needs SEV hardware and QEMU's unmerged mirror VM patches. The
-# <loader> is a placeholder file: the stand-in drops -bios, because an OVMF
-# with a migration helper does not exist; QEMU's default firmware boots the
-# guest's multiboot kernel instead.
+# <loader> is a placeholder file: the stand-in measures it (the launch
+# measurement) and drops -bios, because an OVMF with a migration helper does
+# not exist; QEMU's default firmware boots the guest's multiboot kernel
+# instead.
+#
+# An SEV guest starts the way its owner launches it (start_sev_guest): a
+# launch session made by the guest owner (hosts.GuestOwner, the reference
+# tool virt-qemu-sev-owner) for the host's PDH (virsh nodesevinfo) goes into
+# <launchSecurity><dhCert>/<session>; virsh start --paused; the owner checks
+# the measurement (virsh domlaunchsecinfo) and builds the launch secret with
+# the transport key; virsh domsetlaunchsecstate injects it; virsh resume
+# (the first cont). Its migration helper then holds the owner's key.
 
 import json
 import os
@@ -60,7 +69,7 @@ def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
               "sev": "", "emulator": emulator or "/usr/bin/qemu-system-x86_64",
               "on_reboot": on_reboot, "extra": extra}
     if sev:
-        loader = os.path.join(lab.dir, "OVMF-with-migration-helper.fd")
+        loader = lab.firmware
         if not os.path.exists(loader):
             with open(loader, "w") as f:
                 f.write("placeholder: the QEMU stand-in does not load firmware\n")
@@ -71,13 +80,74 @@ def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
     return DOMAIN_XML % values
 
 
-def define_and_start(host, lab, name, xml, timeout=60):
+def define_and_start(host, lab, name, xml, timeout=60, owner=None):
+    """Defines the guest and starts it; an SEV guest (<launchSecurity
+    type='sev'>) as its owner launches it (start_sev_guest)."""
     path = os.path.join(lab.dir, "%s.xml" % name)
     with open(path, "w") as f:
         f.write(xml)
     host.virsh("define", path)
-    host.virsh("start", name)
+    if "<launchSecurity type='sev'>" in xml:
+        start_sev_guest(host, lab, name, owner=owner)
+    else:
+        host.virsh("start", name)
     wait_guest_ready(host, lab, name, timeout)
+
+
+def virsh_fields(text):
+    """'name : value' lines (virsh nodesevinfo, domlaunchsecinfo) as a dict."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def platform_pdh(host):
+    """The base64 PDH certificate of @host's SEV platform (virsh nodesevinfo)."""
+    return virsh_fields(host.virsh("nodesevinfo").stdout)["pdh"]
+
+
+def set_launch_session(host, lab, name, launch):
+    """<launchSecurity><dhCert>/<session> of @name's persistent definition
+    on @host: @launch's (a hosts.Launch)."""
+    xml = host.virsh("dumpxml", "--inactive", name).stdout
+    root = ElementTree.fromstring(xml)
+    sev = root.find("./launchSecurity")
+    for tag in ("dhCert", "session"):
+        for old in sev.findall(tag):
+            sev.remove(old)
+    for tag, what in (("dhCert", "dh_cert"), ("session", "session")):
+        ElementTree.SubElement(sev, tag).text = launch.text(what)
+    path = os.path.join(lab.dir, "%s-%s-launch.xml" % (name, host.name))
+    ElementTree.ElementTree(root).write(path)
+    host.virsh("define", path)
+    os.unlink(path)
+
+
+def start_sev_guest(host, lab, name, owner=None, wait_ready=False):
+    """Starts the defined SEV guest @name on @host as its owner (@owner,
+    default the lab's) launches it: a fresh launch session for @host's PDH,
+    start paused, the measurement checked, the launch secret with the
+    transport key injected before the first cont, resume. Returns the
+    hosts.Launch."""
+    owner = owner or lab.owner
+    launch = owner.session(platform_pdh(host), "%s-%s" % (host.name, name))
+    set_launch_session(host, lab, name, launch)
+    host.virsh("start", "--paused", name)
+    try:
+        info = virsh_fields(host.virsh("domlaunchsecinfo", name).stdout)
+        owner.secret(launch, info)
+        host.virsh("domsetlaunchsecstate", name, "--secrethdr", launch.header,
+                   "--secret", launch.secret)
+    except BaseException:
+        host.virsh("destroy", name, check=False)
+        raise
+    host.virsh("resume", name)
+    if wait_ready:
+        wait_guest_ready(host, lab, name)
+    return launch
 
 
 def wait_guest_ready(host, lab, name, timeout=60):

@@ -19,6 +19,7 @@
 #
 # Usage: test_confidential.py GUEST_ELF
 
+import json
 import os
 import sys
 import time
@@ -200,7 +201,8 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         self.assertEqual(self.b.emulator_pids(), [])
         self.assertEqual(sevguest.state(a, DOMAIN), "running")
         a.virsh("destroy", DOMAIN)
-        a.virsh("start", DOMAIN)
+        # the guest owner launches it again: a new session, a new secret
+        sevguest.start_sev_guest(a, lab, DOMAIN)
         self.wait_for("the guest on host a",
                       lambda: sevguest.guest_word(a, lab, DOMAIN, guestcheck.READY_ADDR)
                       == guestcheck.READY_MAGIC)
@@ -208,9 +210,17 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         self.assertSourceUntouched()
 
     def test_06_target_without_transport_key(self):
-        self.b.standin_config(transport_key=False)
+        """The launch secret host b's agent gives (e2e/testagent.py, its
+        own session, the secret built by e2e/sevsecret.py) is valid for the
+        launch, but its table has the key identifier and no transport key:
+        the platform accepts it, the helper becomes ready without a key."""
+        state = self.b.write_test_agent("owner-table")
+        self.addCleanup(self.b.write_agent)
+        with open(os.path.join(state, "table.json"), "w") as f:
+            json.dump({"transport-key": False, "key-id": hosts.OWNER_KEY_ID}, f)
         res = self.migrate()
-        self.assertIn("holds no transport key", res.stderr)
+        self.assertIn("the migration helper of domain '%s' holds no transport key"
+                      % DOMAIN, res.stderr)
         self.assertSourceUntouched()
 
     def test_06b_source_helper_loses_its_key(self):
@@ -268,8 +278,9 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         self.assertGreater(after, before, "guest restarted instead of moving")
         self.assertCounterGrows(b)
         # the target's helper is still there for the next migration
-        self.assertEqual(sevguest.qmp(b, DOMAIN, "query-migration-helper")["status"],
-                         "ready")
+        self.assertEqual(sevguest.qmp(b, DOMAIN, "query-migration-helper"),
+                         {"status": "ready", "transport-key": True,
+                          "transport-key-id": hosts.OWNER_KEY_ID})
         info = sevguest.job_info(b, DOMAIN)
         print("\nconfidential migration: %.2f s wall clock, %s downtime, %s processed"
               % (elapsed, info.get("Total downtime"), info.get("Data processed")))

@@ -92,6 +92,7 @@ class OperatorTest(sevguest.SevGuestLabTest):
         self.assertRegex(cputime, r"^\d+\.\d{3}s$")
         self.assertRegex(out, r"Migration helper:\s+ready")
         self.assertRegex(out, r"Transport key:\s+yes")
+        self.assertRegex(out, r"Transport key ID:\s+%s" % hosts.OWNER_KEY_ID)
         self.assertRegex(out, r"Confidential migration:\s+supported by this host and QEMU "
                               r"\(contract 2, up to 16 mirror vCPUs\)")
 

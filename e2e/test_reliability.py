@@ -287,7 +287,8 @@ class Base(unittest.TestCase):
             if repinned_to is not None:
                 self.assertEqual(cpu_list(thread_affinity(pid, tid)), repinned_to)
         self.assertEqual(sevguest.qmp(host, name, "query-migration-helper"),
-                         {"status": "ready", "transport-key": True})
+                         {"status": "ready", "transport-key": True,
+                          "transport-key-id": hosts.OWNER_KEY_ID})
         self.assertEqual(sevguest.pattern_errors(host, self.lab, name), [])
         self.assertCounterGrows(host, name)
 
@@ -511,7 +512,8 @@ class RepetitionTest(Base):
         sevguest.wait_helper_ready(host, DOMAIN)
         sevguest.qmp(host, DOMAIN, "x-transport-key", present=True)
         self.assertEqual(sevguest.qmp(host, DOMAIN, "query-migration-helper"),
-                         {"status": "ready", "transport-key": True})
+                         {"status": "ready", "transport-key": True,
+                          "transport-key-id": hosts.OWNER_KEY_ID})
 
     def test_01_helper_failure_reported(self):
         a, b = self.a, self.b
