@@ -35,6 +35,11 @@
 # libvirtd asks the owner through the agent. A real agent would ask the
 # owner's service over the network; the reference agent reads the owner's
 # directory directly, which here stands for that.
+#   PATH       of libvirtd: the lab's bin directory first, where
+#              qemu-system-x86_64 is the stand-in, so that the host's
+#              default QEMU (virsh nodesevinfo: the platform's PDH, which
+#              the guest owner makes the launch session for) is the one
+#              with SEV, as on a host with SEV;
 #   libvirt.conf remote_mode legacy: clients use the monolithic libvirtd;
 #   libvirtd   auth_tls none (the TLS client certificate is the credential),
 #              a host_uuid of its own (both run on one machine, and libvirt
@@ -333,10 +338,14 @@ class Host:
         libvirtd = os.path.join(LIBVIRT_BUILD, "src", "libvirtd")
         script = "%s && exec %s --listen --pid-file %s" % (
             mounts, libvirtd, os.path.join(self.dir, "libvirtd.pid"))
+        env = libvirt_env()
+        # the host's default QEMU (virsh nodesevinfo, domcapabilities) is
+        # the stand-in, as a host with SEV has a QEMU with SEV
+        env["PATH"] = self.lab.bin + ":" + env["PATH"]
         self.daemon = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "unshare", "--mount",
              "--propagation", "private", "sh", "-c", script],
-            env=libvirt_env(), stdout=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.dir, "libvirtd.stderr"), "w"),
             start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -431,6 +440,8 @@ class Lab:
         # measured: a placeholder (the stand-in does not load firmware, it
         # only measures the file)
         self.firmware = os.path.join(self.dir, "OVMF-with-migration-helper.fd")
+        # first in libvirtd's PATH: qemu-system-x86_64, the stand-in
+        self.bin = os.path.join(self.dir, "bin")
         self.owner = GuestOwner(self, "owner")
 
     def __enter__(self):
@@ -458,6 +469,8 @@ class Lab:
                  "%s/%d" % (h.addr, PREFIX_LEN), "dev", dev])
             run(["ip", "-n", h.netns, "link", "set", dev, "up"])
         self.make_ca()
+        os.makedirs(self.bin, exist_ok=True)
+        os.symlink(STANDIN, os.path.join(self.bin, "qemu-system-x86_64"))
         with open(self.firmware, "w") as f:
             f.write("placeholder: the QEMU stand-in does not load firmware\n")
         self.owner.setup()
