@@ -82,16 +82,19 @@ def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
 
 def define_and_start(host, lab, name, xml, timeout=60, owner=None):
     """Defines the guest and starts it; an SEV guest (<launchSecurity
-    type='sev'>) as its owner launches it (start_sev_guest)."""
+    type='sev'>) as its owner launches it (start_sev_guest). Returns the
+    SEV guest's hosts.Launch, else None."""
     path = os.path.join(lab.dir, "%s.xml" % name)
     with open(path, "w") as f:
         f.write(xml)
     host.virsh("define", path)
+    launch = None
     if "<launchSecurity type='sev'>" in xml:
-        start_sev_guest(host, lab, name, owner=owner)
+        launch = start_sev_guest(host, lab, name, owner=owner)
     else:
         host.virsh("start", name)
     wait_guest_ready(host, lab, name, timeout)
+    return launch
 
 
 def virsh_fields(text):
@@ -326,8 +329,8 @@ def source_untouched(source, target, lab, name, settle=15):
 
 class SevGuestLabTest(unittest.TestCase):
     """Test cases on the two test hosts, with an SEV guest (<mirror
-    vcpus='1'/>) named DOMAIN started on host a from the kernel GUEST and
-    its migration helper ready. Subclasses set DOMAIN, and GUEST before the
+    vcpus='1'/>) named DOMAIN started on host a from the kernel GUEST by
+    its owner (launch: the hosts.Launch) and its migration helper ready. Subclasses set DOMAIN, and GUEST before the
     tests run; they may override guest_xml() and set_up_lab()."""
 
     DOMAIN = None
@@ -348,7 +351,7 @@ class SevGuestLabTest(unittest.TestCase):
         try:
             cls.a, cls.b = cls.lab.hosts["a"], cls.lab.hosts["b"]
             cls.target = "qemu+tls://%s/system" % cls.b.addr
-            define_and_start(cls.a, cls.lab, cls.DOMAIN, cls.guest_xml())
+            cls.launch = define_and_start(cls.a, cls.lab, cls.DOMAIN, cls.guest_xml())
             wait_helper_ready(cls.a, cls.DOMAIN)
             cls.set_up_lab()
         except BaseException:
