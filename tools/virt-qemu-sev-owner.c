@@ -2249,7 +2249,8 @@ main(int argc, char **argv)
     const char *cmd;
     int rc;
 
-    if (virGettextInitialize() < 0)
+    if (virGettextInitialize() < 0 ||
+        virErrorInitialize() < 0)
         return EXIT_FAILURE;
 
     if (argc < 2) {
