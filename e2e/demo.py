@@ -453,6 +453,14 @@ def demo(guest, keep=False, failure=None):
         sevguest.define_and_start(a, lab, DOMAIN,
                                   sevguest.domain_xml(lab, DOMAIN, guest, sev=True))
         sevguest.wait_helper_ready(a, DOMAIN)
+        say("      the guest owner (virt-qemu-sev-owner) made the launch session for "
+            "host a's PDH")
+        say("      (virsh nodesevinfo), checked the measurement (virsh domlaunchsecinfo) "
+            "and gave")
+        say("      the transport key '%s' in the launch secret (virsh "
+            "domsetlaunchsecstate)" % lab.owner.key_id)
+        say("      before the first cont; host b's attestation agent gives it to the "
+            "target")
         before = sevguest.guest_word(a, lab, DOMAIN, guestcheck.COUNTER_ADDR)
 
         stage("virsh migrate --live --p2p %s %s (without --confidential): "
@@ -498,6 +506,10 @@ def demo(guest, keep=False, failure=None):
         good = (not errors and after > before and later > after and
                 state_b == "running" and state_a == "shut off")
         say("      host a: %s, host b: %s" % (state_a, state_b))
+        helper = sevguest.qmp(b, DOMAIN, "query-migration-helper")
+        say("      host b's migration helper: %s, transport key '%s' (attested: %s)"
+            % (helper.get("status"), helper.get("transport-key-id", "none"),
+               info.get("Attestation", "?")))
         say("      pattern: %s" % ("all %d words intact" % guestcheck.PATTERN_WORDS
                                    if not errors else "WRONG at word(s) %s" % errors))
         say("      guest kept running: pass counter %d on host a before, %d "
