@@ -660,7 +660,7 @@ pspLaunchStart(Standin *st, GError **err)
         sevKdf(master, 16, "sev-kek", NULL, 0, kek);
         sevKdf(master, 16, "sev-kik", NULL, 0, kik);
         hmacSha256(kik, 16, session + 16, 32, mac);
-        if (!memeql_sec(mac, session + 80, 32)) {
+        if (!memeql_sec(mac, session + 64, 32)) {
             launchError(err, "LAUNCH_START", FW_BAD_MEASUREMENT,
                         "the session's wrap_mac does not verify: it was not made "
                         "for this platform's PDH, or it is corrupt");
@@ -669,7 +669,7 @@ pspLaunchStart(Standin *st, GError **err)
         aes128Ctr(kek, session + 48, session + 16, 32, tk);
         putLe32(pol, l->policy);
         hmacSha256(tk + 16, 16, pol, 4, mac);
-        if (!memeql_sec(mac, session + 112, 32)) {
+        if (!memeql_sec(mac, session + 96, 32)) {
             launchError(err, "LAUNCH_START", FW_POLICY_FAILURE,
                         "the session's policy_mac does not verify for policy 0x%x",
                         l->policy);
