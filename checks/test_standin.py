@@ -1389,6 +1389,233 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(plain.cmd("query-status")["status"], "prelaunch")
 
 
+    # ------------------------------------------------------------------
+    # the simulated secure processor (psp.c)
+
+    def launch_fails(self, name, launch, policy=3):
+        """A launch that LAUNCH_START refuses: the stand-in (as QEMU) exits
+        1 before its monitor is up; its log."""
+        sock = os.path.join(self.workdir, name + ".qmp")
+        proc = self.start(name, sev_argv(["-qmp", "unix:%s,server=on,wait=off" % sock],
+                                         launch=launch, policy=policy))
+        self.assertEqual(proc.wait(10), 1)
+        self.assertFalse(os.path.exists(sock))
+        return self.log(name)
+
+    def test_11_platform(self):
+        """query-sev-capabilities: this host's PDH as a sev_cert, an
+        unsigned PEK, OCA and CEK; a missing key file is generated (0600)
+        and kept."""
+        proc, qmp = self.start_qmp_monitor("caps", sev_argv)
+        caps = qmp.cmd("query-sev-capabilities")
+        pdh = base64.b64decode(caps["pdh"])
+        self.assertEqual(pdh, self.pdh_cert)
+        fields, _ = cert_public(pdh)
+        self.assertEqual(fields, {"version": 1, "usage": USAGE_PDH, "algo": 3, "curve": 2,
+                                  "sig1_usage": 0x1000, "sig2_usage": 0x1000})
+        chain = base64.b64decode(caps["cert-chain"])
+        self.assertEqual(len(chain), 3 * CERT_SIZE)
+        usages = []
+        for i in range(3):
+            fields, key = cert_public(chain[i * CERT_SIZE:(i + 1) * CERT_SIZE])
+            usages.append(fields["usage"])
+            self.assertEqual((fields["sig1_usage"], fields["sig2_usage"]), (0x1000, 0x1000))
+            self.assertNotEqual(key.public_numbers().x, cert_public(pdh)[1].public_numbers().x)
+        self.assertEqual(usages, [USAGE_PEK, USAGE_OCA, USAGE_CEK])
+        # the private key is nowhere in the log
+        with open(self.pdh_path) as f:
+            pem_body = "".join(f.read().splitlines()[1:-1])
+        self.assertNotIn(pem_body[:40], self.log("caps"))
+
+        # no key yet: generated, mode 0600, and the next stand-in uses it
+        new_key = os.path.join(self.workdir, "new-pdh.pem")
+        conf = self.conf(pdh_key=new_key)
+        first = self.start_qmp_monitor("gen1", sev_argv, conf=conf)[1]
+        pdh1 = first.cmd("query-sev-capabilities")["pdh"]
+        self.assertEqual(os.stat(new_key).st_mode & 0o777, 0o600)
+        self.assertEqual([f for f in os.listdir(self.workdir) if f.endswith(".tmp")], [])
+        self.assertNotEqual(base64.b64decode(pdh1), self.pdh_cert)
+        second = self.start_qmp_monitor("gen2", sev_argv, conf=conf)[1]
+        self.assertEqual(second.cmd("query-sev-capabilities")["pdh"], pdh1)
+        self.assertIn("generated the platform's PDH key", self.log("gen1"))
+        self.assertNotIn("generated", self.log("gen2"))
+        with open(new_key, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), None)
+        self.assertEqual(base64.b64decode(pdh1), cert_of(key.public_key()))
+
+    def test_11_launch_measurement(self):
+        """A good session: LAUNCH_START takes the guest owner's TEK and TIK;
+        the measurement is the one virt-qemu-sev-validate expects, with and
+        without kernel hashes, and differs per launch (mnonce)."""
+        conf = self.conf(extra="sev-api-major=1\nsev-api-minor=51\nsev-build-id=3\n")
+        launch = self.launch_data("good", policy=3)
+        proc, qmp = self.start_qmp_monitor(
+            "good", lambda mon: sev_argv(mon, launch=launch), conf=conf)
+        sev = qmp.cmd("query-sev")
+        self.assertEqual((sev["api-major"], sev["api-minor"], sev["build-id"]), (1, 51, 3))
+        self.assertEqual(sev["state"], "launch-secret")
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        launch.validator(measurement, api=(1, 51, 3)).attest()
+        # the check can fail: another firmware, another TIK, another version
+        other_fw = os.path.join(self.workdir, "other.fd")
+        with open(other_fw, "wb") as f:
+            f.write(b"not the firmware that was launched")
+        for vm in (launch.validator(measurement, firmware=other_fw, api=(1, 51, 3)),
+                   launch.validator(measurement, tik=os.urandom(16), api=(1, 51, 3)),
+                   launch.validator(measurement)):
+            with self.assertRaises(SEV_VALIDATE.AttestationFailedException):
+                vm.attest()
+        log = self.log("good")
+        self.assertIn("LAUNCH_START with the guest owner's session", log)
+        for secret in (launch.tek, launch.tik):
+            for text in (secret.hex(), base64.b64encode(secret).decode()):
+                self.assertNotIn(text, log)
+
+        # the same session again (a second launch): another mnonce, another
+        # measurement, both verified
+        again = self.start_qmp_monitor(
+            "again", lambda mon: sev_argv(mon, launch=launch), conf=conf)[1]
+        measurement2 = again.cmd("query-sev-launch-measure")["data"]
+        self.assertNotEqual(base64.b64decode(measurement)[32:],
+                            base64.b64decode(measurement2)[32:])
+        launch.validator(measurement2, api=(1, 51, 3)).attest()
+
+        # kernel-hashes=on: the kernel hashes table is measured too
+        hashed = self.launch_data("hashes", policy=3)
+        qmp = self.start_qmp_monitor(
+            "hashes", lambda mon: sev_argv(mon, launch=hashed, kernel_hashes=True))[1]
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        hashed.validator(measurement, kernel=GUEST).attest()
+        with self.assertRaises(SEV_VALIDATE.AttestationFailedException):
+            hashed.validator(measurement).attest()
+
+    def test_11_launch_start_refused(self):
+        """A bad session: LAUNCH_START fails and the launch with it, as QEMU
+        exits; nothing of the keys in the log."""
+        # wrong MAC
+        launch = self.launch_data("badmac")
+        session = bytearray(launch.session)
+        session[64] ^= 1
+        launch.write(launch.dh_cert, bytes(session))
+        log = self.launch_fails("badmac", launch)
+        self.assertIn("sev_launch_start: LAUNCH_START ret=-1 fw_error=11 'Bad measurement'", log)
+        self.assertIn("wrap_mac does not verify", log)
+        self.assertNotIn("exec:", log)          # QEMU never started
+        # made for another platform's PDH
+        other = cert_of(ec.generate_private_key(ec.SECP384R1()).public_key())
+        log = self.launch_fails("otherpdh", self.launch_data("otherpdh", pdh_cert=other))
+        self.assertIn("wrap_mac does not verify", log)
+        # made for another policy
+        log = self.launch_fails("policy", self.launch_data("policy", policy=1), policy=3)
+        self.assertIn("fw_error=7", log)
+        self.assertIn("policy_mac does not verify for policy 0x3", log)
+        # not a PDH certificate
+        launch = self.launch_data("notpdh")
+        cert = bytearray(launch.dh_cert)
+        cert[8:12] = le32(USAGE_PEK)
+        launch.write(bytes(cert), launch.session)
+        self.assertIn("fw_error=6 'Invalid certificate'", self.launch_fails("notpdh", launch))
+        for name in ("badmac", "otherpdh", "policy", "notpdh"):
+            log = self.log(name)
+            self.assertNotIn(self.transport_key.hex(), log)
+
+    def test_11_inject_refused(self):
+        """sev-inject-launch-secret: a wrong TIK, the measurement of another
+        launch (a replayed secret) and an injection after cont are refused;
+        the helper then holds no key."""
+        launch = self.launch_data("inj")
+        proc, qmp = self.start_qmp_monitor("inj", lambda mon: sev_argv(mon, launch=launch))
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        refused = "SEV: LAUNCH_SECRET ret=-1 fw_error=11 'Bad measurement'"
+
+        # a secret built with a wrong TIK
+        desc = self.inject(qmp, launch, tik=os.urandom(16))["error"]["desc"]
+        self.assertTrue(desc.startswith(refused), desc)
+        self.assertIn("MAC does not verify", desc)
+        # a secret built for another launch's measurement: the same session,
+        # so the same TEK and TIK, but another mnonce
+        earlier = self.start_qmp_monitor(
+            "earlier", lambda mon: sev_argv(mon, launch=launch))[1]
+        earlier_m = earlier.cmd("query-sev-launch-measure")["data"]
+        self.assertNotEqual(earlier_m, measurement)
+        header, secret = launch.secret(earlier_m, self.transport_key)
+        self.assertEqual(earlier.cmd("sev-inject-launch-secret",
+                                     **{"packet-header": header, "secret": secret}), {})
+        desc = qmp.error("sev-inject-launch-secret", **{"packet-header": header,
+                                                        "secret": secret})
+        self.assertTrue(desc.startswith(refused), desc)
+        # a measurement of this launch with one bit changed
+        changed = bytearray(base64.b64decode(measurement))
+        changed[0] ^= 1
+        header, secret = launch.secret(base64.b64encode(bytes(changed)).decode(),
+                                       self.transport_key)
+        self.assertTrue(qmp.error("sev-inject-launch-secret", **{
+            "packet-header": header, "secret": secret}).startswith(refused))
+        # QEMU's argument checks and decoding errors
+        self.assertEqual(qmp.error("sev-inject-launch-secret", secret="AAAA"),
+                         "Parameter 'packet-header' is missing")
+        self.assertEqual(qmp.error("sev-inject-launch-secret",
+                                   **{"packet-header": "", "secret": secret}),
+                         "SEV: Failed to decode sequence header")
+        # no error names key material
+        for text in (self.transport_key.hex(), launch.tik.hex(), launch.tek.hex()):
+            self.assertNotIn(text, self.log("inj"))
+
+        qmp.cmd("cont")
+        self.assertEqual(qmp.cmd("query-sev")["state"], "running")
+        qmp.wait_helper("booting")
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        # after cont (LAUNCH_FINISH): even a good secret is refused
+        self.assertEqual(self.inject(qmp, launch)["error"]["desc"], NO_STATE)
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
+        self.assertIn("x-transport-key: no launch secret with a transport key was injected",
+                      qmp.error("x-transport-key", present=True))
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
+
+    def test_11_key_id(self):
+        """After a good injection the helper reports the guest owner's key
+        id with its key, in the reply and the event; a table without a
+        transport key gives none; the last injection counts."""
+        proc, qmp, launch = self.start_provisioned("kid", conf=self.conf(boot_ms=50))
+        # a second, good secret with another key id replaces the first
+        self.assertEqual(self.inject(qmp, launch, key_id="owner-key:2")["return"], {})
+        qmp.cmd("cont")
+        qmp.wait_helper("booting")
+        want = dict(READY, **{"transport-key-id": "owner-key:2"})
+        self.assertEqual(qmp.wait_helper("ready"), want)
+        self.assertEqual(qmp.cmd("query-migration-helper"), want)
+        self.assertIn("launch secret injected: a transport key, key id 'owner-key:2'",
+                      self.log("kid"))
+        self.assertNotIn(self.transport_key.hex(), self.log("kid"))
+        # dropped and restored: the injected key
+        qmp.cmd("x-transport-key", present=False)
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        qmp.cmd("x-transport-key", present=True)
+        self.assertEqual(qmp.wait_helper("ready"), want)
+        # a reset loses it
+        qmp.cmd("system_reset")
+        qmp.wait_helper("booting")
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+
+        # a secret table without a transport key entry, or with a bad key
+        # id: accepted by the secure processor, but the helper has no key
+        for name, entries in (
+                ("nokey", {KEY_ID_GUID: b"owner-key:1"}),
+                ("noid", {TRANSPORT_KEY_GUID: self.transport_key}),
+                ("badid", {TRANSPORT_KEY_GUID: self.transport_key,
+                           KEY_ID_GUID: b"no spaces allowed"}),
+                ("shortkey", {TRANSPORT_KEY_GUID: self.transport_key[:16],
+                              KEY_ID_GUID: b"owner-key:1"})):
+            launch = self.launch_data(name)
+            qmp = self.start_qmp_monitor(name, lambda mon: sev_argv(mon, launch=launch),
+                                         conf=self.conf(boot_ms=50))[1]
+            self.assertEqual(self.inject(qmp, launch, entries=entries)["return"], {})
+            qmp.cmd("cont")
+            qmp.wait_helper("booting")
+            self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"}, name)
+            self.assertIn("the guest finds no transport key", self.log(name))
+
+
 def main():
     global STANDIN, GUEST, FIRMWARE, SEV_VALIDATE
     build = os.path.realpath(sys.argv[1])
