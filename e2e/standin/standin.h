@@ -196,9 +196,10 @@ typedef struct {
     char *qemu;
     guint bootMs;
     HelperMode mode;
-    bool transportKey;
     bool testMode;
     char *controlDir;
+    char *sevPdhKey;            /* the platform's PDH key (PEM), or NULL */
+    guint sevApiMajor, sevApiMinor, sevBuildId;
 } StandinConf;
 
 bool confLoad(StandinConf *conf, GError **err);
@@ -231,6 +232,13 @@ typedef struct {
     char *sevId;
     char *sevType;              /* "sev" or "sev-snp" */
     gint64 sevPolicy;
+    char *sevDhCertFile;        /* the sev-guest object's, for LAUNCH_START */
+    char *sevSessionFile;
+    bool sevKernelHashes;
+    char *sevFirmware;          /* -bios: what LAUNCH_UPDATE_DATA measures */
+    char *kernel;               /* -kernel, -initrd, -append: the kernel */
+    char *initrd;               /* hashes table (kernel-hashes=on) */
+    char *append;
     guint mirrorVcpus;
     guint guestVcpus;
     bool topoKnown;
@@ -245,6 +253,30 @@ void cmdlineClear(CmdLine *cl);
 char *cmdlineToString(GPtrArray *argv);
 char *cmdlineRewriteSmp(CmdLine *cl, const char *val, GError **err);
 char *cmdlineRewriteMachine(const CmdLine *cl, const char *val);
+
+/* ---- psp.c ---- */
+
+#define PSP_TRANSPORT_KEY_LEN 32
+#define PSP_KEY_ID_MAX 64
+
+/* this launch, as the secure processor knows it */
+typedef struct {
+    bool started;               /* LAUNCH_START and LAUNCH_MEASURE done */
+    bool owned;                 /* TEK and TIK from the guest owner's session */
+    bool finished;              /* LAUNCH_FINISH: the first cont */
+    guint8 tek[16];
+    guint8 tik[16];
+    guint32 policy;
+    guint8 measurement[32];
+    guint8 mnonce[16];
+} PspLaunch;
+
+/* what the guest (the helper) finds in an injected secret table */
+typedef struct {
+    bool valid;                 /* a transport key and a key id */
+    guint8 key[PSP_TRANSPORT_KEY_LEN];
+    char *keyId;
+} PspSecret;
 
 /* ---- lifecycle.c ---- */
 
@@ -363,6 +395,15 @@ struct _Standin {
     /* lifecycle.c */
     Lifecycle lifecycle;
 
+    /* psp.c, sev.c: the launch, and the secret injected before LAUNCH_FINISH */
+    PspLaunch psp;
+    PspSecret injected;
+
+    /* helper.c: the transport key the helper holds (helperKey), from the
+     * injected secret */
+    guint8 helperKeyBytes[PSP_TRANSPORT_KEY_LEN];
+    char *helperKeyId;
+
     /* commands.c */
     bool guestAssisted;
     bool outgoing;              /* an outgoing migration runs */
@@ -427,8 +468,9 @@ void helperFirstRun(Standin *st);
 void helperReset(Standin *st);
 bool helperFail(Standin *st, const char *reason);
 void helperHang(Standin *st);
-bool helperSetKey(Standin *st, bool present);
+bool helperSetKey(Standin *st, bool present, const char **why);
 bool helperHasKey(Standin *st);
+const guint8 *helperTransportKey(Standin *st, const char **keyId);
 json_object *helperInfo(Standin *st);
 void mirrorVcpusStart(Standin *st);
 bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);
@@ -440,6 +482,19 @@ bool sevAmendQueryMigrate(Standin *st, json_object *info);
 void sevQueryCapabilities(Standin *st, const char *name, json_object *id);
 void sevQuery(Standin *st, const char *name, json_object *id);
 void sevQueryLaunchMeasure(Standin *st, const char *name, json_object *id);
+void sevInjectLaunchSecret(Standin *st, const char *name, json_object *id,
+                           json_object *cmd);
+void sevLaunchFinish(Standin *st);
+
+/* ---- psp.c ---- */
+bool pspPlatformCerts(const StandinConf *conf, char **pdh, char **chain,
+                      GError **err);
+bool pspLaunchStart(Standin *st, GError **err);
+char *pspLaunchMeasure(Standin *st);
+bool pspLaunchSecret(Standin *st, const guint8 *hdr, size_t hdrLen,
+                     const guint8 *data, size_t len, PspSecret *out,
+                     GError **err);
+void pspSecretClear(PspSecret *s);
 
 /* ---- schema.c ---- */
 json_object *schemaLoad(const char *path, GError **err);
