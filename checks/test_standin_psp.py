@@ -95,9 +95,11 @@ class PspTest(ts.StandinTest):
         return build
 
     def launch(self, name, files, **kw):
-        proc, qmp = self.start_qmp_monitor(name, self.argv(files, **kw),
-                                           conf=self.psp_conf())
-        return proc, qmp
+        try:
+            return self.start_qmp_monitor(name, self.argv(files, **kw),
+                                          conf=self.psp_conf())
+        except (OSError, TimeoutError):
+            self.fail("the stand-in did not start: %s" % self.log(name).strip())
 
     def measure(self, qmp):
         return base64.b64decode(qmp.cmd("query-sev-launch-measure")["data"])
