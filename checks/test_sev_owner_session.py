@@ -222,21 +222,35 @@ class OwnerToolTest(unittest.TestCase):
         """The tool's optional 'unwrap' (the platform's side) accepts a
         sevspec session and refuses one with another policy."""
         pdh_key, _ = self.pdh()
-        probe = self.run_tool(["unwrap", "--help"], check=False)
-        if b"unwrap" not in probe.stdout + probe.stderr or probe.returncode not in (0,):
+        probe = self.run_tool(["--help"], check=False)
+        if b" unwrap " not in probe.stdout + probe.stderr:
             self.skipTest("the tool has no 'unwrap' command")
         odh = sevspec.generate_key()
+        tek, tik = os.urandom(16), os.urandom(16)
         cert, session = sevspec.make_session(pdh_key.public_key(), odh, 1,
-                                             os.urandom(16), os.urandom(16),
-                                             os.urandom(16), os.urandom(16))
+                                             os.urandom(16), tek, tik,
+                                             os.urandom(16))
         key = self.write("pdh.pem", sevspec.key_to_pem(pdh_key))
         dh = self.write("dh-in.b64", b64(cert))
         ses = self.write("session-in.b64", b64(session))
-        args = ["unwrap", "--pdh-key", key, "--dh-cert", dh, "--session", ses]
+        other = self.write("other.pem", sevspec.key_to_pem(sevspec.generate_key()))
+
+        def unwrap_args(pdh_file=key):
+            return ["unwrap", "--pdh-key", pdh_file, "--dh-cert", dh, "--session", ses]
+        args = unwrap_args()
         res = self.run_tool(args + ["--policy", "1"])
         self.assertEqual(res.stdout.strip(), b"ok")
-        res = self.run_tool(args + ["--policy", "3"], check=False)
-        self.assertNotEqual(res.returncode, 0)
+        self.assert_no_leak(res, tek, tik)
+        if b"unwrap --pdh-key FILE --dh-cert FILE --session FILE --policy N\n" \
+           b"          [--tek-out" in probe.stdout:
+            self.run_tool(args + ["--policy", "1", "--tek-out", self.path("tek"),
+                                  "--tik-out", self.path("tik")])
+            self.assertEqual((self.read("tek"), self.read("tik")), (tek, tik))
+        for bad in (args + ["--policy", "3"],               # policy_mac
+                    unwrap_args(other) + ["--policy", "1"]):  # wrap_mac
+            res = self.run_tool(bad, check=False)
+            self.assertNotEqual(res.returncode, 0)
+            self.assertNotIn(b"ok", res.stdout)
 
     def test_3_measure_and_secret(self):
         """'measure', 'verify' and 'secret' against sevspec."""
@@ -260,17 +274,19 @@ class OwnerToolTest(unittest.TestCase):
 
         tkey = os.urandom(32)
         tk_f = self.write("transport.key", tkey)
-        iv = os.urandom(16)
-        res = self.run_tool(["secret", "--measurement", b64(want), "--tek", tek_f,
-                             "--tik", tik_f, "--transport-key", tk_f,
-                             "--key-id", "owner:key-7", "--iv", iv.hex(),
-                             "--header-out", self.path("hdr.b64"),
-                             "--secret-out", self.path("sec.b64")])
-        self.assert_no_leak(res, tek, tik, tkey)
-        hdr, data = self.read_b64("hdr.b64"), self.read_b64("sec.b64")
-        self.assertEqual(hdr[4:20], iv)
-        table = sevspec.open_secret(tek, tik, want, hdr, data)
-        self.assertEqual(table, sevspec.project_secret_table(tkey, "owner:key-7"))
+        # "k-16": a table of 96 bytes, which gets 16 bytes of padding
+        for key_id in ("owner:key-7", "k-16"):
+            iv = os.urandom(16)
+            res = self.run_tool(["secret", "--measurement", b64(want), "--tek", tek_f,
+                                 "--tik", tik_f, "--transport-key", tk_f,
+                                 "--key-id", key_id, "--iv", iv.hex(),
+                                 "--header-out", self.path("hdr.b64"),
+                                 "--secret-out", self.path("sec.b64")])
+            self.assert_no_leak(res, tek, tik, tkey)
+            hdr, data = self.read_b64("hdr.b64"), self.read_b64("sec.b64")
+            self.assertEqual(hdr[4:20], iv)
+            table = sevspec.open_secret(tek, tik, want, hdr, data)
+            self.assertEqual(table, sevspec.project_secret_table(tkey, key_id))
         # the MAC binds the measurement: another launch's does not verify
         other = sevspec.measure_blob(tik, 1, 55, 24, 1, digest, os.urandom(16))
         with self.assertRaises(sevspec.SevError):
