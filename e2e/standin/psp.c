@@ -276,13 +276,76 @@ pdhFromGnutls(gnutls_x509_privkey_t key, const char *path, GError **err)
 }
 
 
+/* @v (big-endian, maybe with leading zeros or shorter) as exactly @len
+ * bytes big-endian */
+static bool
+fixedBe(const gnutls_datum_t *v, guint8 *out, size_t len)
+{
+    size_t skip = 0;
+
+    while (skip < v->size && v->size - skip > len && v->data[skip] == 0)
+        skip++;
+    if (v->size - skip > len)
+        return false;
+    memset(out, 0, len);
+    memcpy(out + len - (v->size - skip), v->data + skip, v->size - skip);
+    return true;
+}
+
+
+/* SEC1 (RFC 5915) PEM of a P-384 key: the private value in exactly 48
+ * bytes, as the RFC says (gnutls 3.7 writes 49 with a leading zero, which
+ * stricter readers refuse) */
+static char *
+pdhPem(gnutls_x509_privkey_t key)
+{
+    static const guint8 head[] = { 0x30, 0x81, 0xa4, 0x02, 0x01, 0x01, 0x04, 0x30 };
+    static const guint8 curve[] = {
+        0xa0, 0x07, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22,
+        0xa1, 0x64, 0x03, 0x62, 0x00, 0x04,
+    };
+    guint8 der[sizeof(head) + P384_BYTES + sizeof(curve) + 2 * P384_BYTES];
+    gnutls_ecc_curve_t c;
+    gnutls_datum_t x = { 0 }, y = { 0 }, k = { 0 };
+    g_autofree char *b64 = NULL;
+    GString *pem = NULL;
+    size_t i, n;
+    bool ok;
+
+    if (gnutls_x509_privkey_export_ecc_raw(key, &c, &x, &y, &k) < 0)
+        return NULL;
+    memcpy(der, head, sizeof(head));
+    n = sizeof(head);
+    ok = fixedBe(&k, der + n, P384_BYTES);
+    n += P384_BYTES;
+    memcpy(der + n, curve, sizeof(curve));
+    n += sizeof(curve);
+    ok = ok && fixedBe(&x, der + n, P384_BYTES) &&
+         fixedBe(&y, der + n + P384_BYTES, P384_BYTES);
+    gnutls_free(x.data);
+    gnutls_free(y.data);
+    memset(k.data, 0, k.size);
+    gnutls_free(k.data);
+    if (ok) {
+        b64 = g_base64_encode(der, sizeof(der));
+        pem = g_string_new("-----BEGIN EC PRIVATE KEY-----\n");
+        for (i = 0; b64[i]; i += 64)
+            g_string_append_printf(pem, "%.64s\n", b64 + i);
+        g_string_append(pem, "-----END EC PRIVATE KEY-----\n");
+        memset(b64, 0, strlen(b64));
+    }
+    memset(der, 0, sizeof(der));
+    return pem ? g_string_free(pem, FALSE) : NULL;
+}
+
+
 /* a new key in @path, mode 0600; another process may create it at the same
  * time: the first one linked wins, and both use that one */
 static bool
 pdhGenerate(const char *path, GError **err)
 {
     g_auto(gnutls_x509_privkey_t) key = NULL;
-    gnutls_datum_t pem = { 0 };
+    g_autofree char *pem = NULL;
     g_autofree char *tmp = g_strdup_printf("%s.%d.tmp", path, (int) getpid());
     int fd;
     bool ok = false;
@@ -291,8 +354,7 @@ pdhGenerate(const char *path, GError **err)
         gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
                                      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
                                      0) < 0 ||
-        gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
-                                          GNUTLS_PKCS_PLAIN, &pem) < 0) {
+        !(pem = pdhPem(key))) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "cannot generate a P-384 key for %s", path);
         return false;
@@ -302,7 +364,7 @@ pdhGenerate(const char *path, GError **err)
                     "cannot create %s: %s", tmp, g_strerror(errno));
         goto cleanup;
     }
-    writeAll(fd, (const char *) pem.data, pem.size);
+    writeAll(fd, pem, strlen(pem));
     if (fsync(fd) < 0 || close(fd) < 0) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "cannot write %s: %s", tmp, g_strerror(errno));
@@ -319,10 +381,7 @@ pdhGenerate(const char *path, GError **err)
     ok = true;
 
  cleanup:
-    if (pem.data) {
-        memset(pem.data, 0, pem.size);
-        gnutls_free(pem.data);
-    }
+    memset(pem, 0, strlen(pem));
     return ok;
 }
 
@@ -660,7 +719,7 @@ pspLaunchStart(Standin *st, GError **err)
         sevKdf(master, 16, "sev-kek", NULL, 0, kek);
         sevKdf(master, 16, "sev-kik", NULL, 0, kik);
         hmacSha256(kik, 16, session + 16, 32, mac);
-        if (!memeql_sec(mac, session + 80, 32)) {
+        if (!memeql_sec(mac, session + 64, 32)) {
             launchError(err, "LAUNCH_START", FW_BAD_MEASUREMENT,
                         "the session's wrap_mac does not verify: it was not made "
                         "for this platform's PDH, or it is corrupt");
@@ -669,7 +728,7 @@ pspLaunchStart(Standin *st, GError **err)
         aes128Ctr(kek, session + 48, session + 16, 32, tk);
         putLe32(pol, l->policy);
         hmacSha256(tk + 16, 16, pol, 4, mac);
-        if (!memeql_sec(mac, session + 112, 32)) {
+        if (!memeql_sec(mac, session + 96, 32)) {
             launchError(err, "LAUNCH_START", FW_POLICY_FAILURE,
                         "the session's policy_mac does not verify for policy 0x%x",
                         l->policy);
