@@ -23,6 +23,7 @@ import base64
 import ctypes
 import json
 import os
+import subprocess
 import sys
 import unittest
 
@@ -30,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import sevspec  # noqa: E402
 import test_standin as ts  # noqa: E402
 
+TOOL = None
 API = (1, 56, 31)        # not the stand-in's defaults, to see they are used
 KEY_ID = "psp:key-1"
 
@@ -254,9 +256,49 @@ class PspTest(ts.StandinTest):
                 if what != "dhCert":
                     self.assertIn(what, log)
 
+    def test_5_tool_interop(self):
+        """The guest owner's tool and the stand-in together, no libvirt:
+        the tool's session for the stand-in's PDH launches, the tool
+        verifies the stand-in's measurement, the tool's secret gives the
+        helper its key."""
+        if not os.path.exists(TOOL):
+            self.skipTest("virt-qemu-sev-owner is not built")
+
+        def tool(*args):
+            res = subprocess.run([TOOL] + list(args), capture_output=True, timeout=60)
+            self.assertEqual(res.returncode, 0, res.stderr.decode(errors="replace"))
+            return res.stdout
+
+        _, qmp = self.launch("caps", None)
+        pdh_b64 = qmp.cmd("query-sev-capabilities")["pdh"]
+        owner = self.write("owner.pem", sevspec.key_to_pem(self.odh))
+        tek_f, tik_f = (os.path.join(self.workdir, n) for n in ("tek", "tik"))
+        dh_f, ses_f = (os.path.join(self.workdir, n) for n in ("dh.b64", "ses.b64"))
+        tool("session", "--pdh", self.write("pdh.b64", pdh_b64), "--policy", "1",
+             "--odh-key", owner, "--dh-cert-out", dh_f, "--session-out", ses_f,
+             "--tek-out", tek_f, "--tik-out", tik_f)
+        _, qmp = self.launch("tool", (dh_f, ses_f))
+        blob = self.measure(qmp)
+        common = ["--firmware", self.fw_file, "--api-major", str(API[0]),
+                  "--api-minor", str(API[1]), "--build-id", str(API[2]),
+                  "--policy", "1", "--tik", tik_f]
+        tool("verify", *common, "--measurement", b64(blob))
+        key_f = self.write("transport.key", os.urandom(32))
+        hdr_f, sec_f = (os.path.join(self.workdir, n) for n in ("hdr.b64", "sec.b64"))
+        tool("secret", "--measurement", b64(blob), "--tek", tek_f, "--tik", tik_f,
+             "--transport-key", key_f, "--key-id", "tool:key-1",
+             "--header-out", hdr_f, "--secret-out", sec_f)
+        with open(hdr_f) as h, open(sec_f) as d:
+            args = {"packet-header": h.read().strip(), "secret": d.read().strip()}
+        self.assertEqual(qmp.cmd("sev-inject-launch-secret", **args), {})
+        self.assertEqual(self.cont_helper(qmp), {"status": "ready", "transport-key": True,
+                                                 "transport-key-id": "tool:key-1"})
+
 
 def main():
+    global TOOL
     build = os.path.realpath(sys.argv[1])
+    TOOL = os.path.join(build, "subprojects", "libvirt", "tools", "virt-qemu-sev-owner")
     ts.STANDIN = os.path.join(build, "qemu-mirror-standin")
     ts.GUEST = os.path.join(build, "guest.elf")
     if not os.path.exists("/usr/bin/qemu-system-x86_64"):
