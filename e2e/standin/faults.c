@@ -63,11 +63,16 @@ faultTransportKey(Standin *st, const char *name, json_object *id,
 {
     static const char *const spec[] = { "present:bool", NULL };
 
+    const char *why = NULL;
+
     if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
-    if (!helperSetKey(st, json_object_get_boolean(argOf(cmd, "present")))) {
-        replyError(st, name, id, "%s: the migration helper is %s, not ready",
-                   name, helperStatusNames[st->helper]);
+    if (!helperSetKey(st, json_object_get_boolean(argOf(cmd, "present")), &why)) {
+        if (st->helper != HELPER_READY)
+            replyError(st, name, id, "%s: the migration helper is %s, not ready",
+                       name, helperStatusNames[st->helper]);
+        else
+            replyError(st, name, id, "%s: %s", name, why);
         return;
     }
     replyReturn(st, name, id, NULL);
