@@ -47,6 +47,14 @@ guardSevMigrateRefused(Standin *st)
 }
 
 
+/* a confidential migration: its stream is encrypted (stream.c) */
+static bool
+guardConfidential(Standin *st)
+{
+    return st->cl.sev && st->guestAssisted;
+}
+
+
 static bool
 guardTestMode(Standin *st)
 {
@@ -113,6 +121,7 @@ FAULT(cmdXHelperHang, faultHelperHang)
 FAULT(cmdXTransportKey, faultTransportKey)
 FAULT(cmdXDelayReply, faultDelayReply)
 FAULT(cmdXQueryStandin, faultQueryStandin)
+FAULT(cmdMigrateConfidential, streamMigrate)
 
 
 static void
@@ -206,6 +215,8 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
     static const char *const spec[] = { "uri:str", "*exit-on-error:bool", NULL };
     json_object *args = NULL;
     const char *uri;
+    g_autofree char *qemuUri = NULL;
+    g_autoptr(GError) err = NULL;
     g_autoptr(json_object) mig = NULL;
     json_object *migArgs;
     g_autofree char *out = NULL;
@@ -245,6 +256,12 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
                    helperStatusNames[st->helper]);
         return;
     }
+    /* the stand-in binds @uri and decrypts; QEMU gets a unix socket */
+    if (!(qemuUri = streamIncoming(st, uri, &err))) {
+        replyError(st, name, id, "%s", err->message);
+        return;
+    }
+    uri = qemuUri;
 
     mig = json_object_new_object();
     migArgs = json_object_new_object();
@@ -349,6 +366,7 @@ static const Command commands[] = {
     { "query-sev", NULL, cmdQuerySev, 0 },
     { "query-sev-launch-measure", guardSev, cmdQuerySevLaunchMeasure, 0 },
     { "migrate", guardSevMigrateRefused, cmdMigrateRefused, 0 },
+    { "migrate", guardConfidential, cmdMigrateConfidential, 0 },
     { "migrate", NULL, NULL, ACT_MIGRATE },
 
     /* a target's helper-only firmware, while QEMU waits in -incoming defer */

@@ -57,19 +57,78 @@ faultHelperHang(Standin *st, const char *name, json_object *id,
 }
 
 
+/* x-transport-key's key: 64 hexadecimal digits */
+static bool
+parseKeyHex(const char *hex, guint8 *key)
+{
+    size_t i;
+
+    if (strlen(hex) != 64)
+        return false;
+    for (i = 0; i < 32; i++) {
+        int hi = g_ascii_xdigit_value(hex[2 * i]);
+        int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return false;
+        key[i] = hi << 4 | lo;
+    }
+    return true;
+}
+
+
+/* a key identifier: 1..64 of [A-Za-z0-9._:-] */
+static bool
+keyIdValid(const char *id)
+{
+    size_t len = strlen(id);
+
+    return len >= 1 && len <= 64 &&
+           strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789._:-") == len;
+}
+
+
 void
 faultTransportKey(Standin *st, const char *name, json_object *id,
                   json_object *cmd)
 {
-    static const char *const spec[] = { "present:bool", NULL };
+    static const char *const spec[] = {
+        "present:bool", "*key:str", "*key-id:str", NULL
+    };
+    json_object *keyArg;
+    json_object *keyIdArg;
+    const char *keyId = NULL;
+    guint8 key[32];
+    bool present;
 
     if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
-    if (!helperSetKey(st, json_object_get_boolean(argOf(cmd, "present")))) {
+    present = json_object_get_boolean(argOf(cmd, "present"));
+    keyArg = argOf(cmd, "key");
+    keyIdArg = argOf(cmd, "key-id");
+    if ((keyArg || keyIdArg) && !present) {
+        replyError(st, name, id, "%s: 'key' and 'key-id' need 'present': true", name);
+        return;
+    }
+    if (keyArg && !parseKeyHex(json_object_get_string(keyArg), key)) {
+        replyError(st, name, id, "Parameter 'key' expects 64 hexadecimal digits");
+        return;
+    }
+    if (keyIdArg && !keyIdValid(keyId = json_object_get_string(keyIdArg))) {
+        replyError(st, name, id,
+                   "Parameter 'key-id' expects 1 to 64 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    if (st->helper != HELPER_READY) {
         replyError(st, name, id, "%s: the migration helper is %s, not ready",
                    name, helperStatusNames[st->helper]);
         return;
     }
+    if (keyArg || keyIdArg)
+        helperSetKeyBytes(st, keyArg ? key : NULL, keyId);
+    memset(key, 0, sizeof(key));
+    helperSetKey(st, present);
     replyReturn(st, name, id, NULL);
 }
 

@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -174,6 +175,56 @@ helperSetKey(Standin *st, bool present)
 
 
 /* ------------------------------------------------------------------ */
+/* the transport key's bytes                                          */
+
+/* PROVISIONAL, until the key comes from the injected launch secret: a
+ * helper that holds a key holds this fixed, publicly known one (so that
+ * two stand-ins migrate encrypted without provisioning), or the one set
+ * by x-transport-key (test mode) */
+#define PROVISIONAL_KEY_ID "standin-provisional"
+static const guint8 provisionalKey[32] = {
+    'q', 'e', 'm', 'u', '-', 'm', 'i', 'r', 'r', 'o', 'r', '-',
+    's', 't', 'a', 'n', 'd', 'i', 'n', ' ', 'p', 'r', 'o', 'v',
+    'i', 's', 'i', 'o', 'n', 'a', 'l',
+};
+
+
+/* the 32 bytes of the transport key the helper holds (and its id), or
+ * NULL */
+const guint8 *
+helperTransportKey(Standin *st, const char **keyId)
+{
+    if (!helperHasKey(st))
+        return NULL;
+    if (!st->helperKeyBytesSet) {
+        *keyId = PROVISIONAL_KEY_ID;
+        return provisionalKey;
+    }
+    *keyId = st->helperKeyId;
+    return st->helperKeyBytes;
+}
+
+
+/* x-transport-key with key and/or key-id: the key the helper holds from
+ * now (NULL: that part stays) */
+void
+helperSetKeyBytes(Standin *st, const guint8 *key, const char *keyId)
+{
+    if (!st->helperKeyBytesSet) {
+        memcpy(st->helperKeyBytes, provisionalKey, sizeof(st->helperKeyBytes));
+        st->helperKeyId = g_strdup(PROVISIONAL_KEY_ID);
+        st->helperKeyBytesSet = true;
+    }
+    if (key)
+        memcpy(st->helperKeyBytes, key, sizeof(st->helperKeyBytes));
+    if (keyId) {
+        g_free(st->helperKeyId);
+        st->helperKeyId = g_strdup(keyId);
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
 /* mirror vCPUs: real threads, so that libvirt pins real threads        */
 
 static gpointer
@@ -190,9 +241,13 @@ mirrorVcpuThread(gpointer opaque)
     vcpu->tid = syscall(SYS_gettid);
     g_cond_broadcast(&st->mirrorCond);
     /* the simulated mirror vCPU runs the helper's loop for ever: stop and
-     * cont do not touch it, a reset only restarts the helper's state */
-    for (;;)
+     * cont do not touch it, a reset only restarts the helper's state; the
+     * first one carries the encrypted migration stream (stream.c) */
+    for (;;) {
+        if (vcpu == &st->mirror[0] && streamVcpuWork(st))
+            continue;
         g_cond_wait(&st->mirrorCond, &st->mirrorLock);
+    }
     return NULL;
 }
 

@@ -296,6 +296,7 @@ typedef struct {
 
 typedef struct _Standin Standin;
 typedef struct _Chan Chan;
+typedef struct _Stream Stream;
 typedef void (*ChanLineFunc)(Standin *st, const char *line, gsize len);
 
 struct _Chan {
@@ -362,6 +363,17 @@ struct _Standin {
 
     /* lifecycle.c */
     Lifecycle lifecycle;
+
+    /* stream.c: the encrypted migration stream; streamJob is handed to
+     * the first mirror vCPU thread under mirrorLock */
+    Stream *stream;
+    Stream *streamJob;
+    char *streamRunDir;
+
+    /* helper.c: the transport key set by x-transport-key (provisional) */
+    guint8 helperKeyBytes[32];
+    bool helperKeyBytesSet;
+    char *helperKeyId;
 
     /* commands.c */
     bool guestAssisted;
@@ -430,6 +442,8 @@ void helperHang(Standin *st);
 bool helperSetKey(Standin *st, bool present);
 bool helperHasKey(Standin *st);
 json_object *helperInfo(Standin *st);
+const guint8 *helperTransportKey(Standin *st, const char **keyId);
+void helperSetKeyBytes(Standin *st, const guint8 *key, const char *keyId);
 void mirrorVcpusStart(Standin *st);
 bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);
 
@@ -440,6 +454,15 @@ bool sevAmendQueryMigrate(Standin *st, json_object *info);
 void sevQueryCapabilities(Standin *st, const char *name, json_object *id);
 void sevQuery(Standin *st, const char *name, json_object *id);
 void sevQueryLaunchMeasure(Standin *st, const char *name, json_object *id);
+
+/* ---- stream.c ---- */
+void streamMigrate(Standin *st, const char *name, json_object *id,
+                   json_object *cmd);
+char *streamIncoming(Standin *st, const char *uri, GError **err);
+void streamCancel(Standin *st);
+bool streamBusy(Standin *st);
+bool streamVcpuWork(Standin *st);
+void streamCleanup(Standin *st);
 
 /* ---- schema.c ---- */
 json_object *schemaLoad(const char *path, GError **err);
