@@ -40,6 +40,7 @@ class Capture:
 
     def start(self):
         argv = [TCPDUMP, "-i", self.iface, "-w", self.path, "-U", "-n",
+                "--immediate-mode",
                 "-s", "0", "-B", "16384"]
         if self.filter:
             argv += self.filter.split()
@@ -64,9 +65,20 @@ class Capture:
                 time.sleep(0.02)
         return self
 
-    def stop(self):
-        """Stop tcpdump; its statistics (stderr)."""
+    def stop(self, settle=0.5):
+        """Stop tcpdump, once its file has not grown for @settle seconds
+        (SIGINT drops what it has not read from the kernel yet); its
+        statistics (stderr)."""
         if self.proc and self.proc.poll() is None:
+            deadline = time.monotonic() + self.timeout
+            size, since = -1, time.monotonic()
+            while time.monotonic() < deadline:
+                now = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+                if now != size:
+                    size, since = now, time.monotonic()
+                elif time.monotonic() - since >= settle:
+                    break
+                time.sleep(0.05)
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(self.timeout)
