@@ -89,6 +89,11 @@ keyIdValid(const char *id)
 }
 
 
+/* x-transport-key {"present": bool, "*key": str, "*key-id": str}: the key
+ * is dropped or restored; with present true, key (64 hex digits) and
+ * key-id set the bytes and identifier the helper holds (PROVISIONAL, until
+ * the launch secret provides them; helperSetKeyBytes). The key is checked
+ * before anything changes, wiped from the stack, and never logged. */
 void
 faultTransportKey(Standin *st, const char *name, json_object *id,
                   json_object *cmd)

@@ -28,6 +28,8 @@
  *                  (threads, hidden from query-hotpluggable-cpus); stop,
  *                  cont and reset as they affect them
  *   sev.c          the fake SEV replies and QEMU's SEV migration blocker
+ *   stream.c       the encrypted migration stream: the transport key
+ *                  protects it, on the first mirror vCPU thread
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -68,8 +70,11 @@
  *    failed: REASON". QEMU resumes the source's vCPUs if they were
  *    stopped.
  *  - The transport key: a helper that becomes ready at its first boot
- *    reports "transport-key": true unless configured not to. There is no
- *    key. A reset loses it.
+ *    reports "transport-key": true unless configured not to. A reset loses
+ *    it. Its bytes (helperTransportKey): PROVISIONAL, until the key comes
+ *    from the injected launch secret: a fixed, publicly known key with key
+ *    id "standin-provisional" (so that any two stand-ins migrate), or the
+ *    key and id set by x-transport-key (test mode).
  *  - The migration capability guest-assisted (contract version 2): it is
  *    added to query-migrate-capabilities and to the schema, and taken out of
  *    migrate-set-capabilities before the rest goes to QEMU. Setting it true
@@ -85,8 +90,29 @@
  *  - start-migrate-incoming's exit-on-error (migrate-incoming's argument in
  *    QEMU 9.1 and later): accepted and dropped, since QEMU 7.2 has no such
  *    argument; a failed incoming migration always ends QEMU.
- *  - The encrypted transport. There is none: pages travel in QEMU's
- *    ordinary, PLAINTEXT migration stream.
+ *  - The encrypted transport (stream.c). A real helper would encrypt the
+ *    guest's pages itself; here QEMU still produces its ordinary migration
+ *    stream of the (unencrypted) guest, and the stand-in encrypts that
+ *    whole stream before it leaves the host. A confidential 'migrate'
+ *    (SEV, guest-assisted on) with a tcp: URI makes QEMU migrate to a unix
+ *    socket in the stand-in's private runtime directory (a fresh 0700
+ *    directory in $TMPDIR, removed at exit); the first mirror vCPU thread
+ *    (the one libvirt pins) connects to the real destination and sends a
+ *    handshake (magic, salt, key id) and AES-256-GCM records under a key
+ *    derived from the transport key (the format: stream.c). On the
+ *    target, start-migrate-incoming with a tcp: URI binds that address in
+ *    the stand-in (a bind failure is the command's error: "Failed to bind
+ *    socket: ..."), QEMU gets migrate-incoming on a unix socket, and the
+ *    first mirror vCPU thread accepts, checks the key id, decrypts and
+ *    authenticates every record. Records flow both ways (QEMU's own TLS,
+ *    with tls-creds, runs end to end inside them). Any failure (a record
+ *    that does not authenticate, another key id, a stream cut before its
+ *    end record, a peer that goes away) closes both sockets: both QEMUs
+ *    see their migration fail; the source's guest keeps running. Other
+ *    URIs (unix:, fd:, exec:) of a confidential migration are refused;
+ *    one stream at a time (no multifd). Plain migrations are untouched.
+ *    The wire carries no guest page in clear; the hosts' memory does (the
+ *    guest is not encrypted, see SEV above).
  *
  * Fault injection (faults.c). Only with 'test-mode=true' in the
  * configuration; otherwise the x- commands below do not exist (QEMU answers
@@ -103,9 +129,14 @@
  *       The helper's current boot never ends (a booting helper stays
  *       booting); if it is not booting, its next boot (after system_reset)
  *       hangs.
- *   x-transport-key {"present": bool}
+ *   x-transport-key {"present": bool, "*key": str, "*key-id": str}
  *       A ready helper loses its transport key, or is provisioned one (as
  *       by the guest owner). MIGRATION_HELPER is emitted if it changes.
+ *       PROVISIONAL (until the launch secret provides the key): with
+ *       present true, "key" (64 hexadecimal digits: 32 bytes) and "key-id"
+ *       (1..64 of [A-Za-z0-9._:-]) set the bytes and the identifier of the
+ *       key the helper holds from then on (each stays as it was if not
+ *       given; the default is the provisional key). Never logged.
  *   x-delay-reply {"command": str, "ms": int}
  *       The reply to the next @command comes @ms (0..60000) later; the
  *       replies to later commands wait behind it, events do not.
