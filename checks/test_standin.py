@@ -1250,10 +1250,10 @@ class StreamTest(StandinBase):
     with an SEV guest, each helper holding a transport key set with
     x-transport-key (key, key-id)."""
 
-    def stream_target(self, uri, key=KEY_A, key_id="owner-key-1", tls=None):
+    def stream_target(self, uri, key=KEY_A, key_id="owner-key-1", tls=None, name="target"):
         """A target stand-in, helper ready with its key, listening on @uri."""
         tproc, target = self.start_qmp_monitor(
-            "target", lambda mon: sev_argv(mon, target=True) + (tls or []))
+            name, lambda mon: sev_argv(mon, target=True) + (tls or []))
         set_guest_assisted(target, True)
         target.cmd("cont")
         target.wait_helper("booting")
@@ -1382,6 +1382,34 @@ class StreamTest(StandinBase):
         sproc.kill()
         self.assert_target_failed(tproc, "truncated: the source closed the stream "
                                          "before its end")
+
+    def test_8_fd_from_libvirt(self):
+        """libvirt connects to the destination itself and passes the socket
+        (getfd "migrate", then migrate "fd:migrate"): the stand-in keeps
+        it, QEMU migrates to the stand-in, the records go on that socket."""
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source()
+        # a closefd of it before migrate: the stand-in's to close
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        self.assertEqual(source.cmd("closefd", fdname="migrate"), {})
+        self.assertIn("has not been found", source.error("migrate", uri="fd:migrate"))
+        # the target took that first connection and failed: a new target
+        self.assert_target_failed(tproc, "the source closed the connection")
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri, name="target2")
+        target.cmd("start-migrate-incoming", uri=uri)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        source.cmd("migrate", uri="fd:migrate")
+        self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertIn("the stand-in keeps the migration socket", self.log("source"))
+        self.assertNotIn("passed 1 file descriptor(s) to QEMU", self.log("source"))
 
     def test_5_bind_failure_and_refusals(self):
         """start-migrate-incoming: a port in use is the command's error;

@@ -47,6 +47,15 @@ guardSevMigrateRefused(Standin *st)
 }
 
 
+/* an SEV guest with mirror vCPUs: the migration socket libvirt passes
+ * (getfd "migrate") is the stand-in's (stream.c) */
+static bool
+guardMirrorSev(Standin *st)
+{
+    return st->cl.sev && st->cl.mirrorVcpus > 0;
+}
+
+
 /* a confidential migration: its stream is encrypted (stream.c) */
 static bool
 guardConfidential(Standin *st)
@@ -367,6 +376,8 @@ static const Command commands[] = {
     { "query-sev-launch-measure", guardSev, cmdQuerySevLaunchMeasure, 0 },
     { "migrate", guardSevMigrateRefused, cmdMigrateRefused, 0 },
     { "migrate", guardConfidential, cmdMigrateConfidential, 0 },
+    { "getfd", guardMirrorSev, streamGetfd, 0 },
+    { "closefd", guardMirrorSev, streamClosefd, 0 },
     { "migrate", NULL, NULL, ACT_MIGRATE },
 
     /* a target's helper-only firmware, while QEMU waits in -incoming defer */

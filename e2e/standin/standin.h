@@ -400,6 +400,7 @@ struct _Standin {
     Stream *stream;
     Stream *streamJob;
     char *streamRunDir;
+    int streamMigrateFd;        /* getfd "migrate" of an SEV guest */
 
     /* helper.c: the transport key set by x-transport-key (provisional) */
     guint8 helperKeyBytes[32];
@@ -490,6 +491,10 @@ void sevQueryLaunchMeasure(Standin *st, const char *name, json_object *id);
 void streamMigrate(Standin *st, const char *name, json_object *id,
                    json_object *cmd);
 char *streamIncoming(Standin *st, const char *uri, GError **err);
+void streamGetfd(Standin *st, const char *name, json_object *id,
+                 json_object *cmd, const char *line, gsize len);
+void streamClosefd(Standin *st, const char *name, json_object *id,
+                   json_object *cmd, const char *line, gsize len);
 void streamCancel(Standin *st);
 bool streamBusy(Standin *st);
 bool streamVcpuWork(Standin *st);

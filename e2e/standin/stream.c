@@ -62,6 +62,8 @@
 #define STREAM_RECORD_MAX 65536
 #define STREAM_TAG_LEN 16
 #define STREAM_HDR_LEN 4
+/* the name libvirt gives the migration socket it passes (getfd) */
+#define STREAM_FDNAME "migrate"
 /* how long the target waits for QEMU's incoming socket to appear */
 #define STREAM_QEMU_CONNECT_US (10 * G_USEC_PER_SEC)
 
@@ -75,6 +77,7 @@ struct _Stream {
     StreamRole role;
     int listenFd;           /* source: unix, QEMU connects; target: tcp */
     char *sockPath;         /* source: ours; target: QEMU's */
+    int remoteFd;           /* source: the socket libvirt connected (fd:) */
     char *host;             /* source: the destination */
     char *port;
     int cancel[2];          /* a byte on cancel[1] stops the thread */
@@ -132,6 +135,8 @@ streamFree(Stream *s)
         return;
     if (s->listenFd >= 0)
         close(s->listenFd);
+    if (s->remoteFd >= 0)
+        close(s->remoteFd);
     if (s->role == STREAM_SOURCE && s->sockPath)
         g_unlink(s->sockPath);
     if (s->cancel[0] >= 0)
@@ -159,6 +164,7 @@ streamNew(Standin *st, StreamRole role, GError **err)
     s->st = st;
     s->role = role;
     s->listenFd = -1;
+    s->remoteFd = -1;
     s->cancel[0] = s->cancel[1] = -1;
     if (!(key = helperTransportKey(st, &keyId))) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
@@ -261,9 +267,21 @@ streamMigrate(Standin *st, const char *name, json_object *id, json_object *cmd)
     }
     if (!(s = streamNew(st, STREAM_SOURCE, &err)))
         goto error;
-    if (!streamParseTcp(uri, &s->host, &s->port)) {
+    if (g_str_equal(uri, "fd:" STREAM_FDNAME)) {
+        /* libvirt connected to the destination and passed the socket */
+        if (st->streamMigrateFd < 0) {
+            g_set_error(&err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                        "File descriptor named '%s' has not been found", STREAM_FDNAME);
+            goto error;
+        }
+        s->remoteFd = st->streamMigrateFd;
+        st->streamMigrateFd = -1;
+        s->host = g_strdup("the socket libvirt passed");
+        s->port = g_strdup("(fd:" STREAM_FDNAME ")");
+    } else if (!streamParseTcp(uri, &s->host, &s->port)) {
         g_set_error(&err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                    "the encrypted migration stream supports tcp: URIs only");
+                    "the encrypted migration stream supports tcp: and fd:%s "
+                    "URIs only", STREAM_FDNAME);
         goto error;
     }
     if (!(dir = streamRunDir(st, &err)))
@@ -344,6 +362,60 @@ streamBind(const char *host, const char *port, GError **err)
     g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                 "Failed to bind socket: %s", g_strerror(saved));
     return -1;
+}
+
+
+/* getfd {"fdname": "migrate"} of an SEV guest: libvirt passes the socket
+ * it connected to the destination (qemuMigrationSrcConnect) for 'migrate'
+ * "fd:migrate"; the stand-in keeps it, QEMU never sees it. Other names go
+ * to QEMU. */
+void
+streamGetfd(Standin *st, const char *name, json_object *id, json_object *cmd,
+            const char *line, gsize len)
+{
+    json_object *args = NULL;
+    const char *fdname;
+    int fd;
+
+    json_object_object_get_ex(cmd, "arguments", &args);
+    fdname = jsonGetString(args, "fdname");
+    if (!fdname || !g_str_equal(fdname, STREAM_FDNAME)) {
+        forward(st, ACT_FORWARD, name, id, line, len);
+        return;
+    }
+    if (!st->client || st->client->fds->len == 0) {
+        replyError(st, name, id, "No file descriptor supplied via SCM_RIGHTS");
+        return;
+    }
+    fd = g_array_index(st->client->fds, int, 0);
+    g_array_remove_index(st->client->fds, 0);
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        standinLog("QMP %s: %s", name, g_strerror(errno));
+    if (st->streamMigrateFd >= 0)
+        close(st->streamMigrateFd);
+    st->streamMigrateFd = fd;
+    standinLog("QMP %s: the stand-in keeps the migration socket", name);
+    replyReturn(st, name, id, NULL);
+}
+
+
+/* closefd {"fdname": "migrate"}: the one getfd kept, else QEMU's */
+void
+streamClosefd(Standin *st, const char *name, json_object *id, json_object *cmd,
+              const char *line, gsize len)
+{
+    json_object *args = NULL;
+    const char *fdname;
+
+    json_object_object_get_ex(cmd, "arguments", &args);
+    fdname = jsonGetString(args, "fdname");
+    if (!fdname || !g_str_equal(fdname, STREAM_FDNAME) || st->streamMigrateFd < 0) {
+        forward(st, ACT_FORWARD, name, id, line, len);
+        return;
+    }
+    close(st->streamMigrateFd);
+    st->streamMigrateFd = -1;
+    replyReturn(st, name, id, NULL);
 }
 
 
@@ -892,8 +964,13 @@ streamRun(Stream *s)
         if ((local = acceptOne(s, "QEMU")) < 0)
             goto done;
         g_unlink(s->sockPath);
-        if ((remote = connectTcp(s)) < 0)
+        if (s->remoteFd >= 0) {
+            remote = s->remoteFd;
+            s->remoteFd = -1;
+            g_unix_set_fd_nonblocking(remote, TRUE, NULL);
+        } else if ((remote = connectTcp(s)) < 0) {
             goto done;
+        }
         setsockopt(remote, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (!sourceHandshake(s, remote, streamKey))
             goto done;
