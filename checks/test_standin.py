@@ -1250,6 +1250,13 @@ class StreamTest(StandinBase):
     with an SEV guest, each helper holding a transport key set with
     x-transport-key (key, key-id)."""
 
+    def env(self, conf):
+        """The stand-ins' private runtime directories go to WORKDIR/tmp."""
+        env = super().env(conf)
+        env["TMPDIR"] = os.path.join(self.workdir, "tmp")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+        return env
+
     def stream_target(self, uri, key=KEY_A, key_id="owner-key-1", tls=None, name="target"):
         """A target stand-in, helper ready with its key, listening on @uri."""
         tproc, target = self.start_qmp_monitor(
@@ -1337,9 +1344,16 @@ class StreamTest(StandinBase):
             log = self.log(name)
             self.assertIn("encrypted stream", log)
             self.assertNotIn(KEY_A, log.lower())
-        # the private socket is gone with the stream
-        self.assertFalse([line for line in self.log("target").splitlines()
-                          if "migration stream" in line and "failed" in line])
+        self.assertNotIn("failed", self.log("target"))
+        # the private runtime directories: 0700, and gone with the stand-ins
+        rundirs = [os.path.join(self.workdir, "tmp", d)
+                   for d in os.listdir(os.path.join(self.workdir, "tmp"))]
+        self.assertEqual(len(rundirs), 2)
+        self.assertEqual({os.stat(d).st_mode & 0o777 for d in rundirs}, {0o700})
+        target.execute("quit")
+        source.execute("quit")
+        self.assertEqual((tproc.wait(10), sproc.wait(10)), (0, 0))
+        self.assertEqual(os.listdir(os.path.join(self.workdir, "tmp")), [])
 
     def test_2_other_key_same_id(self):
         """The target holds another key under the same id: no record
@@ -1486,6 +1500,9 @@ class StreamTest(StandinBase):
 
         plain = self.capture_migration("plain", plain_pair)
         self.assertGreater(self.pattern_hits(plain), 0)
+        # a plain migration passes through the stand-ins untouched
+        self.assertEqual(wirecapture.count_pattern(plain, b"LVMIRROR-STREAM1"), 0)
+        self.assertEqual(captured_directions(plain, self.capture_port)[0][:4], b"QEVM")
         confidential = self.capture_migration("confidential", confidential_pair)
         self.assertEqual(self.pattern_hits(confidential), 0)
         # the records decrypt (python3-cryptography, from the format), and
