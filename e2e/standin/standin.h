@@ -496,7 +496,6 @@ void streamGetfd(Standin *st, const char *name, json_object *id,
 void streamClosefd(Standin *st, const char *name, json_object *id,
                    json_object *cmd, const char *line, gsize len);
 void streamCancel(Standin *st);
-bool streamBusy(Standin *st);
 bool streamVcpuWork(Standin *st);
 void streamCleanup(Standin *st);
 

@@ -235,13 +235,6 @@ streamCancel(Standin *st)
 }
 
 
-bool
-streamBusy(Standin *st)
-{
-    return st->stream != NULL;
-}
-
-
 /* 'migrate' of an SEV guest with guest-assisted on */
 void
 streamMigrate(Standin *st, const char *name, json_object *id, json_object *cmd)
