@@ -58,8 +58,11 @@ class MigrateApiTest(unittest.TestCase):
                      "VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY",
                      "VIR_DOMAIN_MIGRATION_HELPER_ERROR",
                      "VIR_DOMAIN_STATS_MIRROR_COUNT",
+                     "VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID",
                      "VIR_DOMAIN_JOB_CONFIDENTIAL",
-                     "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE"):
+                     "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE",
+                     "VIR_DOMAIN_JOB_CONFIDENTIAL_ATTESTATION_TIME",
+                     "VIR_DOMAIN_JOB_CONFIDENTIAL_AGENT_TIME"):
             self.assertIn(name, macros)
             self.assertEqual(macros[name].get("version"), "11.3.0", name)
         callbacks = {e.get("name"): e for e in root.iter("functype")}

@@ -4,9 +4,10 @@
  * refuses; what it refuses an SEV guest outside a confidential migration
  * (save, snapshots with memory, dumps, memory peeks, pausing a confidential
  * migration's source); the checks of the migration cookie on both hosts;
- * and the target's Prepare steps and the source's helper check against a
- * test monitor whose replies are validated against the
- * caps_10.0.0_x86_64+amdsev-mirror schema
+ * the attestation agent (fake agents in qemumirrorattestdata/); and the
+ * target's Prepare steps and the source's helper check against a test
+ * monitor that validates libvirt's commands against the
+ * caps_10.0.0_x86_64+amdsev-mirror schema and insists on their order
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -22,6 +23,7 @@
 #include "qemu/qemu_migration_confidential.h"
 #include "qemu/qemu_migration_params.h"
 #include "qemu/qemu_mirror.h"
+#include "qemu/qemu_mirror_attest.h"
 
 #define VIR_FROM_THIS VIR_FROM_NONE
 
@@ -339,6 +341,8 @@ struct testDstData {
     bool remoteGuestAssisted;  /* the source's QEMU supports guest-assisted */
     unsigned int flags;
     const char *error;         /* NULL: accepted */
+    const char *cookieKeyId;   /* the transport key the source's helper holds */
+    const char *agent;         /* qemu.conf: mirror_attestation_agent */
 };
 
 
@@ -363,7 +367,9 @@ testDstCheck(const void *opaque)
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
     qemuDomainObjPrivate *priv;
-    qemuMigrationCookieConfidential conf = { data->cookieMirrorVcpus };
+    qemuMigrationCookieConfidential conf = { data->cookieMirrorVcpus,
+                                             (char *) data->cookieKeyId };
+    int rc;
 
     if (!vm)
         return -1;
@@ -372,13 +378,14 @@ testDstCheck(const void *opaque)
     if (vm->def->mirror)
         vm->def->mirror->vcpus = data->defMirrorVcpus;
 
-    return testCheckResult(qemuMigrationConfidentialDstCheck(driver.config,
-                                                             vm->def,
-                                                             data->cookie ? &conf : NULL,
-                                                             remoteCaps,
-                                                             priv->qemuCaps,
-                                                             data->flags),
-                           data->error);
+    driver.config->mirrorAttestationAgent = (char *) data->agent;
+    rc = qemuMigrationConfidentialDstCheck(driver.config, vm->def,
+                                           data->cookie ? &conf : NULL,
+                                           remoteCaps, priv->qemuCaps,
+                                           data->flags);
+    driver.config->mirrorAttestationAgent = NULL;
+
+    return testCheckResult(rc, data->error);
 }
 
 
@@ -394,39 +401,57 @@ testDstCheck(const void *opaque)
 #define TLS_REQUIRED \
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"
 
+#define KEY "owner-key-1"
+#define AGENT_DIR abs_srcdir "/qemumirrorattestdata/"
+#define AGENT AGENT_DIR "ok.sh"
+
 static const struct testDstData dstTests[] = {
-    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false, VIR_MIGRATE_LIVE, NULL },
-    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NULL },
+    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false, VIR_MIGRATE_LIVE, NULL, KEY, AGENT },
+    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NULL, KEY, AGENT },
     { "cookie without the flag", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, VIR_MIGRATE_LIVE,
-      "Requested operation is not valid: the migration cookie of domain 'guest' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set" },
+      "Requested operation is not valid: the migration cookie of domain 'guest' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set", KEY, AGENT },
     { "flag without the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, false, 0, true, CONF_FLAGS,
-      "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'" },
+      "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'", KEY, AGENT },
     { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), KEY, AGENT },
     { "rdma pin all", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
-      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
+      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), KEY, AGENT },
     { "not live", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
-      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED },
+      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED, KEY, AGENT },
     { "no TLS", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED },
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED, KEY, AGENT },
     { "source QEMU without guest-assisted", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, false, CONF_FLAGS,
-      "Operation not supported: the source's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'" },
+      "Operation not supported: the source's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'", KEY, AGENT },
     { "not SEV", GUEST_PLAIN, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest" },
+      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest", KEY, AGENT },
     { "SEV-SNP", GUEST_SEV_SNP, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest" },
-    { "SEV-ES", GUEST_SEV_ES_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, SEV_ES_REFUSED },
-    { "NOSEND", GUEST_SEV_NOSEND_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NOSEND_REFUSED },
+      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest", KEY, AGENT },
+    { "SEV-ES", GUEST_SEV_ES_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, SEV_ES_REFUSED, KEY, AGENT },
+    { "NOSEND", GUEST_SEV_NOSEND_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NOSEND_REFUSED, KEY, AGENT },
     { "no mirror", GUEST_SEV, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 0" },
+      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 0", KEY, AGENT },
     { "other mirror vCPUs", GUEST_SEV_MIRROR, 2, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 2" },
-    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE },
+      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 2", KEY, AGENT },
+    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT },
     { "QEMU without guest-assisted", GUEST_SEV_MIRROR, 1, QEMU_NO_GUEST_ASSISTED, true, 1, true,
-      CONF_FLAGS, NO_INTERFACE_HERE },
-    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE },
+      CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT },
+    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT },
+    { "no transport key in the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
+      "Requested operation is not valid: the source did not say which transport key the migration helper of domain 'guest' holds",
+      NULL, AGENT },
+    { "invalid transport key identifier", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
+      "Requested operation is not valid: the source did not say which transport key the migration helper of domain 'guest' holds",
+      "key id with spaces", AGENT },
+    { "no attestation agent", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
+      "Operation not supported: this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key for domain 'guest' here",
+      KEY, NULL },
+    { "attestation agent missing", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
+      "operation failed: attestation of this host for domain 'guest' failed: the attestation agent '" AGENT_DIR "missing.sh' (mirror_attestation_agent in qemu.conf) is not an executable file",
+      KEY, AGENT_DIR "missing.sh" },
+    { "no attestation agent, plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false,
+      VIR_MIGRATE_LIVE, NULL, NULL, NULL },
 };
 
 
@@ -437,6 +462,7 @@ struct testSrcCookieData {
     bool remoteGuestAssisted;  /* the target's QEMU supports guest-assisted */
     unsigned int flags;
     const char *error;
+    const char *keyId;         /* the transport key the target's helper holds */
 };
 
 
@@ -447,10 +473,15 @@ testSrcCheckCookie(const void *opaque)
     struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
-    qemuMigrationCookieConfidential conf = { data->mirrorVcpus };
+    qemuMigrationCookieConfidential conf = { data->mirrorVcpus, (char *) data->keyId };
+    qemuDomainJobPrivate *jobPriv;
 
     if (!vm)
         return -1;
+
+    /* the source's helper holds the key KEY (qemuMigrationConfidentialSrcCheckHelper) */
+    jobPriv = vm->job->privateData;
+    jobPriv->mirrorKeyId = g_strdup(KEY);
 
     return testCheckResult(qemuMigrationConfidentialSrcCheckCookie(vm,
                                                                    data->cookie ? &conf : NULL,
@@ -461,14 +492,20 @@ testSrcCheckCookie(const void *opaque)
 
 
 static const struct testSrcCookieData srcCookieTests[] = {
-    { "plain", false, 0, false, VIR_MIGRATE_LIVE, NULL },
-    { "confirmed", true, 1, true, CONF_FLAGS, NULL },
+    { "plain", false, 0, false, VIR_MIGRATE_LIVE, NULL, NULL },
+    { "confirmed", true, 1, true, CONF_FLAGS, NULL, KEY },
     { "not confirmed", false, 0, true, CONF_FLAGS,
-      "operation failed: the target did not confirm the confidential migration of domain 'guest'" },
+      "operation failed: the target did not confirm the confidential migration of domain 'guest'", KEY },
     { "other mirror vCPUs", true, 3, true, CONF_FLAGS,
-      "operation failed: the target prepared domain 'guest' with 3 mirror vCPUs, but the source has 1" },
+      "operation failed: the target prepared domain 'guest' with 3 mirror vCPUs, but the source has 1", KEY },
     { "target QEMU without guest-assisted", true, 1, false, CONF_FLAGS,
-      "operation failed: the target's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'" },
+      "operation failed: the target's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'", KEY },
+    { "other transport key", true, 1, true, CONF_FLAGS,
+      "operation failed: the migration helper of domain 'guest' on the target holds the transport key 'owner-key-2', but the source's holds 'owner-key-1'",
+      "owner-key-2" },
+    { "no transport key confirmed", true, 1, true, CONF_FLAGS,
+      "operation failed: the migration helper of domain 'guest' on the target holds the transport key '<null>', but the source's holds 'owner-key-1'",
+      NULL },
 };
 
 
@@ -509,14 +546,29 @@ testMonitorDetach(virDomainObj *vm)
 
 struct testFlowData {
     const char *name;
-    const char *items[9];
+    const char *items[15];
     const char *error;
     virTristateBool exitOnError;
     bool shuttingDown; /* the daemon began to shut down */
+    const char *agent; /* the attestation agent; NULL: ok.sh */
+    const char *jobKeyId; /* the migration's key, from the cookie; NULL: KEY */
 };
 
 
-/* the target's Prepare steps 4 to 7 against QEMU's replies */
+static void
+testSetJobKeyId(virDomainObj *vm,
+                const char *keyId)
+{
+    qemuDomainJobPrivate *jobPriv = vm->job->privateData;
+
+    g_free(jobPriv->mirrorKeyId);
+    jobPriv->mirrorKeyId = g_strdup(keyId);
+}
+
+
+/* the target's Prepare steps after QEMU's launch against QEMU's replies, in
+ * the order the monitor insists on: the launch secret is injected before
+ * the first 'cont' */
 static int
 testDstRun(const void *opaque)
 {
@@ -533,10 +585,15 @@ testDstRun(const void *opaque)
     if (!(test = testMonitorAttach(vm, data->items)))
         return -1;
 
+    testSetJobKeyId(vm, data->jobKeyId ? data->jobKeyId : KEY);
+    driver.config->mirrorAttestationAgent = (char *) (data->agent ? data->agent : AGENT);
+    driver.config->mirrorAttestationTimeout = 1;
+
     g_atomic_int_set(&driver.shuttingDown, data->shuttingDown);
     rc = qemuMigrationConfidentialDstRun(vm, "tcp:0.0.0.0:49152",
                                          data->exitOnError, VIR_ASYNC_JOB_NONE);
     g_atomic_int_set(&driver.shuttingDown, 0);
+    driver.config->mirrorAttestationAgent = NULL;
     testMonitorDetach(vm);
 
     if (testCheckResult(rc, data->error) < 0)
@@ -616,10 +673,26 @@ testSrcCheckHelper(const void *opaque)
     if (!(test = testMonitorAttach(vm, data->items)))
         return -1;
 
+    /* the check right before 'migrate' finds the key of the first one */
+    if (data->jobKeyId)
+        testSetJobKeyId(vm, data->jobKeyId);
+
     rc = qemuMigrationConfidentialSrcCheckHelper(vm, VIR_ASYNC_JOB_NONE, CONF_FLAGS);
     testMonitorDetach(vm);
 
-    return testCheckResult(rc, data->error);
+    if (testCheckResult(rc, data->error) < 0)
+        return -1;
+
+    /* the first check records the key for the cookie */
+    if (rc == 0) {
+        qemuDomainJobPrivate *jobPriv = vm->job->privateData;
+
+        if (STRNEQ_NULLABLE(jobPriv->mirrorKeyId, KEY)) {
+            VIR_TEST_VERBOSE("recorded key '%s'", NULLSTR(jobPriv->mirrorKeyId));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 
@@ -641,6 +714,9 @@ testSrcIsAllowedHelper(const void *opaque)
     if (!(test = testMonitorAttach(vm, data->items)))
         return -1;
 
+    if (data->jobKeyId)
+        testSetJobKeyId(vm, data->jobKeyId);
+
     allowed = qemuMigrationSrcIsAllowed(vm, true, VIR_ASYNC_JOB_NONE, CONF_FLAGS);
     testMonitorDetach(vm);
 
@@ -649,51 +725,108 @@ testSrcIsAllowedHelper(const void *opaque)
 
 
 #define HELPER "query-migration-helper"
-#define READY_KEY "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
+#define READY_KEY "{\"return\": {\"status\": \"ready\", \"transport-key\": true," \
+                  " \"transport-key-id\": \"owner-key-1\"}}"
+#define READY_OTHER_KEY "{\"return\": {\"status\": \"ready\", \"transport-key\": true," \
+                        " \"transport-key-id\": \"owner-key-2\"}}"
+#define READY_KEY_NO_ID "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
 #define READY_NO_KEY "{\"return\": {\"status\": \"ready\"}}"
 #define OK "{\"return\": {}}"
+#define MEASURE "query-sev-launch-measure"
+#define MEASUREMENT "{\"return\": {\"data\": \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\"}}"
+#define SEV "query-sev"
+#define SEV_INFO "{\"return\": {\"enabled\": true, \"api-major\": 1, \"api-minor\": 55," \
+                 " \"build-id\": 24, \"policy\": 1, \"state\": \"launch-secret\"," \
+                 " \"handle\": 1, \"sev-type\": \"sev\"}}"
+#define INJECT "sev-inject-launch-secret"
+#define ATTESTED MEASURE, MEASUREMENT, SEV, SEV_INFO, INJECT, OK
 
 #define ABSENT VIR_TRISTATE_BOOL_ABSENT
 
+#define ATTEST_FAILED(cause) \
+    "operation failed: attestation of this host for domain 'guest' failed at step 'attest': " cause
+
 static const struct testFlowData dstRunTests[] = {
-    { "ready", { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
-      NULL, ABSENT, false },
+    { "ready", { ATTESTED, "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
+      NULL, ABSENT, false, NULL, NULL },
     /* start-migrate-incoming takes migrate-incoming's arguments; the test
      * monitor validates them against the schema */
     { "ready, exit-on-error as for migrate-incoming",
-      { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
-      NULL, VIR_TRISTATE_BOOL_NO, false },
-    { "cont fails", { "cont", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}", NULL },
-      "internal error: unable to execute QEMU command 'cont': no", ABSENT, false },
-    { "helper failed", { "cont", OK, HELPER,
+      { ATTESTED, "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
+      NULL, VIR_TRISTATE_BOOL_NO, false, NULL, NULL },
+    { "measurement unavailable",
+      { MEASURE, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"SEV launch measurement is not available\"}}", NULL },
+      "internal error: unable to execute QEMU command 'query-sev-launch-measure': SEV launch measurement is not available",
+      ABSENT, false, NULL, NULL },
+    /* nothing is injected, QEMU's vCPUs never run */
+    { "guest owner refuses", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
+      ATTEST_FAILED("the guest owner refused: the launch measurement does not match the expected firmware"),
+      ABSENT, false, AGENT_DIR "refuse.sh", NULL },
+    { "agent fails", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
+      ATTEST_FAILED("the attestation agent '" AGENT_DIR "fail.sh' failed (exit status 3): cannot reach the guest owner's key broker"),
+      ABSENT, false, AGENT_DIR "fail.sh", NULL },
+    { "agent times out", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
+      "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed",
+      ABSENT, false, AGENT_DIR "hang.sh", NULL },
+    { "agent output malformed", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
+      ATTEST_FAILED("the attestation agent '" AGENT_DIR "garbage.sh' did not reply with a JSON object"),
+      ABSENT, false, AGENT_DIR "garbage.sh", NULL },
+    { "agent missing", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
+      ATTEST_FAILED("the attestation agent '" AGENT_DIR "missing.sh' is not an executable file"),
+      ABSENT, false, AGENT_DIR "missing.sh", NULL },
+    { "guest owner provisions another key", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
+      "operation failed: attestation of this host for domain 'guest' failed at step 'key check': the guest owner provisions the transport key 'owner-key-2', but the source's migration helper holds 'owner-key-1'",
+      ABSENT, false, AGENT_DIR "other-key.sh", NULL },
+    { "platform rejects the secret",
+      { MEASURE, MEASUREMENT, SEV, SEV_INFO, INJECT,
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"SEV: failed to inject secret ret=-1 fw_error=12 'Bad measurement'\"}}", NULL },
+      "operation failed: attestation of this host for domain 'guest' failed at step 'inject': the SEV platform rejected the launch secret: internal error: unable to execute QEMU command 'sev-inject-launch-secret': SEV: failed to inject secret ret=-1 fw_error=12 'Bad measurement'",
+      ABSENT, false, NULL, NULL },
+    { "cont fails", { ATTESTED, "cont", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}", NULL },
+      "internal error: unable to execute QEMU command 'cont': no", ABSENT, false, NULL, NULL },
+    { "helper failed", { ATTESTED, "cont", OK, HELPER,
                          "{\"return\": {\"status\": \"failed\", \"error\": \"no helper in firmware\"}}",
                          NULL },
-      "operation failed: migration helper of domain 'guest' failed: no helper in firmware", ABSENT, false },
-    { "no transport key", { "cont", OK, HELPER, READY_NO_KEY, NULL },
-      "Operation not supported: the migration helper of domain 'guest' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet",
-      ABSENT, false },
+      "operation failed: migration helper of domain 'guest' failed: no helper in firmware",
+      ABSENT, false, NULL, NULL },
+    { "no transport key", { ATTESTED, "cont", OK, HELPER, READY_NO_KEY, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected",
+      ABSENT, false, NULL, NULL },
+    { "transport key without identifier", { ATTESTED, "cont", OK, HELPER, READY_KEY_NO_ID, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds a transport key without a valid identifier",
+      ABSENT, false, NULL, NULL },
+    { "helper holds another key", { ATTESTED, "cont", OK, HELPER, READY_OTHER_KEY, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds the transport key 'owner-key-2', but the migration uses the key 'owner-key-1'",
+      ABSENT, false, NULL, NULL },
     { "start-migrate-incoming fails",
-      { "cont", OK, HELPER, READY_KEY, "start-migrate-incoming",
+      { ATTESTED, "cont", OK, HELPER, READY_KEY, "start-migrate-incoming",
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"helper not ready\"}}", NULL },
       "internal error: unable to execute QEMU command 'start-migrate-incoming': helper not ready",
-      ABSENT, false },
-    /* the helper is never asked and nothing listens */
-    { "daemon shutting down", { "cont", OK, NULL },
+      ABSENT, false, NULL, NULL },
+    /* QEMU's vCPUs never run: attestation is over, but nothing goes on */
+    { "daemon shutting down", { ATTESTED, NULL },
       "operation aborted: the confidential migration of domain 'guest' was aborted: libvirt is shutting down",
-      ABSENT, true },
+      ABSENT, true, NULL, NULL },
 };
 
 static const struct testFlowData srcHelperTests[] = {
-    { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT, false },
+    { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT, false, NULL, NULL },
     { "booting", { HELPER, "{\"return\": {\"status\": \"booting\"}}", NULL },
       "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'booting')",
-      ABSENT, false },
+      ABSENT, false, NULL, NULL },
     { "failed", { HELPER, "{\"return\": {\"status\": \"failed\", \"error\": \"mailbox timeout\"}}", NULL },
       "Requested operation is not valid: the migration helper of domain 'guest' is not ready (status 'failed': mailbox timeout)",
-      ABSENT, false },
+      ABSENT, false, NULL, NULL },
     { "no transport key", { HELPER, READY_NO_KEY, NULL },
       "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected",
-      ABSENT, false },
+      ABSENT, false, NULL, NULL },
+    { "transport key without identifier", { HELPER, READY_KEY_NO_ID, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds a transport key without a valid identifier",
+      ABSENT, false, NULL, NULL },
+    { "same key again", { HELPER, READY_KEY, NULL }, NULL, ABSENT, false, NULL, KEY },
+    { "key changed since the first check", { HELPER, READY_OTHER_KEY, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds the transport key 'owner-key-2', but the migration uses the key 'owner-key-1'",
+      ABSENT, false, NULL, KEY },
 };
 
 
@@ -704,7 +837,7 @@ testCookieParse(const char *xml,
 {
     g_autoptr(xmlDoc) doc = NULL;
     g_autoptr(xmlXPathContext) ctxt = NULL;
-    g_autofree qemuMigrationCookieConfidential *conf = NULL;
+    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
 
     if (!(doc = virXMLParseStringCtxt(xml, "(cookie)", &ctxt)))
         return -1;
@@ -721,24 +854,38 @@ testCookie(const void *opaque G_GNUC_UNUSED)
     struct testData mirrorData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) plain = testDomain(&plainData);
     g_autoptr(virDomainObj) mirror = testDomain(&mirrorData);
-    g_autofree qemuMigrationCookieConfidential *conf = NULL;
+    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
+    g_autoptr(qemuMigrationCookieConfidential) parsed = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    g_autoptr(xmlXPathContext) ctxt = NULL;
+    g_autofree char *xml = NULL;
     g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
 
     if (!plain || !mirror)
         return -1;
 
     /* nothing to say for a guest without mirror vCPUs */
-    if (qemuMigrationCookieConfidentialNew(plain->def))
+    if (qemuMigrationCookieConfidentialNew(plain))
         return -1;
 
-    if (!(conf = qemuMigrationCookieConfidentialNew(mirror->def)))
+    /* the key of the migration, recorded with the job */
+    testSetJobKeyId(mirror, KEY);
+    if (!(conf = qemuMigrationCookieConfidentialNew(mirror)))
         return -1;
     qemuMigrationCookieConfidentialFormat(&buf, conf);
     if (STRNEQ(virBufferCurrentContent(&buf),
-               "<confidential mirrorVcpus='1'/>\n")) {
+               "<confidential mirrorVcpus='1' keyId='owner-key-1'/>\n")) {
         VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
         return -1;
     }
+
+    /* and back */
+    xml = g_strdup_printf("<qemu-migration>%s</qemu-migration>",
+                          virBufferCurrentContent(&buf));
+    if (!(doc = virXMLParseStringCtxt(xml, "(cookie)", &ctxt)) ||
+        !(parsed = qemuMigrationCookieConfidentialParse(ctxt)) ||
+        parsed->mirrorVcpus != 1 || STRNEQ_NULLABLE(parsed->keyId, KEY))
+        return -1;
 
     if (testCookieParse("<qemu-migration><confidential mirrorVcpus='3'/></qemu-migration>",
                         NULL) < 0 ||
@@ -748,6 +895,206 @@ testCookie(const void *opaque G_GNUC_UNUSED)
                         "XML error: Missing required attribute 'mirrorVcpus' in element 'confidential'") < 0 ||
         testCookieParse("<qemu-migration><confidential mirrorVcpus='0'/></qemu-migration>",
                         "XML error: Invalid value for attribute 'mirrorVcpus' in element 'confidential': Zero is not permitted") < 0)
+        return -1;
+
+    return 0;
+}
+
+
+struct testAgentData {
+    const char *name;
+    const char *agent;     /* in qemumirrorattestdata/ */
+    const char *step;      /* QEMU_MIRROR_ATTEST_STEP_* */
+    const char *error;     /* NULL: the reply is accepted */
+};
+
+
+/* one run of the attestation agent and the parsing of its reply */
+static int
+testAgent(const void *opaque)
+{
+    const struct testAgentData *data = opaque;
+    g_autofree char *agent = g_strdup_printf("%s%s", AGENT_DIR, data->agent);
+    g_autoptr(virJSONValue) request = virJSONValueNewObject();
+    g_autoptr(virJSONValue) reply = NULL;
+    g_autoptr(qemuMirrorAttestSecret) secret = NULL;
+    g_autofree char *dhCert = NULL;
+    g_autofree char *session = NULL;
+    bool attest = STREQ(data->step, QEMU_MIRROR_ATTEST_STEP_ATTEST);
+    unsigned long long elapsed = 0;
+    int rc;
+
+    if (virJSONValueObjectAppendString(request, "operation", data->step) < 0 ||
+        virJSONValueObjectAppendString(request, "measurement", "") < 0 ||
+        virJSONValueObjectAppendString(request, "source-key-id", KEY) < 0)
+        return -1;
+
+    rc = qemuMirrorAttestRun(agent, 1, "guest", data->step, request, &reply,
+                             &elapsed);
+    if (rc == 0) {
+        if (attest)
+            rc = (secret = qemuMirrorAttestParseSecret(reply, "guest")) ? 0 : -1;
+        else
+            rc = qemuMirrorAttestParseSession(reply, "guest", &dhCert, &session);
+    }
+
+    if (testCheckResult(rc, data->error) < 0)
+        return -1;
+
+    if (rc == 0 && attest &&
+        (STRNEQ(secret->keyId, KEY) ||
+         STRNEQ(secret->header, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMw=="))) {
+        VIR_TEST_VERBOSE("secret for key '%s'", secret->keyId);
+        return -1;
+    }
+    return 0;
+}
+
+
+#define AGENT_FAILED(step, cause) \
+    "operation failed: attestation of this host for domain 'guest' failed at step '" step "': " cause
+
+static const struct testAgentData agentTests[] = {
+    { "attest", "ok.sh", "attest", NULL },
+    { "session", "ok.sh", "session", NULL },
+    { "refused", "refuse.sh", "attest",
+      AGENT_FAILED("attest", "the guest owner refused: the launch measurement does not match the expected firmware") },
+    { "exit status", "fail.sh", "session",
+      AGENT_FAILED("session", "the attestation agent '" AGENT_DIR "fail.sh' failed (exit status 3): cannot reach the guest owner's key broker") },
+    { "timeout", "hang.sh", "attest",
+      "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed" },
+    { "missing", "missing.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "missing.sh' is not an executable file") },
+    { "not JSON", "garbage.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "garbage.sh' did not reply with a JSON object") },
+    { "not an object", "array.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "array.sh' did not reply with a JSON object") },
+    { "header size", "short-header.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'secret-header' (base64 of 52 bytes)") },
+    { "secret not base64", "bad-base64.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'secret' (base64 of a multiple of 16 bytes)") },
+    { "key id invalid", "bad-key-id.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'key-id' (1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-')") },
+    { "key id missing", "no-key-id.sh", "attest",
+      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'key-id' (1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-')") },
+    { "session size", "short-session.sh", "session",
+      AGENT_FAILED("session", "the attestation agent's reply has no valid 'session' (base64 of 128 bytes)") },
+};
+
+
+/* what every request tells the agent */
+static int
+testAgentRequest(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    virSEVCapability platform = { .pdh = (char *) "UERI", .cert_chain = (char *) "Q0hBSU4=",
+                                  .cpu0_id = (char *) "Q1BV" };
+    g_autoptr(virJSONValue) request = NULL;
+    g_autofree char *str = NULL;
+    const char *expect =
+        "{\"version\":1,\"operation\":\"session\","
+        "\"domain\":{\"name\":\"guest\",\"uuid\":\"c7a5fdbd-edaf-9455-926a-d65c16db1809\"},"
+        "\"host\":\"target.example.org\",\"policy\":1,"
+        "\"platform\":{\"pdh\":\"UERI\",\"cert-chain\":\"Q0hBSU4=\",\"cpu0-id\":\"Q1BV\"}}";
+
+    if (!vm)
+        return -1;
+
+    ignore_value(virUUIDParse("c7a5fdbd-edaf-9455-926a-d65c16db1809", vm->def->uuid));
+
+    if (!(request = qemuMirrorAttestRequestNew("session", vm->def,
+                                               "target.example.org", &platform)) ||
+        !(str = virJSONValueToString(request, false)))
+        return -1;
+
+    if (STRNEQ(str, expect)) {
+        VIR_TEST_VERBOSE("request '%s'", str);
+        return -1;
+    }
+    return 0;
+}
+
+
+/* the launch session: from the incoming definition, or from the agent */
+static int
+testSession(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    virSEVCapability platform = { .pdh = (char *) "UERI" };
+    virDomainSEVDef *sev;
+    int rc;
+
+    if (!vm)
+        return -1;
+    sev = &vm->def->sec->data.sev;
+    driver.config->mirrorAttestationTimeout = 1;
+
+    /* the management application's session is used: the agent (which
+     * would fail) is not run */
+    sev->dh_cert = g_strdup("TUFOQUdFRA==");
+    sev->session = g_strdup("TUFOQUdFRA==");
+    driver.config->mirrorAttestationAgent = (char *) AGENT_DIR "fail.sh";
+    rc = qemuMirrorAttestSession(driver.config, vm->def, &platform);
+    if (testCheckResult(rc, NULL) < 0 || STRNEQ(sev->session, "TUFOQUdFRA=="))
+        goto error;
+
+    /* without one, the guest owner's */
+    g_clear_pointer(&sev->session, g_free);
+    driver.config->mirrorAttestationAgent = (char *) AGENT;
+    rc = qemuMirrorAttestSession(driver.config, vm->def, &platform);
+    if (testCheckResult(rc, NULL) < 0 || !sev->session ||
+        !STRPREFIX(sev->session, "AAECAwQF") || !STRPREFIX(sev->dh_cert, "AQAAAAAA"))
+        goto error;
+
+    /* no PDH, no session */
+    g_clear_pointer(&sev->session, g_free);
+    rc = qemuMirrorAttestSession(driver.config, vm->def, NULL);
+    if (testCheckResult(rc, "Operation not supported: attestation of this host for domain 'guest' failed at step 'session': this host's SEV platform data (its PDH) is unknown") < 0)
+        goto error;
+
+    driver.config->mirrorAttestationAgent = NULL;
+    return 0;
+
+ error:
+    driver.config->mirrorAttestationAgent = NULL;
+    return -1;
+}
+
+
+/* the source's launch session never goes to the target; another one, put
+ * in the definition for the target by the management application, does */
+static int
+testStripSession(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(virDomainObj) other = testDomain(&domData);
+    virDomainSEVDef *src;
+    virDomainSEVDef *dst;
+
+    if (!vm || !other)
+        return -1;
+    src = &vm->def->sec->data.sev;
+    dst = &other->def->sec->data.sev;
+
+    src->dh_cert = g_strdup("U09VUkNF");
+    src->session = g_strdup("U09VUkNF");
+
+    /* a copy of the source's definition */
+    dst->dh_cert = g_strdup(src->dh_cert);
+    dst->session = g_strdup(src->session);
+    qemuMigrationConfidentialSrcStripSession(vm, other->def);
+    if (dst->dh_cert || dst->session)
+        return -1;
+
+    /* the target's own */
+    dst->dh_cert = g_strdup("VEFSR0VU");
+    dst->session = g_strdup("VEFSR0VU");
+    qemuMigrationConfidentialSrcStripSession(vm, other->def);
+    if (STRNEQ_NULLABLE(dst->session, "VEFSR0VU") ||
+        STRNEQ_NULLABLE(dst->dh_cert, "VEFSR0VU"))
         return -1;
 
     return 0;
@@ -933,6 +1280,21 @@ mymain(void)
     }
 
     if (virTestRun("cookie element", testCookie, NULL) < 0)
+        ret = -1;
+
+    for (i = 0; i < G_N_ELEMENTS(agentTests); i++) {
+        g_autofree char *name = g_strdup_printf("attestation agent: %s",
+                                                agentTests[i].name);
+
+        if (virTestRun(name, testAgent, &agentTests[i]) < 0)
+            ret = -1;
+    }
+
+    if (virTestRun("attestation agent: request", testAgentRequest, NULL) < 0)
+        ret = -1;
+    if (virTestRun("launch session", testSession, NULL) < 0)
+        ret = -1;
+    if (virTestRun("source's launch session left out", testStripSession, NULL) < 0)
         ret = -1;
 
     g_clear_pointer(&schema, g_hash_table_unref);

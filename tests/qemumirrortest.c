@@ -391,11 +391,13 @@ testMirrorWaitForHelper(const void *opaque)
     g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
     g_autoptr(qemuMonitorTest) test = NULL;
     size_t nreplies = 0;
-    bool key = !data->key;
+    g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
     int rc;
 
     if (!vm)
         return -1;
+
+    info.transportKey = !data->key;
 
     while (nreplies < G_N_ELEMENTS(data->replies) && data->replies[nreplies])
         nreplies++;
@@ -408,14 +410,15 @@ testMirrorWaitForHelper(const void *opaque)
     if (!data->active)
         vm->def->id = -1;
 
-    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, data->timeoutMs, &key);
+    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, data->timeoutMs, &info);
     testMirrorMonitorDetach(vm);
 
     if (testMirrorCheckResult(rc, data->error) < 0)
         return -1;
 
-    if (rc == 0 && key != data->key) {
-        VIR_TEST_VERBOSE("transport key reported as %d, expected %d", key, data->key);
+    if (rc == 0 && info.transportKey != data->key) {
+        VIR_TEST_VERBOSE("transport key reported as %d, expected %d",
+                         info.transportKey, data->key);
         return -1;
     }
     return 0;

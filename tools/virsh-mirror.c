@@ -148,6 +148,7 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
     const char *status = NULL;
     const char *error = NULL;
     int transportKey = 0;
+    const char *keyId = NULL;
     unsigned int count = 0;
     size_t i;
     bool ret = false;
@@ -174,6 +175,9 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
     ignore_value(virTypedParamsGetBoolean(records[0]->params, records[0]->nparams,
                                           VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY,
                                           &transportKey));
+    ignore_value(virTypedParamsGetString(records[0]->params, records[0]->nparams,
+                                         VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID,
+                                         &keyId));
     ignore_value(virTypedParamsGetString(records[0]->params, records[0]->nparams,
                                          VIR_DOMAIN_MIGRATION_HELPER_ERROR, &error));
 
@@ -214,6 +218,8 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
         vshPrint(ctl, "%-22s %s\n", _("Helper error:"), error);
     vshPrint(ctl, "%-22s %s\n", _("Transport key:"),
              transportKey ? _("yes") : _("no"));
+    if (transportKey && keyId)
+        vshPrint(ctl, "%-22s %s\n", _("Transport key ID:"), keyId);
 
     /* what this host's QEMU for the domain offers */
     emulator = virXPathString("string(./devices/emulator)", ctxt);

@@ -125,6 +125,8 @@ SIMPLE(cmdQuerySevLaunchMeasure, sevQueryLaunchMeasure)
         call(st, name, id, cmd); \
     }
 
+/* (not a fault: the same signature) */
+FAULT(cmdSevInjectLaunchSecret, sevInjectLaunchSecret)
 FAULT(cmdXHelperFail, faultHelperFail)
 FAULT(cmdXHelperHang, faultHelperHang)
 FAULT(cmdXTransportKey, faultTransportKey)
@@ -157,6 +159,7 @@ cmdTargetCont(Standin *st, const char *name, json_object *id,
         emitEvent(st, "RESUME", NULL);
     }
     replyReturn(st, name, id, NULL);
+    sevLaunchFinish(st);
     helperFirstRun(st);
 }
 
@@ -374,6 +377,7 @@ static const Command commands[] = {
     { "query-sev-capabilities", NULL, cmdQuerySevCapabilities, 0 },
     { "query-sev", NULL, cmdQuerySev, 0 },
     { "query-sev-launch-measure", guardSev, cmdQuerySevLaunchMeasure, 0 },
+    { "sev-inject-launch-secret", NULL, cmdSevInjectLaunchSecret, 0 },
     { "migrate", guardSevMigrateRefused, cmdMigrateRefused, 0 },
     { "migrate", guardConfidential, cmdMigrateConfidential, 0 },
     { "getfd", guardMirrorSev, streamGetfd, 0 },

@@ -63,9 +63,9 @@ parseKeyHex(const char *hex, guint8 *key)
 {
     size_t i;
 
-    if (strlen(hex) != 64)
+    if (strlen(hex) != 2 * PSP_TRANSPORT_KEY_LEN)
         return false;
-    for (i = 0; i < 32; i++) {
+    for (i = 0; i < PSP_TRANSPORT_KEY_LEN; i++) {
         int hi = g_ascii_xdigit_value(hex[2 * i]);
         int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
 
@@ -83,17 +83,18 @@ keyIdValid(const char *id)
 {
     size_t len = strlen(id);
 
-    return len >= 1 && len <= 64 &&
+    return len >= 1 && len <= PSP_KEY_ID_MAX &&
            strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                       "0123456789._:-") == len;
 }
 
 
 /* x-transport-key {"present": bool, "*key": str, "*key-id": str}: the key
- * is dropped or restored; with present true, key (64 hex digits) and
- * key-id set the bytes and identifier the helper holds (PROVISIONAL, until
- * the launch secret provides them; helperSetKeyBytes). The key is checked
- * before anything changes, wiped from the stack, and never logged. */
+ * is dropped, or the injected one taken again; with present true, key (64
+ * hex digits) and key-id (both or neither) first replace the injected
+ * secret's transport key and key id (helperSetInjectedKey), for tests of
+ * the stream. The key is checked before anything changes, wiped from the
+ * stack, and never logged. */
 void
 faultTransportKey(Standin *st, const char *name, json_object *id,
                   json_object *cmd)
@@ -104,7 +105,8 @@ faultTransportKey(Standin *st, const char *name, json_object *id,
     json_object *keyArg;
     json_object *keyIdArg;
     const char *keyId = NULL;
-    guint8 key[32];
+    const char *why = NULL;
+    guint8 key[PSP_TRANSPORT_KEY_LEN];
     bool present;
 
     if (!qmpArgsCheck(st, name, id, cmd, spec))
@@ -112,8 +114,9 @@ faultTransportKey(Standin *st, const char *name, json_object *id,
     present = json_object_get_boolean(argOf(cmd, "present"));
     keyArg = argOf(cmd, "key");
     keyIdArg = argOf(cmd, "key-id");
-    if ((keyArg || keyIdArg) && !present) {
-        replyError(st, name, id, "%s: 'key' and 'key-id' need 'present': true", name);
+    if ((keyArg || keyIdArg) && !(keyArg && keyIdArg && present)) {
+        replyError(st, name, id, "%s: 'key' and 'key-id' go together, with 'present': true",
+                   name);
         return;
     }
     if (keyArg && !parseKeyHex(json_object_get_string(keyArg), key)) {
@@ -125,15 +128,17 @@ faultTransportKey(Standin *st, const char *name, json_object *id,
                    "Parameter 'key-id' expects 1 to 64 characters of [A-Za-z0-9._:-]");
         return;
     }
-    if (st->helper != HELPER_READY) {
-        replyError(st, name, id, "%s: the migration helper is %s, not ready",
-                   name, helperStatusNames[st->helper]);
+    if (keyArg && st->helper == HELPER_READY)
+        helperSetInjectedKey(st, key, keyId);
+    memset(key, 0, sizeof(key));
+    if (!helperSetKey(st, present, &why)) {
+        if (st->helper != HELPER_READY)
+            replyError(st, name, id, "%s: the migration helper is %s, not ready",
+                       name, helperStatusNames[st->helper]);
+        else
+            replyError(st, name, id, "%s: %s", name, why);
         return;
     }
-    if (keyArg || keyIdArg)
-        helperSetKeyBytes(st, keyArg ? key : NULL, keyId);
-    memset(key, 0, sizeof(key));
-    helperSetKey(st, present);
     replyReturn(st, name, id, NULL);
 }
 

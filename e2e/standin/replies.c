@@ -122,8 +122,10 @@ qemuReply(Standin *st, Pending *p, json_object *msg)
             st->guestAssisted = p->value;
         break;
     case ACT_CONT:
-        if (ok)
+        if (ok) {
+            sevLaunchFinish(st);
             helperFirstRun(st);
+        }
         break;
     case ACT_RESET:
         if (ok)

@@ -5,7 +5,9 @@
  * docs/kbase/confidential-migration.rst. This file holds the checks libvirt
  * makes on both hosts before any such migration, the rule that a running
  * SEV guest is never migrated without it (QEMU's own migration blocker for
- * SEV is not the only guard), and the target's Prepare steps.
+ * SEV is not the only guard), and the target's Prepare steps: attestation
+ * of the target by the guest owner, provisioning of the transport key, the
+ * migration helper.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -16,9 +18,11 @@
 #include "qemu_domain.h"
 #include "qemu_migration_params.h"
 #include "qemu_mirror.h"
+#include "qemu_mirror_attest.h"
 #include "virerror.h"
 #include "virlog.h"
 #include "virtime.h"
+#include "virutil.h"
 
 #define VIR_FROM_THIS VIR_FROM_QEMU
 
@@ -27,6 +31,8 @@ VIR_LOG_INIT("qemu.qemu_migration_confidential");
 VIR_ENUM_IMPL(qemuMigrationConfidentialPhase,
               QEMU_MIGRATION_CONFIDENTIAL_PHASE_LAST,
               "none",
+              "attestation",
+              "provisioning",
               "waiting-for-helper",
               "transport-key",
               "listening",
@@ -92,6 +98,15 @@ qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
         return 0;
 
     if (virTimeMillisNow(&now) < 0)
+        return -1;
+
+    if (priv->confidentialAttested &&
+        (virTypedParamsAddULLong(par, npar, maxpar,
+                                 VIR_DOMAIN_JOB_CONFIDENTIAL_ATTESTATION_TIME,
+                                 priv->confidentialAttestationTime) < 0 ||
+         virTypedParamsAddULLong(par, npar, maxpar,
+                                 VIR_DOMAIN_JOB_CONFIDENTIAL_AGENT_TIME,
+                                 priv->confidentialAgentTime) < 0))
         return -1;
 
     if (virTypedParamsAddString(par, npar, maxpar,
@@ -460,30 +475,68 @@ qemuMigrationConfidentialCheckSuspend(virDomainObj *vm)
 
 
 /* Refuse unless the helper on this host is ready and holds a transport
- * key: without one, nothing may leave or enter the guest. */
+ * key with an identifier: without one, nothing may leave or enter the
+ * guest. With @keyId, the key must be that one. */
 static int
 qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
-                                     qemuMonitorMigrationHelperStatus status,
-                                     bool transportKey,
-                                     const char *error)
+                                     const qemuMonitorMigrationHelperInfo *info,
+                                     const char *keyId)
 {
-    if (status != QEMU_MONITOR_MIGRATION_HELPER_READY) {
+    if (info->status != QEMU_MONITOR_MIGRATION_HELPER_READY) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("the migration helper of domain '%1$s' is not ready (status '%2$s'%3$s%4$s)"),
                        vm->def->name,
-                       qemuMonitorMigrationHelperStatusTypeToString(status),
-                       error ? ": " : "", NULLSTR_EMPTY(error));
+                       qemuMonitorMigrationHelperStatusTypeToString(info->status),
+                       info->error ? ": " : "", NULLSTR_EMPTY(info->error));
         return -1;
     }
 
-    if (!transportKey) {
+    if (!info->transportKey) {
         virReportError(VIR_ERR_OPERATION_INVALID,
                        _("the migration helper of domain '%1$s' holds no transport key: guest pages would leave the guest unprotected"),
                        vm->def->name);
         return -1;
     }
 
+    if (!qemuMirrorAttestKeyIdValid(info->keyId)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the migration helper of domain '%1$s' holds a transport key without a valid identifier"),
+                       vm->def->name);
+        return -1;
+    }
+
+    if (keyId && STRNEQ(keyId, info->keyId)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the migration helper of domain '%1$s' holds the transport key '%2$s', but the migration uses the key '%3$s'"),
+                       vm->def->name, info->keyId, keyId);
+        return -1;
+    }
+
     return 0;
+}
+
+
+/* the identifier of the migration's transport key, kept with the job (and
+ * in the status XML with it) */
+static const char *
+qemuMigrationConfidentialJobKeyId(virDomainObj *vm)
+{
+    qemuDomainJobPrivate *jobPriv = vm->job->privateData;
+
+    return jobPriv ? jobPriv->mirrorKeyId : NULL;
+}
+
+
+static void
+qemuMigrationConfidentialSetJobKeyId(virDomainObj *vm,
+                                     const char *keyId)
+{
+    qemuDomainJobPrivate *jobPriv = vm->job->privateData;
+
+    if (!jobPriv)
+        return;
+    g_free(jobPriv->mirrorKeyId);
+    jobPriv->mirrorKeyId = g_strdup(keyId);
 }
 
 
@@ -493,8 +546,11 @@ qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
  * @asyncJob: the migration job
  * @flags: virDomainMigrateFlags
  *
- * Source, before the target is asked to prepare anything: the migration
- * helper of @vm must be ready and hold a transport key.
+ * Source, before the target is asked to prepare anything, and again right
+ * before 'migrate': the migration helper of @vm must be ready and hold a
+ * transport key. The first check records the key's identifier with the
+ * job (the cookie tells the target which key it must get from the guest
+ * owner); the second one insists on the same key.
  *
  * Returns 0 if the migration may go on, -1 with an error reported.
  */
@@ -503,17 +559,22 @@ qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
                                         virDomainAsyncJob asyncJob,
                                         unsigned int flags)
 {
-    qemuMonitorMigrationHelperStatus status;
-    g_autofree char *error = NULL;
-    bool transportKey = false;
+    g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
+    const char *keyId;
 
     if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
         return 0;
 
-    if (qemuMirrorQueryHelper(vm, asyncJob, &status, &transportKey, &error) < 0)
+    if (qemuMirrorQueryHelper(vm, asyncJob, &info) < 0)
         return -1;
 
-    return qemuMigrationConfidentialCheckHelper(vm, status, transportKey, error);
+    keyId = qemuMigrationConfidentialJobKeyId(vm);
+    if (qemuMigrationConfidentialCheckHelper(vm, &info, keyId) < 0)
+        return -1;
+
+    if (!keyId)
+        qemuMigrationConfidentialSetJobKeyId(vm, info.keyId);
+    return 0;
 }
 
 
@@ -526,8 +587,9 @@ qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
  * @flags: virDomainMigrateFlags
  *
  * Source, Perform phase, before 'migrate': the target must have confirmed
- * that it prepared a confidential migration with the same mirror vCPUs, and
- * its QEMU must support the guest-assisted migration capability.
+ * that it prepared a confidential migration with the same mirror vCPUs and
+ * that its migration helper holds the same transport key, and its QEMU must
+ * support the guest-assisted migration capability.
  */
 int
 qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
@@ -550,6 +612,14 @@ qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
                        _("the target prepared domain '%1$s' with %2$u mirror vCPUs, but the source has %3$u"),
                        vm->def->name, conf->mirrorVcpus,
                        vm->def->mirror ? vm->def->mirror->vcpus : 0);
+        return -1;
+    }
+
+    if (STRNEQ_NULLABLE(conf->keyId, qemuMigrationConfidentialJobKeyId(vm))) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the migration helper of domain '%1$s' on the target holds the transport key '%2$s', but the source's holds '%3$s'"),
+                       vm->def->name, NULLSTR(conf->keyId),
+                       NULLSTR(qemuMigrationConfidentialJobKeyId(vm)));
         return -1;
     }
 
@@ -611,6 +681,13 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
         return -1;
     }
 
+    if (!qemuMirrorAttestKeyIdValid(conf->keyId)) {
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("the source did not say which transport key the migration helper of domain '%1$s' holds"),
+                       def->name);
+        return -1;
+    }
+
     if (!remoteCaps ||
         !virBitmapIsBitSet(remoteCaps, QEMU_MIGRATION_CAP_GUEST_ASSISTED)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
@@ -645,49 +722,212 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
         return -1;
     }
 
+    if (qemuMirrorAttestCheckAgent(cfg, def->name) < 0)
+        return -1;
+
     return 0;
 }
 
 
 /**
- * qemuMigrationConfidentialDstProvisionKey:
- * @vm: the incoming domain; its migration helper is ready
- * @transportKey: whether the helper reported a transport key
+ * qemuMigrationConfidentialDstSession:
+ * @driver: the QEMU driver
+ * @def: the incoming definition
+ * @qemuCaps: capabilities of the QEMU binary that will run the guest here
+ * @flags: virDomainMigrateFlags
  *
- * Target, Prepare phase, step 6: transport-key provisioning. This is where
- * the target's launch measurement will go to the guest owner, and the
- * launch secret carrying the transport key will come back and be injected
- * (attestation of the target, not part of this series yet). Until then
- * this step only insists that the helper holds a key: a confidential
- * migration never goes on without one.
+ * Target, Prepare phase, before QEMU starts: the launch session for this
+ * host's SEV platform, from the incoming definition or, without one, from
+ * the guest owner through the attestation agent (qemuMirrorAttestSession).
  */
-static int
-qemuMigrationConfidentialDstProvisionKey(virDomainObj *vm,
-                                         bool transportKey)
+int
+qemuMigrationConfidentialDstSession(virQEMUDriver *driver,
+                                    virDomainDef *def,
+                                    virQEMUCaps *qemuCaps,
+                                    unsigned int flags)
 {
-    if (transportKey)
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(driver);
+
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
         return 0;
 
-    virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                   _("the migration helper of domain '%1$s' on this host holds no transport key, and provisioning one (attestation of this host by the guest owner) is not supported yet"),
-                   vm->def->name);
-    return -1;
+    return qemuMirrorAttestSession(cfg, def,
+                                   qemuCaps ? virQEMUCapsGetSEVCapabilities(qemuCaps) : NULL);
+}
+
+
+/**
+ * qemuMigrationConfidentialDstStart:
+ * @vm: the incoming domain, in its migration job
+ * @conf: <confidential/> from the source's cookie
+ *
+ * The transport key the source's migration helper holds is the one the
+ * target's must get: keep its identifier with the job.
+ */
+void
+qemuMigrationConfidentialDstStart(virDomainObj *vm,
+                                  const qemuMigrationCookieConfidential *conf)
+{
+    if (conf)
+        qemuMigrationConfidentialSetJobKeyId(vm, conf->keyId);
+}
+
+
+/* the launch measurement of this QEMU and the platform data around it, as
+ * the attest request carries them */
+static virJSONValue *
+qemuMigrationConfidentialDstMeasure(virDomainObj *vm,
+                                    virDomainAsyncJob asyncJob)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virJSONValue) launch = virJSONValueNewObject();
+    g_autofree char *measurement = NULL;
+    virDomainSEVDef *sev = &vm->def->sec->data.sev;
+    qemuMonitorSEVInfo info = { 0 };
+    int rc;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return NULL;
+    measurement = qemuMonitorGetSEVMeasurement(priv->mon);
+    rc = measurement ? qemuMonitorGetSEVInfo(priv->mon, &info) : -1;
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0)
+        return NULL;
+
+    if (virJSONValueObjectAppendString(launch, "dh-cert", NULLSTR_EMPTY(sev->dh_cert)) < 0 ||
+        virJSONValueObjectAppendString(launch, "session", NULLSTR_EMPTY(sev->session)) < 0 ||
+        virJSONValueObjectAppendString(launch, "measurement", measurement) < 0 ||
+        virJSONValueObjectAppendNumberUint(launch, "api-major", info.apiMajor) < 0 ||
+        virJSONValueObjectAppendNumberUint(launch, "api-minor", info.apiMinor) < 0 ||
+        virJSONValueObjectAppendNumberUint(launch, "build-id", info.buildID) < 0 ||
+        virJSONValueObjectAppendNumberUint(launch, "policy", info.data.sev.policy) < 0)
+        return NULL;
+
+    return g_steal_pointer(&launch);
+}
+
+
+/**
+ * qemuMigrationConfidentialDstAttest:
+ * @vm: the incoming domain: QEMU was launched, its vCPUs never ran
+ * @asyncJob: the incoming migration job
+ *
+ * Target, Prepare phase, steps "attestation" and "provisioning": the
+ * launch measurement goes to the guest owner through the attestation agent,
+ * which returns a launch secret carrying the transport key (or refuses);
+ * the key must be the one the source's helper holds; the secret is
+ * injected. All of it before the first 'cont': the SEV firmware accepts a
+ * launch secret only between LAUNCH_MEASURE and LAUNCH_FINISH.
+ *
+ * The domain is unlocked while the agent runs, so that it can be
+ * destroyed meanwhile.
+ */
+static int
+qemuMigrationConfidentialDstAttest(virDomainObj *vm,
+                                   virDomainAsyncJob asyncJob)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(priv->driver);
+    g_autoptr(virJSONValue) request = NULL;
+    g_autoptr(virJSONValue) launch = NULL;
+    g_autoptr(virJSONValue) reply = NULL;
+    g_autoptr(qemuMirrorAttestSecret) secret = NULL;
+    g_autofree char *hostname = virGetHostname();
+    const char *keyId = qemuMigrationConfidentialJobKeyId(vm);
+    qemuDomainJobDataPrivate *jobData = NULL;
+    unsigned long long start;
+    unsigned long long end;
+    unsigned long long agentMs = 0;
+    int rc;
+
+    if (virTimeMillisNow(&start) < 0)
+        return -1;
+
+    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_ATTESTATION);
+
+    if (!(launch = qemuMigrationConfidentialDstMeasure(vm, asyncJob)))
+        return -1;
+
+    if (!(request = qemuMirrorAttestRequestNew("attest", vm->def, hostname,
+                                               virQEMUCapsGetSEVCapabilities(priv->qemuCaps))) ||
+        virJSONValueObjectAppend(request, "launch", &launch) < 0 ||
+        virJSONValueObjectAppendString(request, "source-key-id", NULLSTR_EMPTY(keyId)) < 0)
+        return -1;
+
+    virObjectUnlock(vm);
+    rc = qemuMirrorAttestRun(cfg->mirrorAttestationAgent,
+                             cfg->mirrorAttestationTimeout, vm->def->name,
+                             QEMU_MIRROR_ATTEST_STEP_ATTEST, request, &reply,
+                             &agentMs);
+    virObjectLock(vm);
+    if (rc < 0)
+        return -1;
+
+    if (!virDomainObjIsActive(vm)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("QEMU of domain '%1$s' went away during its attestation"),
+                       vm->def->name);
+        return -1;
+    }
+
+    if (!(secret = qemuMirrorAttestParseSecret(reply, vm->def->name)))
+        return -1;
+
+    if (STRNEQ_NULLABLE(secret->keyId, keyId)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the guest owner provisions the transport key '%3$s', but the source's migration helper holds '%4$s'"),
+                       vm->def->name, "key check", secret->keyId, NULLSTR(keyId));
+        return -1;
+    }
+
+    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_PROVISIONING);
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorSetLaunchSecurityState(priv->mon, secret->header,
+                                           secret->secret, 0, false);
+    qemuDomainObjExitMonitor(vm);
+    if (rc < 0) {
+        virErrorPtr err = virGetLastError();
+        g_autofree char *cause = g_strdup(err && err->message ? err->message : "");
+
+        virResetLastError();
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the SEV platform rejected the launch secret: %3$s"),
+                       vm->def->name, "inject", cause);
+        return -1;
+    }
+
+    if (virTimeMillisNow(&end) < 0)
+        return -1;
+
+    if (vm->job->current)
+        jobData = vm->job->current->privateData;
+    if (jobData) {
+        jobData->confidentialAttested = true;
+        jobData->confidentialAttestationTime = end - start;
+        jobData->confidentialAgentTime = agentMs;
+    }
+
+    VIR_DEBUG("domain %s attested in %llu ms (agent %llu ms), transport key '%s'",
+              vm->def->name, end - start, agentMs, secret->keyId);
+    return 0;
 }
 
 
 /**
  * qemuMigrationConfidentialDstRun:
  * @vm: the incoming domain: QEMU runs with the migration-target command
- *      line, without -incoming, its vCPUs stopped
+ *      line, without -incoming, its vCPUs stopped since its launch
  * @uri: where to listen, as for migrate-incoming
  * @exitOnError: as for migrate-incoming
  * @asyncJob: the incoming migration job
  *
- * Target, Prepare phase, steps 4 to 7 of the flow in
- * docs/kbase/confidential-migration.rst: let the migration helper boot,
- * wait until it is ready, provision the transport key, and listen with
- * start-migrate-incoming. The domain stays paused for migration all along:
- * the guest's OS does not run.
+ * Target, Prepare phase, after QEMU's launch, in the order of
+ * docs/kbase/confidential-migration.rst: attestation and provisioning of
+ * the transport key (before the first 'cont'), then 'cont' lets the
+ * migration helper boot, wait until it is ready with the source's
+ * transport key, and listen with start-migrate-incoming. The domain stays
+ * paused for migration all along: the guest's OS does not run.
  *
  * On failure the caller stops QEMU, as for any failed Prepare.
  */
@@ -699,7 +939,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
 {
     qemuDomainObjPrivate *priv = vm->privateData;
     g_autoptr(virQEMUDriverConfig) cfg = virQEMUDriverGetConfig(priv->driver);
-    bool transportKey = false;
+    g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
     int rc;
 
     VIR_DEBUG("confidential incoming migration of %s on %s", vm->def->name, uri);
@@ -707,7 +947,14 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
     virDomainObjSetState(vm, VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_MIGRATION);
     qemuDomainSaveStatus(vm);
 
-    /* step 4: QEMU's RESUME event for this 'cont' is not the guest resuming
+    /* attestation and provisioning: never after the first 'cont' */
+    if (qemuMigrationConfidentialDstAttest(vm, asyncJob) < 0)
+        return -1;
+
+    if (qemuMirrorCheckShutdown(vm) < 0)
+        return -1;
+
+    /* QEMU's RESUME event for this 'cont' is not the guest resuming
      * (qemuMirrorIsHelperOnlyTarget) */
     qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER);
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
@@ -717,18 +964,17 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
     if (rc < 0)
         return -1;
 
-    /* step 5 */
     if (qemuMirrorWaitForHelper(vm, asyncJob,
                                 cfg->mirrorHelperTimeout * 1000ULL,
-                                &transportKey) < 0)
+                                &info) < 0)
         return -1;
 
-    /* step 6 */
     qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_TRANSPORT_KEY);
-    if (qemuMigrationConfidentialDstProvisionKey(vm, transportKey) < 0)
+    if (qemuMigrationConfidentialCheckHelper(vm, &info,
+                                             qemuMigrationConfidentialJobKeyId(vm)) < 0)
         return -1;
 
-    /* step 7, never once the daemon shuts down */
+    /* never once the daemon shuts down */
     if (qemuMirrorCheckShutdown(vm) < 0)
         return -1;
 
@@ -747,22 +993,69 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
 
 
 /**
- * qemuMigrationCookieConfidentialNew:
+ * qemuMigrationConfidentialSrcStripSession:
+ * @vm: the source domain
+ * @def: the definition the target will get (a copy of the source's, or
+ *       the one the management application supplied)
  *
- * The cookie element the source sends for a guest with mirror vCPUs, or
- * NULL for one without (which qemuMigrationConfidentialSrcCheck refuses).
+ * A launch session is made for one SEV platform: the source's is useless
+ * on the target. It is left out of the definition the target gets unless
+ * the management application put another one in (the target's), which the
+ * target then uses instead of asking the guest owner for one.
+ */
+void
+qemuMigrationConfidentialSrcStripSession(virDomainObj *vm,
+                                         virDomainDef *def)
+{
+    virDomainSEVDef *src;
+    virDomainSEVDef *dst;
+
+    if (!vm->def->sec || vm->def->sec->sectype != VIR_DOMAIN_LAUNCH_SECURITY_SEV ||
+        !def->sec || def->sec->sectype != VIR_DOMAIN_LAUNCH_SECURITY_SEV)
+        return;
+
+    src = &vm->def->sec->data.sev;
+    dst = &def->sec->data.sev;
+
+    if (STREQ_NULLABLE(src->dh_cert, dst->dh_cert) ||
+        STREQ_NULLABLE(src->session, dst->session)) {
+        g_clear_pointer(&dst->dh_cert, g_free);
+        g_clear_pointer(&dst->session, g_free);
+    }
+}
+
+
+/**
+ * qemuMigrationCookieConfidentialNew:
+ * @vm: the domain
+ *
+ * The cookie element for a guest with mirror vCPUs: their number and the
+ * identifier of the migration's transport key. NULL for a guest without
+ * (which qemuMigrationConfidentialSrcCheck refuses).
  */
 qemuMigrationCookieConfidential *
-qemuMigrationCookieConfidentialNew(const virDomainDef *def)
+qemuMigrationCookieConfidentialNew(virDomainObj *vm)
 {
     qemuMigrationCookieConfidential *conf;
 
-    if (!def->mirror)
+    if (!vm->def->mirror)
         return NULL;
 
     conf = g_new0(qemuMigrationCookieConfidential, 1);
-    conf->mirrorVcpus = def->mirror->vcpus;
+    conf->mirrorVcpus = vm->def->mirror->vcpus;
+    conf->keyId = g_strdup(qemuMigrationConfidentialJobKeyId(vm));
     return conf;
+}
+
+
+void
+qemuMigrationCookieConfidentialFree(qemuMigrationCookieConfidential *conf)
+{
+    if (!conf)
+        return;
+
+    g_free(conf->keyId);
+    g_free(conf);
 }
 
 
@@ -773,15 +1066,16 @@ qemuMigrationCookieConfidentialFormat(virBuffer *buf,
     if (!conf)
         return;
 
-    virBufferAsprintf(buf, "<confidential mirrorVcpus='%u'/>\n",
-                      conf->mirrorVcpus);
+    virBufferAsprintf(buf, "<confidential mirrorVcpus='%u'", conf->mirrorVcpus);
+    virBufferEscapeString(buf, " keyId='%s'", conf->keyId);
+    virBufferAddLit(buf, "/>\n");
 }
 
 
 qemuMigrationCookieConfidential *
 qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt)
 {
-    g_autofree qemuMigrationCookieConfidential *conf = NULL;
+    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
     xmlNodePtr node;
 
     if (!(node = virXPathNode("./confidential", ctxt))) {
@@ -796,6 +1090,8 @@ qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt)
                        VIR_XML_PROP_REQUIRED | VIR_XML_PROP_NONZERO,
                        &conf->mirrorVcpus) < 0)
         return NULL;
+
+    conf->keyId = virXMLPropString(node, "keyId");
 
     return g_steal_pointer(&conf);
 }

@@ -22,12 +22,20 @@
 typedef struct _qemuMigrationCookieConfidential qemuMigrationCookieConfidential;
 struct _qemuMigrationCookieConfidential {
     unsigned int mirrorVcpus; /* mirror vCPUs of the migrating guest */
+    char *keyId;              /* the transport key both helpers must hold */
 };
+
+void
+qemuMigrationCookieConfidentialFree(qemuMigrationCookieConfidential *conf);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(qemuMigrationCookieConfidential,
+                              qemuMigrationCookieConfidentialFree);
 
 /* the steps of a confidential migration target's Prepare phase, as job
  * statistics report them (VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE) */
 typedef enum {
     QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE = 0,
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_ATTESTATION,
+    QEMU_MIGRATION_CONFIDENTIAL_PHASE_PROVISIONING,
     QEMU_MIGRATION_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER,
     QEMU_MIGRATION_CONFIDENTIAL_PHASE_TRANSPORT_KEY,
     QEMU_MIGRATION_CONFIDENTIAL_PHASE_LISTENING,
@@ -49,7 +57,7 @@ typedef enum {
 } qemuMigrationConfidentialExport;
 
 qemuMigrationCookieConfidential *
-qemuMigrationCookieConfidentialNew(const virDomainDef *def);
+qemuMigrationCookieConfidentialNew(virDomainObj *vm);
 
 void
 qemuMigrationCookieConfidentialFormat(virBuffer *buf,
@@ -109,6 +117,20 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
                                   virBitmap *remoteCaps,
                                   virQEMUCaps *qemuCaps,
                                   unsigned int flags);
+
+int
+qemuMigrationConfidentialDstSession(virQEMUDriver *driver,
+                                    virDomainDef *def,
+                                    virQEMUCaps *qemuCaps,
+                                    unsigned int flags);
+
+void
+qemuMigrationConfidentialDstStart(virDomainObj *vm,
+                                  const qemuMigrationCookieConfidential *conf);
+
+void
+qemuMigrationConfidentialSrcStripSession(virDomainObj *vm,
+                                         virDomainDef *def);
 
 int
 qemuMigrationConfidentialDstRun(virDomainObj *vm,

@@ -547,10 +547,9 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
 void
 qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
                                 virDomainObj *vm,
-                                int status,
-                                bool transportKey,
-                                const char *error)
+                                const qemuMonitorMigrationHelperInfo *info)
 {
+    int status = info->status;
     qemuDomainObjPrivate *priv;
     virTypedParameterPtr params = NULL;
     int nparams = 0;
@@ -564,17 +563,21 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
 
     if (status == QEMU_MONITOR_MIGRATION_HELPER_FAILED)
         VIR_WARN("migration helper of domain %s failed: %s; the domain cannot be migrated confidentially any more",
-                 vm->def->name, NULLSTR_MINUS(error));
+                 vm->def->name, NULLSTR_MINUS(info->error));
 
     if (virTypedParamsAddString(&params, &nparams, &maxparams,
                                 VIR_DOMAIN_MIGRATION_HELPER_STATUS,
                                 qemuMonitorMigrationHelperStatusTypeToString(status)) < 0 ||
         virTypedParamsAddBoolean(&params, &nparams, &maxparams,
                                  VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY,
-                                 transportKey) < 0 ||
-        (error &&
+                                 info->transportKey) < 0 ||
+        (info->keyId &&
          virTypedParamsAddString(&params, &nparams, &maxparams,
-                                 VIR_DOMAIN_MIGRATION_HELPER_ERROR, error) < 0)) {
+                                 VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID,
+                                 info->keyId) < 0) ||
+        (info->error &&
+         virTypedParamsAddString(&params, &nparams, &maxparams,
+                                 VIR_DOMAIN_MIGRATION_HELPER_ERROR, info->error) < 0)) {
         virTypedParamsFree(params, nparams);
         params = NULL;
     } else {
@@ -595,21 +598,19 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
  * @vm: a running domain (locked, in @asyncJob)
  *
  * query-migration-helper: the helper's status, whether it holds a
- * transport key, and why it failed (if it did).
+ * transport key and that key's identifier, and why it failed (if it did).
  */
 int
 qemuMirrorQueryHelper(virDomainObj *vm,
                       virDomainAsyncJob asyncJob,
-                      qemuMonitorMigrationHelperStatus *status,
-                      bool *transportKey,
-                      char **error)
+                      qemuMonitorMigrationHelperInfo *info)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
     int rc;
 
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
         return -1;
-    rc = qemuMonitorGetMigrationHelper(priv->mon, status, transportKey, error);
+    rc = qemuMonitorGetMigrationHelper(priv->mon, info);
     qemuDomainObjExitMonitor(vm);
     return rc;
 }
@@ -630,22 +631,23 @@ qemuMirrorGetHelperParams(virDomainObj *vm,
                           virDomainAsyncJob asyncJob,
                           virTypedParamList *list)
 {
-    qemuMonitorMigrationHelperStatus status;
-    g_autofree char *error = NULL;
-    bool transportKey = false;
+    g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
 
     if (!vm->def->mirror)
         return 0;
 
-    if (qemuMirrorQueryHelper(vm, asyncJob, &status, &transportKey, &error) < 0)
+    if (qemuMirrorQueryHelper(vm, asyncJob, &info) < 0)
         return -1;
 
-    virTypedParamListAddString(list, qemuMonitorMigrationHelperStatusTypeToString(status),
+    virTypedParamListAddString(list, qemuMonitorMigrationHelperStatusTypeToString(info.status),
                                VIR_DOMAIN_MIGRATION_HELPER_STATUS);
-    virTypedParamListAddBoolean(list, transportKey,
+    virTypedParamListAddBoolean(list, info.transportKey,
                                 VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY);
-    if (error)
-        virTypedParamListAddString(list, error, VIR_DOMAIN_MIGRATION_HELPER_ERROR);
+    if (info.keyId)
+        virTypedParamListAddString(list, info.keyId,
+                                   VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID);
+    if (info.error)
+        virTypedParamListAddString(list, info.error, VIR_DOMAIN_MIGRATION_HELPER_ERROR);
     return 0;
 }
 
@@ -734,7 +736,7 @@ qemuMirrorCheckShutdown(virDomainObj *vm)
  * @vm: domain whose QEMU runs the migration helper (locked, in a job)
  * @asyncJob: the job
  * @timeoutMs: how long the helper may take to become ready
- * @transportKey: set to whether the ready helper holds a transport key
+ * @info: filled with what the ready helper reports (its transport key)
  *
  * Waits until query-migration-helper reports 'ready'. The status is asked
  * for again on every MIGRATION_HELPER event and at least every
@@ -745,7 +747,7 @@ int
 qemuMirrorWaitForHelper(virDomainObj *vm,
                         virDomainAsyncJob asyncJob,
                         unsigned long long timeoutMs,
-                        bool *transportKey)
+                        qemuMonitorMigrationHelperInfo *info)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
     unsigned long long now;
@@ -756,8 +758,6 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
     deadline = now + timeoutMs;
 
     while (true) {
-        qemuMonitorMigrationHelperStatus status;
-        g_autofree char *error = NULL;
         int rc;
 
         if (!virDomainObjIsActive(vm))
@@ -774,8 +774,7 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
                 goto gone;
             return -1;
         }
-        rc = qemuMonitorGetMigrationHelper(priv->mon, &status, transportKey,
-                                           &error);
+        rc = qemuMonitorGetMigrationHelper(priv->mon, info);
         qemuDomainObjExitMonitor(vm);
         if (rc < 0) {
             if (!virDomainObjIsActive(vm) || vm->removing)
@@ -783,13 +782,13 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
             return -1;
         }
 
-        if (status == QEMU_MONITOR_MIGRATION_HELPER_READY)
+        if (info->status == QEMU_MONITOR_MIGRATION_HELPER_READY)
             return 0;
 
-        if (status == QEMU_MONITOR_MIGRATION_HELPER_FAILED) {
+        if (info->status == QEMU_MONITOR_MIGRATION_HELPER_FAILED) {
             virReportError(VIR_ERR_OPERATION_FAILED,
                            _("migration helper of domain '%1$s' failed: %2$s"),
-                           vm->def->name, NULLSTR_MINUS(error));
+                           vm->def->name, NULLSTR_MINUS(info->error));
             return -1;
         }
 
@@ -800,7 +799,7 @@ qemuMirrorWaitForHelper(virDomainObj *vm,
             virReportError(VIR_ERR_OPERATION_TIMEOUT,
                            _("migration helper of domain '%1$s' is not ready after %2$llu ms (status '%3$s')"),
                            vm->def->name, timeoutMs,
-                           qemuMonitorMigrationHelperStatusTypeToString(status));
+                           qemuMonitorMigrationHelperStatusTypeToString(info->status));
             return -1;
         }
 

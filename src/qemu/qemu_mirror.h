@@ -80,9 +80,7 @@ qemuMirrorSetupVcpus(virDomainObj *vm,
 void
 qemuMirrorHandleMigrationHelper(qemuMonitor *mon,
                                 virDomainObj *vm,
-                                int status,
-                                bool transportKey,
-                                const char *error);
+                                const qemuMonitorMigrationHelperInfo *info);
 
 int
 qemuMirrorCheckShutdown(virDomainObj *vm);
@@ -95,9 +93,7 @@ qemuMirrorGetStats(virDomainObj *vm,
 int
 qemuMirrorQueryHelper(virDomainObj *vm,
                       virDomainAsyncJob asyncJob,
-                      qemuMonitorMigrationHelperStatus *status,
-                      bool *transportKey,
-                      char **error);
+                      qemuMonitorMigrationHelperInfo *info);
 
 int
 qemuMirrorGetHelperParams(virDomainObj *vm,
@@ -108,4 +104,4 @@ int
 qemuMirrorWaitForHelper(virDomainObj *vm,
                         virDomainAsyncJob asyncJob,
                         unsigned long long timeoutMs,
-                        bool *transportKey);
+                        qemuMonitorMigrationHelperInfo *info);
