@@ -112,10 +112,13 @@
  *    guest's pages itself; here QEMU still produces its ordinary migration
  *    stream of the (unencrypted) guest, and the stand-in encrypts that
  *    whole stream before it leaves the host. A confidential 'migrate'
- *    (SEV, guest-assisted on) with a tcp: URI makes QEMU migrate to a unix
- *    socket in the stand-in's private runtime directory (a fresh 0700
- *    directory in $TMPDIR, removed at exit); the first mirror vCPU thread
- *    (the one libvirt pins) connects to the real destination and sends a
+ *    (SEV, guest-assisted on) makes QEMU migrate to a unix socket in the
+ *    stand-in's private runtime directory (a fresh 0700 directory in
+ *    $TMPDIR, removed at exit); the first mirror vCPU thread (the one
+ *    libvirt pins) accepts it, connects to the real destination (tcp:
+ *    URI), or takes the socket libvirt connected (getfd "migrate" of an
+ *    SEV guest is kept by the stand-in, never reaches QEMU, and 'migrate'
+ *    "fd:migrate" uses it; closefd "migrate" closes it), and sends a
  *    handshake (magic, salt, key id) and AES-256-GCM records under a key
  *    derived from the transport key (the format: stream.c). On the
  *    target, start-migrate-incoming with a tcp: URI binds that address in
@@ -127,8 +130,9 @@
  *    that does not authenticate, another key id, a stream cut before its
  *    end record, a peer that goes away) closes both sockets: both QEMUs
  *    see their migration fail; the source's guest keeps running. Other
- *    URIs (unix:, fd:, exec:) of a confidential migration are refused;
- *    one stream at a time (no multifd). Plain migrations are untouched.
+ *    URIs (unix:, other fd: names, exec:) of a confidential migration are
+ *    refused; the helper must hold a key; one stream at a time (no
+ *    multifd). Plain migrations are untouched.
  *    The wire carries no guest page in clear; the hosts' memory does (the
  *    guest is not encrypted, see SEV above).
  *
@@ -536,7 +540,6 @@ bool helperSetKey(Standin *st, bool present, const char **why);
 bool helperHasKey(Standin *st);
 const guint8 *helperTransportKey(Standin *st, const char **keyId);
 json_object *helperInfo(Standin *st);
-const guint8 *helperTransportKey(Standin *st, const char **keyId);
 void helperSetInjectedKey(Standin *st, const guint8 *key, const char *keyId);
 void mirrorVcpusStart(Standin *st);
 bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);

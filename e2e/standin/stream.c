@@ -2,11 +2,13 @@
  * The confidential migration stream: the transport key protects it
  * (docs/kbase/confidential-migration.rst; the stream format is below).
  *
- * Source: 'migrate' with a tcp: URI, guest-assisted on, SEV guest. QEMU
+ * Source: 'migrate' of an SEV guest with guest-assisted on, with a tcp:
+ * URI or "fd:migrate" (libvirt connects to the destination itself and
+ * passes the socket with getfd "migrate": the stand-in keeps it). QEMU
  * migrates to a unix socket of the stand-in (in its private runtime
  * directory); the first mirror vCPU thread accepts QEMU's connection,
- * connects to the real destination and sends the handshake and the
- * records.
+ * connects to the real destination (or takes libvirt's socket) and sends
+ * the handshake and the records.
  *
  * Target: 'start-migrate-incoming' with a tcp: URI. The stand-in binds
  * that address itself (a bind failure is the command's error) and QEMU
