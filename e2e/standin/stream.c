@@ -210,12 +210,6 @@ streamFinished(gpointer opaque)
     Stream *s = opaque;
     Standin *st = s->st;
 
-    if (s->error)
-        standinLog("migration stream (%s) failed: %s",
-                   s->role == STREAM_SOURCE ? "outgoing" : "incoming", s->error);
-    else
-        standinLog("migration stream (%s) ended",
-                   s->role == STREAM_SOURCE ? "outgoing" : "incoming");
     if (st->stream == s)
         st->stream = NULL;
     streamFree(s);
@@ -984,6 +978,14 @@ streamRun(Stream *s)
  done:
     gnutls_memset(streamKey, 0, sizeof(streamKey));
     gnutls_memset(s->key, 0, sizeof(s->key));
+    /* logged here, before QEMU learns of it: a target's QEMU exits at
+     * once, and the stand-in with it */
+    if (s->error)
+        standinLog("migration stream (%s) failed: %s",
+                   s->role == STREAM_SOURCE ? "outgoing" : "incoming", s->error);
+    else
+        standinLog("migration stream (%s) ended",
+                   s->role == STREAM_SOURCE ? "outgoing" : "incoming");
     /* a failure closes both sides: both QEMUs see the migration fail */
     if (local >= 0)
         close(local);
