@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "e2e"))
 import guestcheck  # noqa: E402
+import wirecapture  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import sevspec  # noqa: E402
 
@@ -485,7 +486,8 @@ def enum_with(schema, value):
     return enums[0]
 
 
-class StandinTest(unittest.TestCase):
+class StandinBase(unittest.TestCase):
+    """Stand-ins of a test: started, logged, and all killed at the end."""
 
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="lvm-standin-")
@@ -650,7 +652,8 @@ class StandinTest(unittest.TestCase):
                                                     "return": {}})
         return proc, qmp, launch
 
-    # ------------------------------------------------------------------
+
+class StandinTest(StandinBase):
 
     def test_1_probing(self):
         """libvirt's capability probing: -daemonize, -pidfile, -qmp."""
@@ -1597,6 +1600,401 @@ class StandinTest(unittest.TestCase):
             qmp.wait_helper("booting")
             self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"}, name)
             self.assertIn("the guest finds no transport key", self.log(name))
+
+
+KEY_A = "a1" * 32
+KEY_B = "b2" * 32
+
+
+def decode_stream(data, key_hex, direction):
+    """The plaintext of one direction of the encrypted stream (@data, as
+    captured), decrypted with python3-cryptography from the format of
+    docs (the interfaces of issue 12, section 5), independently of the
+    stand-in's C code: (key id, plaintext). Direction 0 (source -> target)
+    starts with the handshake; the salt of direction 1 is that of 0."""
+    import hashlib
+    import hmac
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = bytes.fromhex(key_hex)
+    if direction == 0:
+        if data[:16] != b"LVMIRROR-STREAM1":
+            raise AssertionError("no handshake: %r" % data[:16])
+        decode_stream.salt = data[16:48]
+        id_len = data[48]
+        decode_stream.key_id = data[49:49 + id_len].decode()
+        off = 49 + id_len
+    else:
+        off = 0
+    aead = AESGCM(hmac.new(key, b"lvmirror stream key" + decode_stream.salt,
+                           hashlib.sha256).digest())
+    seq = 0
+    out = bytearray()
+    while True:
+        if off + 4 > len(data):
+            raise AssertionError("direction %d: no end record" % direction)
+        n = int.from_bytes(data[off:off + 4], "big")
+        nonce = direction.to_bytes(4, "big") + seq.to_bytes(8, "big")
+        aad = data[off:off + 4] + seq.to_bytes(8, "big")
+        try:
+            out += aead.decrypt(nonce, data[off + 4:off + 4 + n + 16], aad)
+        except Exception:
+            raise AssertionError("direction %d: record %d (%d bytes at %d of %d) does not "
+                                 "authenticate" % (direction, seq, n, off, len(data))) from None
+        off += 4 + n + 16
+        seq += 1
+        if n == 0:
+            break
+    if off != len(data):
+        raise AssertionError("direction %d: %d bytes after the end record"
+                             % (direction, len(data) - off))
+    return decode_stream.key_id, bytes(out)
+
+
+def captured_directions(pcap, port):
+    """The two directions of the one connection to @port in @pcap, each
+    as one contiguous run of bytes: (to port, from port)."""
+    flows = wirecapture.streams(pcap)
+    there = [runs for flow, runs in flows.items() if flow[3] == port]
+    back = [runs for flow, runs in flows.items() if flow[1] == port]
+    if len(there) != 1 or len(there[0]) != 1 or len(back) > 1 or \
+       (back and len(back[0]) != 1):
+        raise AssertionError("not one gapless connection: %s"
+                             % {f: [len(r) for r in runs] for f, runs in flows.items()})
+    return there[0][0], back[0][0] if back else b""
+
+
+class StreamTest(StandinBase):
+    """The encrypted migration stream (e2e/standin/stream.c): two stand-ins
+    with an SEV guest, each helper holding a transport key set with
+    x-transport-key (key, key-id)."""
+
+    def env(self, conf):
+        """The stand-ins' private runtime directories go to WORKDIR/tmp."""
+        env = super().env(conf)
+        env["TMPDIR"] = os.path.join(self.workdir, "tmp")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+        return env
+
+    def stream_target(self, uri, key=KEY_A, key_id="owner-key-1", tls=None, name="target"):
+        """A target stand-in, helper ready with its key, listening on @uri."""
+        tproc, target = self.start_qmp_monitor(
+            name, lambda mon: sev_argv(mon, target=True) + (tls or []))
+        set_guest_assisted(target, True)
+        target.cmd("cont")
+        target.wait_helper("booting")
+        target.wait_helper("ready")
+        target.cmd("x-transport-key", present=True, key=key, **{"key-id": key_id})
+        return tproc, target
+
+    def stream_source(self, key=KEY_A, key_id="owner-key-1", bandwidth=1 << 30, tls=None):
+        """A running source stand-in, helper ready with its key."""
+        sproc, source = self.start_qmp_monitor(
+            "source", lambda mon: sev_argv(mon) + (tls or []))
+        source.cmd("cont")
+        source.wait_guest_ready(self.workdir)
+        while source.cmd("query-migration-helper")["status"] != "ready":
+            source.wait_event("MIGRATION_HELPER")
+        source.cmd("x-transport-key", present=True, key=key, **{"key-id": key_id})
+        source.cmd("migrate-set-parameters", **{"max-bandwidth": bandwidth})
+        set_guest_assisted(source, True)
+        return sproc, source
+
+    def wait_source(self, source, want, timeout=60):
+        """The source's migration ends: its final query-migrate."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = source.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                self.assertEqual(info["status"], want, info)
+                return info
+            self.assertLess(time.monotonic(), deadline, "migration not over: %s" % info)
+            time.sleep(0.1)
+
+    def assert_target_done(self, target):
+        deadline = time.monotonic() + 20
+        while target.cmd("query-migrate").get("status") != "completed":
+            self.assertLess(time.monotonic(), deadline, "target not done")
+            time.sleep(0.1)
+        target.cmd("pmemsave", val=guestcheck.PATTERN_ADDR,
+                   size=guestcheck.PATTERN_WORDS * 4,
+                   filename=os.path.join(self.workdir, "pattern"))
+        with open(os.path.join(self.workdir, "pattern"), "rb") as f:
+            self.assertEqual(guestcheck.pattern_errors(f.read()), [])
+
+    def assert_source_untouched(self, source):
+        """The source guest runs on, its memory intact."""
+        self.assertEqual(source.cmd("query-status")["status"], "running")
+        before = source.read_word(guestcheck.COUNTER_ADDR, self.workdir)
+        deadline = time.monotonic() + 10
+        while source.read_word(guestcheck.COUNTER_ADDR, self.workdir) <= before:
+            self.assertLess(time.monotonic(), deadline, "source guest counter stuck")
+            time.sleep(0.1)
+        source.cmd("pmemsave", val=guestcheck.PATTERN_ADDR,
+                   size=guestcheck.PATTERN_WORDS * 4,
+                   filename=os.path.join(self.workdir, "src-pattern"))
+        with open(os.path.join(self.workdir, "src-pattern"), "rb") as f:
+            self.assertEqual(guestcheck.pattern_errors(f.read()), [])
+
+    def assert_target_failed(self, tproc, cause):
+        """The target's QEMU ended its failed incoming migration (QEMU 7.2
+        exits), and its stand-in with it; the log names @cause."""
+        self.assertNotEqual(tproc.wait(30), 0)
+        self.assertIn("migration stream (incoming) failed: " + cause, self.log("target"))
+
+    def test_1_same_key(self):
+        """Both helpers hold the same key: the guest arrives, the stream
+        was encrypted (and the key never reaches the log)."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri)
+        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri), {})
+        target.wait_event("STOP")
+        # QEMU listens on the stand-in's unix socket, the stand-in on @uri
+        sproc, source = self.stream_source()
+        source.cmd("migrate", uri=uri)
+        self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertIn("migration stream (incoming) ended", self.log("target"))
+        deadline = time.monotonic() + 10
+        while "migration stream (outgoing) ended" not in self.log("source"):
+            self.assertLess(time.monotonic(), deadline, self.log("source"))
+            time.sleep(0.1)
+        for name in ("source", "target"):
+            log = self.log(name)
+            self.assertIn("encrypted stream", log)
+            self.assertNotIn(KEY_A, log.lower())
+        self.assertNotIn("failed", self.log("target"))
+        # the private runtime directories: 0700, and gone with the stand-ins
+        rundirs = [os.path.join(self.workdir, "tmp", d)
+                   for d in os.listdir(os.path.join(self.workdir, "tmp"))]
+        self.assertEqual(len(rundirs), 2)
+        self.assertEqual({os.stat(d).st_mode & 0o777 for d in rundirs}, {0o700})
+        target.execute("quit")
+        source.execute("quit")
+        self.assertEqual((tproc.wait(10), sproc.wait(10)), (0, 0))
+        self.assertEqual(os.listdir(os.path.join(self.workdir, "tmp")), [])
+
+    def test_2_other_key_same_id(self):
+        """The target holds another key under the same id: no record
+        authenticates, the migration fails on both hosts, the source guest
+        runs on."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri, key=KEY_B)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(key=KEY_A)
+        source.cmd("migrate", uri=uri)
+        self.wait_source(source, "failed")
+        self.assert_target_failed(tproc, "record 0 does not authenticate")
+        self.assert_source_untouched(source)
+
+    def test_3_other_key_id(self):
+        """Another key id: refused at the handshake, before any record."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri, key_id="owner-key-2")
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(key_id="owner-key-1")
+        source.cmd("migrate", uri=uri)
+        self.wait_source(source, "failed")
+        self.assert_target_failed(
+            tproc, "handshake: the source's key id 'owner-key-1' is not this "
+                   "helper's 'owner-key-2'")
+        self.assert_source_untouched(source)
+
+    def test_4_truncated(self):
+        """The source dies mid-stream: the target sees the stream cut
+        before its end record, and fails."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(bandwidth=1 << 20)
+        source.cmd("migrate", uri=uri)
+        deadline = time.monotonic() + 20
+        while source.cmd("query-migrate").get("ram", {}).get("transferred", 0) < 1 << 20:
+            self.assertLess(time.monotonic(), deadline, "no progress")
+            time.sleep(0.1)
+        sproc.kill()
+        self.assert_target_failed(tproc, "truncated: the source closed the stream "
+                                         "before its end")
+
+    def test_8_fd_from_libvirt(self):
+        """libvirt connects to the destination itself and passes the socket
+        (getfd "migrate", then migrate "fd:migrate"): the stand-in keeps
+        it, QEMU migrates to the stand-in, the records go on that socket."""
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source()
+        # a closefd of it before migrate: the stand-in's to close
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        self.assertEqual(source.cmd("closefd", fdname="migrate"), {})
+        self.assertIn("has not been found", source.error("migrate", uri="fd:migrate"))
+        # the target took that first connection and failed: a new target
+        self.assert_target_failed(tproc, "the source closed the connection")
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri, name="target2")
+        target.cmd("start-migrate-incoming", uri=uri)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        source.cmd("migrate", uri="fd:migrate")
+        self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertIn("the stand-in keeps the migration socket", self.log("source"))
+        self.assertNotIn("passed 1 file descriptor(s) to QEMU", self.log("source"))
+
+    def test_5_bind_failure_and_refusals(self):
+        """start-migrate-incoming: a port in use is the command's error;
+        a non-tcp URI is refused; x-transport-key's new members."""
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        uri = "tcp:127.0.0.1:%d" % busy.getsockname()[1]
+        tproc, target = self.stream_target(uri)
+        self.assertEqual(target.error("start-migrate-incoming", uri=uri),
+                         "Failed to bind socket: Address already in use")
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "firmware")
+        self.assertIn("tcp: URIs only",
+                      target.error("start-migrate-incoming", uri="unix:/tmp/x"))
+        self.assertEqual(target.error("x-transport-key", present=True, key="ab",
+                                      **{"key-id": "k"}),
+                         "Parameter 'key' expects 64 hexadecimal digits")
+        self.assertIn("'key-id' expects",
+                      target.error("x-transport-key", present=True, key=KEY_A,
+                                   **{"key-id": "a b"}))
+        for args in ({"present": True, "key": KEY_A}, {"present": True, "key-id": "k"},
+                     {"present": False, "key": KEY_A, "key-id": "k"}):
+            self.assertIn("'key' and 'key-id' go together",
+                          target.error("x-transport-key", **args))
+        # without a key nothing is bound
+        target.cmd("x-transport-key", present=False)
+        port = free_port()
+        self.assertIn("holds no transport key",
+                      target.error("start-migrate-incoming", uri="tcp:127.0.0.1:%d" % port))
+        # and then a good one
+        target.cmd("x-transport-key", present=True)
+        self.assertEqual(target.cmd("start-migrate-incoming",
+                                    uri="tcp:[::ffff:127.0.0.1]:%d" % port), {})
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+    def capture_migration(self, name, start_pair):
+        """Capture the loopback traffic of one migration: the pcap file."""
+        port = self.capture_port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        pcap = os.path.join(self.workdir, name + ".pcap")
+        source, target = start_pair(uri)
+        with wirecapture.Capture("lo", pcap, "tcp port %d" % port):
+            source.cmd("migrate", uri=uri)
+            self.wait_source(source, "completed")
+            deadline = time.monotonic() + 20
+            while target.cmd("query-migrate").get("status") != "completed":
+                self.assertLess(time.monotonic(), deadline, "target not done")
+                time.sleep(0.1)
+        # the capture holds the whole stream: the guest's 4 MiB pattern and more
+        self.assertGreater(wirecapture.payload_bytes(pcap), 4 << 20)
+        return pcap
+
+    def pattern_hits(self, pcap):
+        return sum(wirecapture.count_pattern(pcap, w)
+                   for w in wirecapture.guest_pattern_windows())
+
+    def test_6_capture(self):
+        """The guest's memory pattern is on the wire of a plain migration,
+        and never on the wire of a confidential one."""
+        def plain_pair(uri):
+            def argv(mon, incoming=None):
+                args = ["-machine", "pc,accel=tcg", "-m", "64", "-smp", "1",
+                        "-kernel", GUEST, "-display", "none", "-nodefaults"]
+                return args + mon + (["-incoming", incoming] if incoming else [])
+            tproc, target = self.start_qmp_monitor(
+                "plain-target", lambda mon: argv(mon, uri))
+            sproc, source = self.start_qmp_monitor("plain-source", argv)
+            source.wait_guest_ready(self.workdir)
+            source.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+            return source, target
+
+        def confidential_pair(uri):
+            tproc, target = self.stream_target(uri)
+            target.cmd("start-migrate-incoming", uri=uri)
+            sproc, source = self.stream_source()
+            return source, target
+
+        plain = self.capture_migration("plain", plain_pair)
+        self.assertGreater(self.pattern_hits(plain), 0)
+        # a plain migration passes through the stand-ins untouched
+        self.assertEqual(wirecapture.count_pattern(plain, b"LVMIRROR-STREAM1"), 0)
+        self.assertEqual(captured_directions(plain, self.capture_port)[0][:4], b"QEVM")
+        confidential = self.capture_migration("confidential", confidential_pair)
+        self.assertEqual(self.pattern_hits(confidential), 0)
+        # the records decrypt (python3-cryptography, from the format), and
+        # the plaintext is QEMU's migration stream with the pattern in it:
+        # what the stand-in hid is what the plain capture showed
+        there, back = captured_directions(confidential, self.capture_port)
+        key_id, plain = decode_stream(there, KEY_A, 0)
+        self.assertEqual(key_id, "owner-key-1")
+        self.assertEqual(plain[:4], b"QEVM")
+        self.assertGreater(sum(plain.count(w) for w in wirecapture.guest_pattern_windows()), 0)
+        self.assertEqual(decode_stream(back, KEY_A, 1)[1], b"")
+
+    def test_7_qemu_tls_inside(self):
+        """QEMU's own TLS (tls-creds, tls-hostname, as libvirt sets them
+        with --tls) runs end to end between the QEMUs, inside the records."""
+        pki = os.path.join(self.workdir, "pki")
+        os.makedirs(pki)
+
+        def certtool(*args):
+            subprocess.run(["certtool"] + list(args), check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        with open(os.path.join(pki, "ca.info"), "w") as f:
+            f.write('cn = "standin test CA"\nca\ncert_signing_key\nexpiration_days = 2\n')
+        certtool("--generate-privkey", "--outfile", os.path.join(pki, "ca-key.pem"))
+        certtool("--generate-self-signed", "--load-privkey", os.path.join(pki, "ca-key.pem"),
+                 "--template", os.path.join(pki, "ca.info"),
+                 "--outfile", os.path.join(pki, "ca-cert.pem"))
+        for kind, extra in (("server", 'tls_www_server\nip_address = "127.0.0.1"\n'),
+                            ("client", "tls_www_client\n")):
+            tmpl = os.path.join(pki, kind + ".info")
+            with open(tmpl, "w") as f:
+                f.write('cn = "127.0.0.1"\n%sencryption_key\nsigning_key\n'
+                        'expiration_days = 2\n' % extra)
+            key = os.path.join(pki, kind + "-key.pem")
+            certtool("--generate-privkey", "--outfile", key)
+            certtool("--generate-certificate", "--load-privkey", key,
+                     "--load-ca-certificate", os.path.join(pki, "ca-cert.pem"),
+                     "--load-ca-privkey", os.path.join(pki, "ca-key.pem"),
+                     "--template", tmpl, "--outfile",
+                     os.path.join(pki, kind + "-cert.pem"))
+
+        def creds(endpoint):
+            return ["-object", "tls-creds-x509,id=objlibvirt_migrate_tls0,dir=%s,"
+                    "endpoint=%s,verify-peer=on" % (pki, endpoint)]
+
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        pcap = os.path.join(self.workdir, "tls.pcap")
+        tproc, target = self.stream_target(uri, tls=creds("server"))
+        target.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0"})
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(tls=creds("client"))
+        source.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0",
+                                                "tls-hostname": "127.0.0.1"})
+        with wirecapture.Capture("lo", pcap, "tcp port %d" % port):
+            source.cmd("migrate", uri=uri)
+            self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertEqual(self.pattern_hits(pcap), 0)
+        # inside the records, both ways: TLS (handshake records: 0x16 0x03),
+        # not QEMU's stream ("QEVM") nor the guest's memory
+        there, back = captured_directions(pcap, port)
+        plain_there = decode_stream(there, KEY_A, 0)[1]
+        plain_back = decode_stream(back, KEY_A, 1)[1]
+        self.assertEqual((plain_there[:2], plain_back[:2]), (b"\x16\x03", b"\x16\x03"))
+        self.assertNotIn(b"QEVM", plain_there)
+        self.assertEqual(sum(plain_there.count(w)
+                             for w in wirecapture.guest_pattern_windows()), 0)
 
 
 def main():

@@ -221,6 +221,21 @@ helperSetKey(Standin *st, bool present, const char **why)
 }
 
 
+/* x-transport-key with key and key-id (test mode): they replace the
+ * injected secret's transport key and key id, as if the guest owner had
+ * injected them; helperSetKey() then takes them */
+void
+helperSetInjectedKey(Standin *st, const guint8 *key, const char *keyId)
+{
+    memcpy(st->injected.key, key, sizeof(st->injected.key));
+    g_free(st->injected.keyId);
+    st->injected.keyId = g_strdup(keyId);
+    st->injected.valid = true;
+    /* a helper holding the injected key takes the new one */
+    st->helperKey = false;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* mirror vCPUs: real threads, so that libvirt pins real threads        */
 
@@ -238,9 +253,13 @@ mirrorVcpuThread(gpointer opaque)
     vcpu->tid = syscall(SYS_gettid);
     g_cond_broadcast(&st->mirrorCond);
     /* the simulated mirror vCPU runs the helper's loop for ever: stop and
-     * cont do not touch it, a reset only restarts the helper's state */
-    for (;;)
+     * cont do not touch it, a reset only restarts the helper's state; the
+     * first one carries the encrypted migration stream (stream.c) */
+    for (;;) {
+        if (vcpu == &st->mirror[0] && streamVcpuWork(st))
+            continue;
         g_cond_wait(&st->mirrorCond, &st->mirrorLock);
+    }
     return NULL;
 }
 

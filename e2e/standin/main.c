@@ -113,6 +113,7 @@ main(int argc, char **argv)
     st->relayFd = -1;
     st->spareQemuFd = -1;
     st->controlFd = -1;
+    st->streamMigrateFd = -1;
     g_queue_init(&st->pending);
     g_mutex_init(&st->mirrorLock);
     g_cond_init(&st->mirrorCond);

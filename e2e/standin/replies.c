@@ -132,15 +132,19 @@ qemuReply(Standin *st, Pending *p, json_object *msg)
             helperReset(st);
         break;
     case ACT_INCOMING:
-        if (ok)
+        if (ok) {
             lifecycleSet(st, LC_LOADING, NULL);
-        else
+        } else {
             lifecycleSet(st, p->value, NULL);
+            streamCancel(st);
+        }
         break;
     case ACT_MIGRATE:
         if (ok) {
             st->outgoing = true;
             g_clear_pointer(&st->outgoingError, g_free);
+        } else {
+            streamCancel(st);
         }
         break;
     case ACT_FORWARD:

@@ -30,6 +30,8 @@
  *   sev.c          QEMU's SEV commands and its SEV migration blocker
  *   psp.c          the simulated AMD secure processor: the platform's PDH,
  *                  LAUNCH_START, the measurement, LAUNCH_SECRET
+ *   stream.c       the encrypted migration stream: the transport key
+ *                  protects it, on the first mirror vCPU thread
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -106,8 +108,33 @@
  *  - start-migrate-incoming's exit-on-error (migrate-incoming's argument in
  *    QEMU 9.1 and later): accepted and dropped, since QEMU 7.2 has no such
  *    argument; a failed incoming migration always ends QEMU.
- *  - The encrypted transport. There is none: pages travel in QEMU's
- *    ordinary, PLAINTEXT migration stream.
+ *  - The encrypted transport (stream.c). A real helper would encrypt the
+ *    guest's pages itself; here QEMU still produces its ordinary migration
+ *    stream of the (unencrypted) guest, and the stand-in encrypts that
+ *    whole stream before it leaves the host. A confidential 'migrate'
+ *    (SEV, guest-assisted on) makes QEMU migrate to a unix socket in the
+ *    stand-in's private runtime directory (a fresh 0700 directory in
+ *    $TMPDIR, removed at exit); the first mirror vCPU thread (the one
+ *    libvirt pins) accepts it, connects to the real destination (tcp:
+ *    URI), or takes the socket libvirt connected (getfd "migrate" of an
+ *    SEV guest is kept by the stand-in, never reaches QEMU, and 'migrate'
+ *    "fd:migrate" uses it; closefd "migrate" closes it), and sends a
+ *    handshake (magic, salt, key id) and AES-256-GCM records under a key
+ *    derived from the transport key (the format: stream.c). On the
+ *    target, start-migrate-incoming with a tcp: URI binds that address in
+ *    the stand-in (a bind failure is the command's error: "Failed to bind
+ *    socket: ..."), QEMU gets migrate-incoming on a unix socket, and the
+ *    first mirror vCPU thread accepts, checks the key id, decrypts and
+ *    authenticates every record. Records flow both ways (QEMU's own TLS,
+ *    with tls-creds, runs end to end inside them). Any failure (a record
+ *    that does not authenticate, another key id, a stream cut before its
+ *    end record, a peer that goes away) closes both sockets: both QEMUs
+ *    see their migration fail; the source's guest keeps running. Other
+ *    URIs (unix:, other fd: names, exec:) of a confidential migration are
+ *    refused; the helper must hold a key; one stream at a time (no
+ *    multifd). Plain migrations are untouched.
+ *    The wire carries no guest page in clear; the hosts' memory does (the
+ *    guest is not encrypted, see SEV above).
  *
  * Fault injection (faults.c). Only with 'test-mode=true' in the
  * configuration; otherwise the x- commands below do not exist (QEMU answers
@@ -124,10 +151,15 @@
  *       The helper's current boot never ends (a booting helper stays
  *       booting); if it is not booting, its next boot (after system_reset)
  *       hangs.
- *   x-transport-key {"present": bool}
+ *   x-transport-key {"present": bool, "*key": str, "*key-id": str}
  *       A ready helper loses its transport key, or takes again the one of
  *       the injected launch secret (an error if none was injected).
- *       MIGRATION_HELPER is emitted if it changes.
+ *       MIGRATION_HELPER is emitted if it changes. With present true,
+ *       "key" (64 hexadecimal digits: 32 bytes) and "key-id" (1..64 of
+ *       [A-Za-z0-9._:-]), both or neither, replace the injected secret's
+ *       transport key and key id first, as if the guest owner had injected
+ *       them (tests of the stream: two keys without two launches). The key
+ *       is never logged.
  *   x-delay-reply {"command": str, "ms": int}
  *       The reply to the next @command comes @ms (0..60000) later; the
  *       replies to later commands wait behind it, events do not.
@@ -356,6 +388,7 @@ typedef struct {
 
 typedef struct _Standin Standin;
 typedef struct _Chan Chan;
+typedef struct _Stream Stream;
 typedef void (*ChanLineFunc)(Standin *st, const char *line, gsize len);
 
 struct _Chan {
@@ -422,6 +455,13 @@ struct _Standin {
 
     /* lifecycle.c */
     Lifecycle lifecycle;
+
+    /* stream.c: the encrypted migration stream; streamJob is handed to
+     * the first mirror vCPU thread under mirrorLock */
+    Stream *stream;
+    Stream *streamJob;
+    char *streamRunDir;
+    int streamMigrateFd;        /* getfd "migrate" of an SEV guest */
 
     /* psp.c, sev.c: the launch, and the secret injected before LAUNCH_FINISH */
     PspLaunch psp;
@@ -500,6 +540,7 @@ bool helperSetKey(Standin *st, bool present, const char **why);
 bool helperHasKey(Standin *st);
 const guint8 *helperTransportKey(Standin *st, const char **keyId);
 json_object *helperInfo(Standin *st);
+void helperSetInjectedKey(Standin *st, const guint8 *key, const char *keyId);
 void mirrorVcpusStart(Standin *st);
 bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);
 
@@ -523,6 +564,18 @@ bool pspLaunchSecret(Standin *st, const guint8 *hdr, size_t hdrLen,
                      const guint8 *data, size_t len, PspSecret *out,
                      GError **err);
 void pspSecretClear(PspSecret *s);
+
+/* ---- stream.c ---- */
+void streamMigrate(Standin *st, const char *name, json_object *id,
+                   json_object *cmd);
+char *streamIncoming(Standin *st, const char *uri, GError **err);
+void streamGetfd(Standin *st, const char *name, json_object *id,
+                 json_object *cmd, const char *line, gsize len);
+void streamClosefd(Standin *st, const char *name, json_object *id,
+                   json_object *cmd, const char *line, gsize len);
+void streamCancel(Standin *st);
+bool streamVcpuWork(Standin *st);
+void streamCleanup(Standin *st);
 
 /* ---- schema.c ---- */
 json_object *schemaLoad(const char *path, GError **err);
