@@ -9,6 +9,12 @@
 # PcdSevIsMigrationTarget) of the e2e test guest, whose memory pattern is
 # checked on the target with e2e/guestcheck.py.
 #
+# The simulated secure processor (e2e/standin/psp.c) is checked against
+# independent code: the guest owner's side of LAUNCH_START (the session)
+# comes from checks/sevspec.py (written from the AMD SEV API specification
+# with python3-cryptography), and measurements and launch secrets from
+# libvirt's own tools/virt-qemu-sev-validate, imported as a module.
+#
 # Each stand-in gets its own configuration file through
 # $QEMU_MIRROR_STANDIN_CONF. Every wait is bounded, and every process is
 # killed at the end of its test, also on failure.
@@ -17,6 +23,9 @@
 
 import base64
 import ctypes
+import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import shlex
@@ -28,16 +37,28 @@ import sys
 import re
 import tempfile
 import time
+import types
 import unittest
+import uuid
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "e2e"))
 import guestcheck  # noqa: E402
+import wirecapture  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import sevspec  # noqa: E402
 
 STANDIN = None
 GUEST = None
+FIRMWARE = None         # the -bios file of sev_argv (what the launch measures)
+SEV_VALIDATE = None     # libvirt's tools/virt-qemu-sev-validate, as a module
 
-READY = {"status": "ready", "transport-key": True}
+KEY_ID = "owner-key:1"
+READY = {"status": "ready", "transport-key": True, "transport-key-id": KEY_ID}
+NO_STATE = "SEV: Not in correct state"
 BLOCKER = "SEV: Migration is not implemented"
 NEEDS_GUEST_ASSISTED = ("SEV: migration of an SEV guest needs the migration capability "
                         "guest-assisted")
@@ -262,19 +283,25 @@ def fd_targets(pid):
 
 
 def sev_argv(monitor, smp="2,sockets=2,cores=1,threads=1,mirrorvcpus=1",
-             target=False, policy=3):
+             target=False, policy=3, launch=None, kernel_hashes=False):
     """A command line modeled on what libvirt gives an SEV guest with
     <mirror vcpus='1'/> (tests/qemuxmlconfdata/launch-security-sev-mirror*),
-    booting the e2e test guest with -kernel."""
+    booting the e2e test guest with -kernel; with @launch (a Launch), the
+    guest owner's dhCert and session files."""
     sev = {"qom-type": "sev-guest", "id": "lsec0", "cbitpos": 47,
            "reduced-phys-bits": 1, "policy": policy}
+    if launch:
+        sev.update({"dh-cert-file": launch.dh_cert_file,
+                    "session-file": launch.session_file})
+    if kernel_hashes:
+        sev["kernel-hashes"] = True
     args = ["-name", "guest=standin-test,debug-threads=on",
             "-S",
             "-machine", "pc,usb=off,dump-guest-core=off,"
                         "confidential-guest-support=lsec0,acpi=off",
             "-accel", "tcg",
             "-cpu", "qemu64",
-            "-bios", "/nonexistent/OVMF.amdsev.fd",
+            "-bios", FIRMWARE,
             "-m", "64",
             "-overcommit", "mem-lock=off",
             "-smp", smp,
@@ -292,6 +319,117 @@ def sev_argv(monitor, smp="2,sockets=2,cores=1,threads=1,mirrorvcpus=1",
         args += ["-fw_cfg", TARGET_FW_CFG]
     args += ["-msg", "timestamp=on"]
     return args
+
+
+# ------------------------------------------------------------------
+# the guest owner's side of SEV, independent of the stand-in's C code
+
+CERT_SIZE = 0x824
+USAGE_PDH, USAGE_PEK, USAGE_OCA, USAGE_CEK = 0x1003, 0x1002, 0x1001, 0x1004
+TRANSPORT_KEY_GUID = "68777468-ccbb-4873-a893-0b2880592c67"
+KEY_ID_GUID = "20995426-ca45-47c7-8b08-dc1c7127134d"
+
+
+def le32(v):
+    return v.to_bytes(4, "little")
+
+
+def cert_of(public_key, usage=USAGE_PDH, algo=0x3):
+    """A sev_cert (AMD SEV API, appendix C.1) of a P-384 public key,
+    unsigned (both signature slots usage 0x1000, algo 0)."""
+    nums = public_key.public_numbers()
+    body = le32(1) + bytes([1, 55, 0, 0]) + le32(usage) + le32(algo)
+    pubkey = le32(2) + nums.x.to_bytes(72, "little") + nums.y.to_bytes(72, "little")
+    pubkey += bytes(1028 - len(pubkey))
+    sig = le32(0x1000) + le32(0) + bytes(512)
+    cert = body + pubkey + sig + sig
+    assert len(cert) == CERT_SIZE
+    return cert
+
+
+def cert_public(cert):
+    """The fields of a sev_cert and its P-384 public key."""
+    fields = {"version": int.from_bytes(cert[0:4], "little"),
+              "usage": int.from_bytes(cert[8:12], "little"),
+              "algo": int.from_bytes(cert[12:16], "little"),
+              "curve": int.from_bytes(cert[16:20], "little"),
+              "sig1_usage": int.from_bytes(cert[0x414:0x418], "little"),
+              "sig2_usage": int.from_bytes(cert[0x61C:0x620], "little")}
+    x = int.from_bytes(cert[20:92], "little")
+    y = int.from_bytes(cert[92:164], "little")
+    return fields, ec.EllipticCurvePublicNumbers(x, y, ec.SECP384R1()).public_key()
+
+
+def make_session(pdh_cert, policy, tek, tik, odh=None, nonce=None, iv=None):
+    """The guest owner's LAUNCH_START data for the platform of @pdh_cert:
+    (dhCert, session) as bytes, by sevspec (fresh ODH key, nonce and IV
+    unless given)."""
+    return sevspec.make_session(pdh_cert, odh or ec.generate_private_key(ec.SECP384R1()),
+                                policy, nonce or os.urandom(16), tek, tik,
+                                iv or os.urandom(16))
+
+
+def load_sev_validate(libvirt_src):
+    """libvirt's tools/virt-qemu-sev-validate as a module; its offline mode
+    needs neither the libvirt bindings nor lxml, so they are stubbed."""
+    for name in ("libvirt", "lxml"):
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except ImportError:
+                mod = types.ModuleType(name)
+                mod.etree = None
+                sys.modules[name] = mod
+    path = os.path.join(libvirt_src, "tools", "virt-qemu-sev-validate")
+    loader = importlib.machinery.SourceFileLoader("virt_qemu_sev_validate", path)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+class Launch:
+    """One launch's guest owner data: the files for the sev-guest object,
+    TEK and TIK."""
+
+    def __init__(self, workdir, name, pdh_cert, policy, **kwargs):
+        self.policy = policy
+        self.tek = kwargs.pop("tek", None) or os.urandom(16)
+        self.tik = kwargs.pop("tik", None) or os.urandom(16)
+        self.dh_cert, self.session = make_session(pdh_cert, policy, self.tek,
+                                                  self.tik, **kwargs)
+        self.dh_cert_file = os.path.join(workdir, name + ".dh_cert.base64")
+        self.session_file = os.path.join(workdir, name + ".session.base64")
+        self.write(self.dh_cert, self.session)
+
+    def write(self, dh_cert, session):
+        for path, data in ((self.dh_cert_file, dh_cert), (self.session_file, session)):
+            with open(path, "w") as f:
+                f.write(base64.b64encode(data).decode())
+
+    def validator(self, measurement, firmware=None, kernel=None, tik=None, tek=None,
+                  api=(1, 55, 24)):
+        """virt-qemu-sev-validate's view of this launch."""
+        vm = SEV_VALIDATE.OfflineConfidentialVM(
+            measurement=measurement, api_major=api[0], api_minor=api[1],
+            build_id=api[2], policy=self.policy)
+        vm.load_firmware(firmware or FIRMWARE)
+        if kernel:
+            vm.kernel_table.load_kernel(kernel)
+        vm.tik = tik or self.tik
+        vm.tek = tek or self.tek
+        return vm
+
+    def secret(self, measurement, key, key_id=KEY_ID, tik=None, tek=None, entries=None):
+        """(packet-header, secret) for sev-inject-launch-secret, built by
+        virt-qemu-sev-validate over @measurement (base64, as
+        query-sev-launch-measure gives it)."""
+        vm = self.validator(measurement, tik=tik, tek=tek)
+        if entries is None:
+            entries = {TRANSPORT_KEY_GUID: key, KEY_ID_GUID: key_id.encode()}
+        for guid, value in entries.items():
+            vm.secrets_table.secrets[uuid.UUID(guid)] = value
+        return vm.build_secrets()
 
 
 def load_replies(path):
@@ -348,13 +486,26 @@ def enum_with(schema, value):
     return enums[0]
 
 
-class StandinTest(unittest.TestCase):
+class StandinBase(unittest.TestCase):
+    """Stand-ins of a test: started, logged, and all killed at the end."""
 
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="lvm-standin-")
         self.addCleanup(shutil.rmtree, self.workdir, True)
         self.pids = []
         self.addCleanup(self._kill_everything)
+        # the test host's platform key (sev-pdh-key=), made here so that
+        # the test knows the PDH the stand-in must report
+        self.pdh_path = os.path.join(self.workdir, "pdh.pem")
+        pdh = ec.generate_private_key(ec.SECP384R1())
+        with open(os.open(self.pdh_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                  "wb") as f:
+            f.write(pdh.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        self.pdh_cert = cert_of(pdh.public_key())
+        # the guest owner's transport key
+        self.transport_key = os.urandom(32)
 
     def _kill_everything(self):
         """The last cleanup: whatever is left of this test's processes,
@@ -370,18 +521,21 @@ class StandinTest(unittest.TestCase):
             kill_all(pids)
             wait_gone(pids, 5)
 
-    def conf(self, helper="ready", boot_ms=200, transport_key=True, test_mode=True,
-             control_dir=""):
+    def conf(self, helper="ready", boot_ms=200, test_mode=True, control_dir="",
+             pdh_key=None, extra=""):
         """A configuration file: what holds from the stand-in's start. What
         changes at run time is injected with the x- commands (test mode)."""
-        path = os.path.join(self.workdir, "standin-%s-%d-%s-%s-%s.conf"
-                            % (helper, boot_ms, transport_key, test_mode, bool(control_dir)))
+        pdh_key = pdh_key or self.pdh_path
+        path = os.path.join(self.workdir, "standin-%s-%d-%s-%s-%s-%s.conf"
+                            % (helper, boot_ms, test_mode, bool(control_dir),
+                               os.path.basename(pdh_key), hashlib.sha256(extra.encode())
+                               .hexdigest()[:8]))
         with open(path, "w") as f:
             f.write("[standin]\nqemu=/usr/bin/qemu-system-x86_64\n"
-                    "helper-boot-ms=%d\nhelper=%s\ntransport-key=%s\n"
-                    "test-mode=%s\ncontrol-dir=%s\n"
-                    % (boot_ms, helper, "true" if transport_key else "false",
-                       "true" if test_mode else "false", control_dir))
+                    "helper-boot-ms=%d\nhelper=%s\n"
+                    "test-mode=%s\ncontrol-dir=%s\nsev-pdh-key=%s\n%s"
+                    % (boot_ms, helper, "true" if test_mode else "false", control_dir,
+                       pdh_key, extra))
         return path
 
     def env(self, conf):
@@ -473,7 +627,33 @@ class StandinTest(unittest.TestCase):
         self.addCleanup(qmp.close)
         return proc, qmp
 
-    # ------------------------------------------------------------------
+    def launch_data(self, name, policy=3, pdh_cert=None, **kwargs):
+        """The guest owner's session for a launch on this test's platform."""
+        return Launch(self.workdir, name, pdh_cert or self.pdh_cert, policy, **kwargs)
+
+    def inject(self, qmp, launch, key=None, key_id=KEY_ID, **kwargs):
+        """The guest owner's secret (the transport key) for this launch's
+        measurement, injected; sev-inject-launch-secret's reply."""
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        header, secret = launch.secret(measurement, key or self.transport_key, key_id,
+                                       **kwargs)
+        return qmp.execute("sev-inject-launch-secret",
+                           **{"packet-header": header, "secret": secret})
+
+    def start_provisioned(self, name, conf=None, target=False, **kwargs):
+        """An SEV stand-in launched with the guest owner's session and its
+        secret (the transport key) injected, still paused; (proc, qmp,
+        launch)."""
+        launch = self.launch_data(name)
+        proc, qmp = self.start_qmp_monitor(
+            name, lambda mon: sev_argv(mon, target=target, launch=launch, **kwargs),
+            conf=conf)
+        self.assertEqual(self.inject(qmp, launch), {"id": "test-sev-inject-launch-secret",
+                                                    "return": {}})
+        return proc, qmp, launch
+
+
+class StandinTest(StandinBase):
 
     def test_1_probing(self):
         """libvirt's capability probing: -daemonize, -pidfile, -qmp."""
@@ -510,6 +690,8 @@ class StandinTest(unittest.TestCase):
         self.addCleanup(qmp.close)
         names = {e["name"] for e in qmp.cmd("query-qmp-schema")}
         self.assertLessEqual(NEW_SCHEMA_NAMES, names)
+        # QEMU's own (since 6.0); the stand-in answers it for QEMU
+        self.assertIn("sev-inject-launch-secret", names)
 
         for args in ({}, {"option": "smp-opts"}):
             opts = qmp.cmd("query-command-line-options", **args)
@@ -521,6 +703,8 @@ class StandinTest(unittest.TestCase):
         self.assertEqual([o["option"] for o in opts], ["machine"])
 
         caps = qmp.cmd("query-sev-capabilities")
+        # this host's PDH (sev-pdh-key=), for virsh nodesevinfo
+        self.assertEqual(base64.b64decode(caps["pdh"]), self.pdh_cert)
         self.assertEqual(caps["cbitpos"], 47)
         self.assertEqual(caps["reduced-phys-bits"], 1)
         for key in ("pdh", "cert-chain", "cpu0-id"):
@@ -553,8 +737,10 @@ class StandinTest(unittest.TestCase):
         self.addCleanup(os.close, wfd)
         pipe_inode = os.fstat(rfd).st_ino
 
+        launch = self.launch_data("src")
+
         def argv(monitor):
-            return sev_argv(monitor) + ["-add-fd", "fd=%d,set=7" % rfd]
+            return sev_argv(monitor, launch=launch) + ["-add-fd", "fd=%d,set=7" % rfd]
 
         proc, qmp, mon_inode = self.start_fd_monitor("src", argv, extra_fds=(rfd,))
         qemu = self.qemu_of(proc)
@@ -592,8 +778,11 @@ class StandinTest(unittest.TestCase):
         self.assertTrue(sev["enabled"])
         self.assertEqual(sev["policy"], 3)
         self.assertEqual(sev["sev-type"], "sev")
+        self.assertEqual(sev["state"], "launch-secret")
+        self.assertEqual((sev["api-major"], sev["api-minor"], sev["build-id"]), (1, 55, 24))
         measure = qmp.cmd("query-sev-launch-measure")
         self.assertEqual(len(base64.b64decode(measure["data"])), 48)
+        self.assertEqual(self.inject(qmp, launch)["return"], {})
 
         # before the vCPUs run: helper inactive, SEV blocks migration
         self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "inactive"})
@@ -607,6 +796,7 @@ class StandinTest(unittest.TestCase):
 
         qmp.cmd("cont")
         qmp.wait_event("RESUME")
+        self.assertEqual(qmp.cmd("query-sev")["state"], "running")
         self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
                          {"status": "booting"})
         self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
@@ -647,8 +837,10 @@ class StandinTest(unittest.TestCase):
         self.assertIn(BLOCKER, qmp.cmd("query-migrate")["blocked-reasons"])
 
     def test_3_helper_without_key(self):
+        """No launch secret injected: the helper holds no key."""
+        launch = self.launch_data("nokey")
         proc, qmp = self.start_qmp_monitor(
-            "nokey", sev_argv, conf=self.conf(boot_ms=100, transport_key=False))
+            "nokey", lambda mon: sev_argv(mon, launch=launch), conf=self.conf(boot_ms=100))
         qmp.cmd("cont")
         self.assertEqual(qmp.wait_event("MIGRATION_HELPER")["data"],
                          {"status": "booting"})
@@ -676,8 +868,7 @@ class StandinTest(unittest.TestCase):
         port = free_port()
         uri = "tcp:127.0.0.1:%d" % port
 
-        tproc, target = self.start_qmp_monitor(
-            "target", lambda mon: sev_argv(mon, target=True))
+        tproc, target, _ = self.start_provisioned("target", target=True)
         args = self.exec_argv("target")
         self.assertEqual(args[-2:], ["-incoming", "defer"])
         self.assertFalse([a for a in args if "PcdSev" in a])
@@ -721,7 +912,7 @@ class StandinTest(unittest.TestCase):
         target.wait_event("STOP")
         self.assertIn("started already", target.error("start-migrate-incoming", uri=uri))
 
-        sproc, source = self.start_qmp_monitor("source", sev_argv)
+        sproc, source, _ = self.start_provisioned("source")
         source.cmd("cont")
         source.wait_guest_ready(self.workdir)
         while source.cmd("query-migration-helper")["status"] != "ready":
@@ -880,12 +1071,15 @@ class StandinTest(unittest.TestCase):
         time.sleep(0.1)
         qmp.cmd("qmp_capabilities")
         self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
-        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
+        # the vCPUs ran before any secret could be injected: no key
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
         self.assertEqual(qmp.cmd("query-status")["status"], "running")
+        self.assertEqual(qmp.cmd("query-sev")["state"], "running")
 
     def sev_source(self, name, conf=None):
-        """A running SEV source stand-in, its helper ready; its QMP client."""
-        proc, qmp = self.start_qmp_monitor(name, sev_argv, conf=conf)
+        """A running SEV source stand-in, provisioned with the transport key,
+        its helper ready; its QMP client."""
+        proc, qmp, _ = self.start_provisioned(name, conf=conf)
         qmp.cmd("cont")
         qmp.wait_helper("booting")
         qmp.wait_helper("ready")
@@ -1006,6 +1200,7 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.2), [])
         qmp.cmd("x-transport-key", present=True)
         self.assertEqual(qmp.wait_helper("ready"), READY)
+        self.assertEqual(qmp.cmd("query-migration-helper"), READY)
         # the next boot hangs
         qmp.cmd("x-helper-hang")
         qmp.cmd("system_reset")
@@ -1180,8 +1375,630 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(plain.cmd("query-status")["status"], "prelaunch")
 
 
+    # ------------------------------------------------------------------
+    # the simulated secure processor (psp.c)
+
+    def launch_fails(self, name, launch, policy=3):
+        """A launch that LAUNCH_START refuses: the stand-in (as QEMU) exits
+        1 before its monitor is up; its log."""
+        sock = os.path.join(self.workdir, name + ".qmp")
+        proc = self.start(name, sev_argv(["-qmp", "unix:%s,server=on,wait=off" % sock],
+                                         launch=launch, policy=policy))
+        self.assertEqual(proc.wait(10), 1)
+        self.assertFalse(os.path.exists(sock))
+        return self.log(name)
+
+    def test_11_platform(self):
+        """query-sev-capabilities: this host's PDH as a sev_cert, an
+        unsigned PEK, OCA and CEK; a missing key file is generated (0600)
+        and kept."""
+        proc, qmp = self.start_qmp_monitor("caps", sev_argv)
+        caps = qmp.cmd("query-sev-capabilities")
+        pdh = base64.b64decode(caps["pdh"])
+        self.assertEqual(pdh, self.pdh_cert)
+        fields, _ = cert_public(pdh)
+        self.assertEqual(fields, {"version": 1, "usage": USAGE_PDH, "algo": 3, "curve": 2,
+                                  "sig1_usage": 0x1000, "sig2_usage": 0x1000})
+        chain = base64.b64decode(caps["cert-chain"])
+        self.assertEqual(len(chain), 3 * CERT_SIZE)
+        usages = []
+        for i in range(3):
+            fields, key = cert_public(chain[i * CERT_SIZE:(i + 1) * CERT_SIZE])
+            usages.append(fields["usage"])
+            self.assertEqual((fields["sig1_usage"], fields["sig2_usage"]), (0x1000, 0x1000))
+            self.assertNotEqual(key.public_numbers().x, cert_public(pdh)[1].public_numbers().x)
+        self.assertEqual(usages, [USAGE_PEK, USAGE_OCA, USAGE_CEK])
+        # the private key is nowhere in the log
+        with open(self.pdh_path) as f:
+            pem_body = "".join(f.read().splitlines()[1:-1])
+        self.assertNotIn(pem_body[:40], self.log("caps"))
+
+        # no key yet: generated, mode 0600, and the next stand-in uses it
+        new_key = os.path.join(self.workdir, "new-pdh.pem")
+        conf = self.conf(pdh_key=new_key)
+        first = self.start_qmp_monitor("gen1", sev_argv, conf=conf)[1]
+        pdh1 = first.cmd("query-sev-capabilities")["pdh"]
+        self.assertEqual(os.stat(new_key).st_mode & 0o777, 0o600)
+        self.assertEqual([f for f in os.listdir(self.workdir) if f.endswith(".tmp")], [])
+        self.assertNotEqual(base64.b64decode(pdh1), self.pdh_cert)
+        second = self.start_qmp_monitor("gen2", sev_argv, conf=conf)[1]
+        self.assertEqual(second.cmd("query-sev-capabilities")["pdh"], pdh1)
+        self.assertIn("generated the platform's PDH key", self.log("gen1"))
+        self.assertNotIn("generated", self.log("gen2"))
+        with open(new_key, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), None)
+        self.assertEqual(base64.b64decode(pdh1), cert_of(key.public_key()))
+
+    def test_11_launch_measurement(self):
+        """A good session: LAUNCH_START takes the guest owner's TEK and TIK;
+        the measurement is the one virt-qemu-sev-validate expects, with and
+        without kernel hashes, and differs per launch (mnonce)."""
+        conf = self.conf(extra="sev-api-major=1\nsev-api-minor=51\nsev-build-id=3\n")
+        launch = self.launch_data("good", policy=3)
+        proc, qmp = self.start_qmp_monitor(
+            "good", lambda mon: sev_argv(mon, launch=launch), conf=conf)
+        sev = qmp.cmd("query-sev")
+        self.assertEqual((sev["api-major"], sev["api-minor"], sev["build-id"]), (1, 51, 3))
+        self.assertEqual(sev["state"], "launch-secret")
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        launch.validator(measurement, api=(1, 51, 3)).attest()
+        # the check can fail: another firmware, another TIK, another version
+        other_fw = os.path.join(self.workdir, "other.fd")
+        with open(other_fw, "wb") as f:
+            f.write(b"not the firmware that was launched")
+        for vm in (launch.validator(measurement, firmware=other_fw, api=(1, 51, 3)),
+                   launch.validator(measurement, tik=os.urandom(16), api=(1, 51, 3)),
+                   launch.validator(measurement)):
+            with self.assertRaises(SEV_VALIDATE.AttestationFailedException):
+                vm.attest()
+        log = self.log("good")
+        self.assertIn("LAUNCH_START with the guest owner's session", log)
+        for secret in (launch.tek, launch.tik):
+            for text in (secret.hex(), base64.b64encode(secret).decode()):
+                self.assertNotIn(text, log)
+
+        # the same session again (a second launch): another mnonce, another
+        # measurement, both verified
+        again = self.start_qmp_monitor(
+            "again", lambda mon: sev_argv(mon, launch=launch), conf=conf)[1]
+        measurement2 = again.cmd("query-sev-launch-measure")["data"]
+        self.assertNotEqual(base64.b64decode(measurement)[32:],
+                            base64.b64decode(measurement2)[32:])
+        launch.validator(measurement2, api=(1, 51, 3)).attest()
+
+        # kernel-hashes=on: the kernel hashes table is measured too
+        hashed = self.launch_data("hashes", policy=3)
+        qmp = self.start_qmp_monitor(
+            "hashes", lambda mon: sev_argv(mon, launch=hashed, kernel_hashes=True))[1]
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        hashed.validator(measurement, kernel=GUEST).attest()
+        with self.assertRaises(SEV_VALIDATE.AttestationFailedException):
+            hashed.validator(measurement).attest()
+
+    def test_11_launch_start_refused(self):
+        """A bad session: LAUNCH_START fails and the launch with it, as QEMU
+        exits; nothing of the keys in the log."""
+        # wrong MAC
+        launch = self.launch_data("badmac")
+        session = bytearray(launch.session)
+        session[64] ^= 1
+        launch.write(launch.dh_cert, bytes(session))
+        log = self.launch_fails("badmac", launch)
+        self.assertIn("sev_launch_start: LAUNCH_START ret=-1 fw_error=11 'Bad measurement'", log)
+        self.assertIn("wrap_mac does not verify", log)
+        self.assertNotIn("exec:", log)          # QEMU never started
+        # made for another platform's PDH
+        other = cert_of(ec.generate_private_key(ec.SECP384R1()).public_key())
+        log = self.launch_fails("otherpdh", self.launch_data("otherpdh", pdh_cert=other))
+        self.assertIn("wrap_mac does not verify", log)
+        # made for another policy
+        log = self.launch_fails("policy", self.launch_data("policy", policy=1), policy=3)
+        self.assertIn("fw_error=7", log)
+        self.assertIn("policy_mac does not verify for policy 0x3", log)
+        # not a PDH certificate
+        launch = self.launch_data("notpdh")
+        cert = bytearray(launch.dh_cert)
+        cert[8:12] = le32(USAGE_PEK)
+        launch.write(bytes(cert), launch.session)
+        self.assertIn("fw_error=6 'Invalid certificate'", self.launch_fails("notpdh", launch))
+        for name in ("badmac", "otherpdh", "policy", "notpdh"):
+            log = self.log(name)
+            self.assertNotIn(self.transport_key.hex(), log)
+
+    def test_11_inject_refused(self):
+        """sev-inject-launch-secret: a wrong TIK, the measurement of another
+        launch (a replayed secret) and an injection after cont are refused;
+        the helper then holds no key."""
+        launch = self.launch_data("inj")
+        proc, qmp = self.start_qmp_monitor("inj", lambda mon: sev_argv(mon, launch=launch))
+        measurement = qmp.cmd("query-sev-launch-measure")["data"]
+        refused = "SEV: LAUNCH_SECRET ret=-1 fw_error=11 'Bad measurement'"
+
+        # a secret built with a wrong TIK
+        desc = self.inject(qmp, launch, tik=os.urandom(16))["error"]["desc"]
+        self.assertTrue(desc.startswith(refused), desc)
+        self.assertIn("MAC does not verify", desc)
+        # a secret built for another launch's measurement: the same session,
+        # so the same TEK and TIK, but another mnonce
+        earlier = self.start_qmp_monitor(
+            "earlier", lambda mon: sev_argv(mon, launch=launch))[1]
+        earlier_m = earlier.cmd("query-sev-launch-measure")["data"]
+        self.assertNotEqual(earlier_m, measurement)
+        header, secret = launch.secret(earlier_m, self.transport_key)
+        self.assertEqual(earlier.cmd("sev-inject-launch-secret",
+                                     **{"packet-header": header, "secret": secret}), {})
+        desc = qmp.error("sev-inject-launch-secret", **{"packet-header": header,
+                                                        "secret": secret})
+        self.assertTrue(desc.startswith(refused), desc)
+        # a measurement of this launch with one bit changed
+        changed = bytearray(base64.b64decode(measurement))
+        changed[0] ^= 1
+        header, secret = launch.secret(base64.b64encode(bytes(changed)).decode(),
+                                       self.transport_key)
+        self.assertTrue(qmp.error("sev-inject-launch-secret", **{
+            "packet-header": header, "secret": secret}).startswith(refused))
+        # QEMU's argument checks and decoding errors
+        self.assertEqual(qmp.error("sev-inject-launch-secret", secret="AAAA"),
+                         "Parameter 'packet-header' is missing")
+        self.assertEqual(qmp.error("sev-inject-launch-secret",
+                                   **{"packet-header": "", "secret": secret}),
+                         "SEV: Failed to decode sequence header")
+        # no error names key material
+        for text in (self.transport_key.hex(), launch.tik.hex(), launch.tek.hex()):
+            self.assertNotIn(text, self.log("inj"))
+
+        qmp.cmd("cont")
+        self.assertEqual(qmp.cmd("query-sev")["state"], "running")
+        qmp.wait_helper("booting")
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        # after cont (LAUNCH_FINISH): even a good secret is refused
+        self.assertEqual(self.inject(qmp, launch)["error"]["desc"], NO_STATE)
+        self.assertEqual(qmp.cmd("query-migration-helper"), {"status": "ready"})
+        self.assertIn("x-transport-key: no launch secret with a transport key was injected",
+                      qmp.error("x-transport-key", present=True))
+        self.assertEqual(qmp.events_within("MIGRATION_HELPER", 0.3), [])
+
+    def test_11_key_id(self):
+        """After a good injection the helper reports the guest owner's key
+        id with its key, in the reply and the event; a table without a
+        transport key gives none; the last injection counts."""
+        proc, qmp, launch = self.start_provisioned("kid", conf=self.conf(boot_ms=50))
+        # a second, good secret with another key id replaces the first
+        self.assertEqual(self.inject(qmp, launch, key_id="owner-key:2")["return"], {})
+        qmp.cmd("cont")
+        qmp.wait_helper("booting")
+        want = dict(READY, **{"transport-key-id": "owner-key:2"})
+        self.assertEqual(qmp.wait_helper("ready"), want)
+        self.assertEqual(qmp.cmd("query-migration-helper"), want)
+        self.assertIn("launch secret injected: a transport key, key id 'owner-key:2'",
+                      self.log("kid"))
+        self.assertNotIn(self.transport_key.hex(), self.log("kid"))
+        # dropped and restored: the injected key
+        qmp.cmd("x-transport-key", present=False)
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+        qmp.cmd("x-transport-key", present=True)
+        self.assertEqual(qmp.wait_helper("ready"), want)
+        # a reset loses it
+        qmp.cmd("system_reset")
+        qmp.wait_helper("booting")
+        self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"})
+
+        # a secret table without a transport key entry, or with a bad key
+        # id: accepted by the secure processor, but the helper has no key
+        for name, entries in (
+                ("nokey", {KEY_ID_GUID: b"owner-key:1"}),
+                ("noid", {TRANSPORT_KEY_GUID: self.transport_key}),
+                ("badid", {TRANSPORT_KEY_GUID: self.transport_key,
+                           KEY_ID_GUID: b"no spaces allowed"}),
+                ("shortkey", {TRANSPORT_KEY_GUID: self.transport_key[:16],
+                              KEY_ID_GUID: b"owner-key:1"})):
+            launch = self.launch_data(name)
+            qmp = self.start_qmp_monitor(name, lambda mon: sev_argv(mon, launch=launch),
+                                         conf=self.conf(boot_ms=50))[1]
+            self.assertEqual(self.inject(qmp, launch, entries=entries)["return"], {})
+            qmp.cmd("cont")
+            qmp.wait_helper("booting")
+            self.assertEqual(qmp.wait_helper("ready"), {"status": "ready"}, name)
+            self.assertIn("the guest finds no transport key", self.log(name))
+
+
+KEY_A = "a1" * 32
+KEY_B = "b2" * 32
+
+
+def decode_stream(data, key_hex, direction):
+    """The plaintext of one direction of the encrypted stream (@data, as
+    captured), decrypted with python3-cryptography from the format of
+    docs (the interfaces of issue 12, section 5), independently of the
+    stand-in's C code: (key id, plaintext). Direction 0 (source -> target)
+    starts with the handshake; the salt of direction 1 is that of 0."""
+    import hashlib
+    import hmac
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = bytes.fromhex(key_hex)
+    if direction == 0:
+        if data[:16] != b"LVMIRROR-STREAM1":
+            raise AssertionError("no handshake: %r" % data[:16])
+        decode_stream.salt = data[16:48]
+        id_len = data[48]
+        decode_stream.key_id = data[49:49 + id_len].decode()
+        off = 49 + id_len
+    else:
+        off = 0
+    aead = AESGCM(hmac.new(key, b"lvmirror stream key" + decode_stream.salt,
+                           hashlib.sha256).digest())
+    seq = 0
+    out = bytearray()
+    while True:
+        if off + 4 > len(data):
+            raise AssertionError("direction %d: no end record" % direction)
+        n = int.from_bytes(data[off:off + 4], "big")
+        nonce = direction.to_bytes(4, "big") + seq.to_bytes(8, "big")
+        aad = data[off:off + 4] + seq.to_bytes(8, "big")
+        try:
+            out += aead.decrypt(nonce, data[off + 4:off + 4 + n + 16], aad)
+        except Exception:
+            raise AssertionError("direction %d: record %d (%d bytes at %d of %d) does not "
+                                 "authenticate" % (direction, seq, n, off, len(data))) from None
+        off += 4 + n + 16
+        seq += 1
+        if n == 0:
+            break
+    if off != len(data):
+        raise AssertionError("direction %d: %d bytes after the end record"
+                             % (direction, len(data) - off))
+    return decode_stream.key_id, bytes(out)
+
+
+def captured_directions(pcap, port):
+    """The two directions of the one connection to @port in @pcap, each
+    as one contiguous run of bytes: (to port, from port)."""
+    flows = wirecapture.streams(pcap)
+    there = [runs for flow, runs in flows.items() if flow[3] == port]
+    back = [runs for flow, runs in flows.items() if flow[1] == port]
+    if len(there) != 1 or len(there[0]) != 1 or len(back) > 1 or \
+       (back and len(back[0]) != 1):
+        raise AssertionError("not one gapless connection: %s"
+                             % {f: [len(r) for r in runs] for f, runs in flows.items()})
+    return there[0][0], back[0][0] if back else b""
+
+
+class StreamTest(StandinBase):
+    """The encrypted migration stream (e2e/standin/stream.c): two stand-ins
+    with an SEV guest, each helper holding a transport key set with
+    x-transport-key (key, key-id)."""
+
+    def env(self, conf):
+        """The stand-ins' private runtime directories go to WORKDIR/tmp."""
+        env = super().env(conf)
+        env["TMPDIR"] = os.path.join(self.workdir, "tmp")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+        return env
+
+    def stream_target(self, uri, key=KEY_A, key_id="owner-key-1", tls=None, name="target"):
+        """A target stand-in, helper ready with its key, listening on @uri."""
+        tproc, target = self.start_qmp_monitor(
+            name, lambda mon: sev_argv(mon, target=True) + (tls or []))
+        set_guest_assisted(target, True)
+        target.cmd("cont")
+        target.wait_helper("booting")
+        target.wait_helper("ready")
+        target.cmd("x-transport-key", present=True, key=key, **{"key-id": key_id})
+        return tproc, target
+
+    def stream_source(self, key=KEY_A, key_id="owner-key-1", bandwidth=1 << 30, tls=None):
+        """A running source stand-in, helper ready with its key."""
+        sproc, source = self.start_qmp_monitor(
+            "source", lambda mon: sev_argv(mon) + (tls or []))
+        source.cmd("cont")
+        source.wait_guest_ready(self.workdir)
+        while source.cmd("query-migration-helper")["status"] != "ready":
+            source.wait_event("MIGRATION_HELPER")
+        source.cmd("x-transport-key", present=True, key=key, **{"key-id": key_id})
+        source.cmd("migrate-set-parameters", **{"max-bandwidth": bandwidth})
+        set_guest_assisted(source, True)
+        return sproc, source
+
+    def wait_source(self, source, want, timeout=60):
+        """The source's migration ends: its final query-migrate."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = source.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                self.assertEqual(info["status"], want, info)
+                return info
+            self.assertLess(time.monotonic(), deadline, "migration not over: %s" % info)
+            time.sleep(0.1)
+
+    def assert_target_done(self, target):
+        deadline = time.monotonic() + 20
+        while target.cmd("query-migrate").get("status") != "completed":
+            self.assertLess(time.monotonic(), deadline, "target not done")
+            time.sleep(0.1)
+        target.cmd("pmemsave", val=guestcheck.PATTERN_ADDR,
+                   size=guestcheck.PATTERN_WORDS * 4,
+                   filename=os.path.join(self.workdir, "pattern"))
+        with open(os.path.join(self.workdir, "pattern"), "rb") as f:
+            self.assertEqual(guestcheck.pattern_errors(f.read()), [])
+
+    def assert_source_untouched(self, source):
+        """The source guest runs on, its memory intact."""
+        self.assertEqual(source.cmd("query-status")["status"], "running")
+        before = source.read_word(guestcheck.COUNTER_ADDR, self.workdir)
+        deadline = time.monotonic() + 10
+        while source.read_word(guestcheck.COUNTER_ADDR, self.workdir) <= before:
+            self.assertLess(time.monotonic(), deadline, "source guest counter stuck")
+            time.sleep(0.1)
+        source.cmd("pmemsave", val=guestcheck.PATTERN_ADDR,
+                   size=guestcheck.PATTERN_WORDS * 4,
+                   filename=os.path.join(self.workdir, "src-pattern"))
+        with open(os.path.join(self.workdir, "src-pattern"), "rb") as f:
+            self.assertEqual(guestcheck.pattern_errors(f.read()), [])
+
+    def assert_target_failed(self, tproc, cause):
+        """The target's QEMU ended its failed incoming migration (QEMU 7.2
+        exits), and its stand-in with it; the log names @cause."""
+        self.assertNotEqual(tproc.wait(30), 0)
+        self.assertIn("migration stream (incoming) failed: " + cause, self.log("target"))
+
+    def test_1_same_key(self):
+        """Both helpers hold the same key: the guest arrives, the stream
+        was encrypted (and the key never reaches the log)."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri)
+        self.assertEqual(target.cmd("start-migrate-incoming", uri=uri), {})
+        target.wait_event("STOP")
+        # QEMU listens on the stand-in's unix socket, the stand-in on @uri
+        sproc, source = self.stream_source()
+        source.cmd("migrate", uri=uri)
+        self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertIn("migration stream (incoming) ended", self.log("target"))
+        deadline = time.monotonic() + 10
+        while "migration stream (outgoing) ended" not in self.log("source"):
+            self.assertLess(time.monotonic(), deadline, self.log("source"))
+            time.sleep(0.1)
+        for name in ("source", "target"):
+            log = self.log(name)
+            self.assertIn("encrypted stream", log)
+            self.assertNotIn(KEY_A, log.lower())
+        self.assertNotIn("failed", self.log("target"))
+        # the private runtime directories: 0700, and gone with the stand-ins
+        rundirs = [os.path.join(self.workdir, "tmp", d)
+                   for d in os.listdir(os.path.join(self.workdir, "tmp"))]
+        self.assertEqual(len(rundirs), 2)
+        self.assertEqual({os.stat(d).st_mode & 0o777 for d in rundirs}, {0o700})
+        target.execute("quit")
+        source.execute("quit")
+        self.assertEqual((tproc.wait(10), sproc.wait(10)), (0, 0))
+        self.assertEqual(os.listdir(os.path.join(self.workdir, "tmp")), [])
+
+    def test_2_other_key_same_id(self):
+        """The target holds another key under the same id: no record
+        authenticates, the migration fails on both hosts, the source guest
+        runs on."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri, key=KEY_B)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(key=KEY_A)
+        source.cmd("migrate", uri=uri)
+        self.wait_source(source, "failed")
+        self.assert_target_failed(tproc, "record 0 does not authenticate")
+        self.assert_source_untouched(source)
+
+    def test_3_other_key_id(self):
+        """Another key id: refused at the handshake, before any record."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri, key_id="owner-key-2")
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(key_id="owner-key-1")
+        source.cmd("migrate", uri=uri)
+        self.wait_source(source, "failed")
+        self.assert_target_failed(
+            tproc, "handshake: the source's key id 'owner-key-1' is not this "
+                   "helper's 'owner-key-2'")
+        self.assert_source_untouched(source)
+
+    def test_4_truncated(self):
+        """The source dies mid-stream: the target sees the stream cut
+        before its end record, and fails."""
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        tproc, target = self.stream_target(uri)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(bandwidth=1 << 20)
+        source.cmd("migrate", uri=uri)
+        deadline = time.monotonic() + 20
+        while source.cmd("query-migrate").get("ram", {}).get("transferred", 0) < 1 << 20:
+            self.assertLess(time.monotonic(), deadline, "no progress")
+            time.sleep(0.1)
+        sproc.kill()
+        self.assert_target_failed(tproc, "truncated: the source closed the stream "
+                                         "before its end")
+
+    def test_8_fd_from_libvirt(self):
+        """libvirt connects to the destination itself and passes the socket
+        (getfd "migrate", then migrate "fd:migrate"): the stand-in keeps
+        it, QEMU migrates to the stand-in, the records go on that socket."""
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri)
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source()
+        # a closefd of it before migrate: the stand-in's to close
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        self.assertEqual(source.cmd("closefd", fdname="migrate"), {})
+        self.assertIn("has not been found", source.error("migrate", uri="fd:migrate"))
+        # the target took that first connection and failed: a new target
+        self.assert_target_failed(tproc, "the source closed the connection")
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri, name="target2")
+        target.cmd("start-migrate-incoming", uri=uri)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        source.cmd("migrate", uri="fd:migrate")
+        self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertIn("the stand-in keeps the migration socket", self.log("source"))
+        self.assertNotIn("passed 1 file descriptor(s) to QEMU", self.log("source"))
+
+    def test_5_bind_failure_and_refusals(self):
+        """start-migrate-incoming: a port in use is the command's error;
+        a non-tcp URI is refused; x-transport-key's new members."""
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        uri = "tcp:127.0.0.1:%d" % busy.getsockname()[1]
+        tproc, target = self.stream_target(uri)
+        self.assertEqual(target.error("start-migrate-incoming", uri=uri),
+                         "Failed to bind socket: Address already in use")
+        self.assertEqual(target.cmd("x-query-standin")["lifecycle"], "firmware")
+        self.assertIn("tcp: URIs only",
+                      target.error("start-migrate-incoming", uri="unix:/tmp/x"))
+        self.assertEqual(target.error("x-transport-key", present=True, key="ab",
+                                      **{"key-id": "k"}),
+                         "Parameter 'key' expects 64 hexadecimal digits")
+        self.assertIn("'key-id' expects",
+                      target.error("x-transport-key", present=True, key=KEY_A,
+                                   **{"key-id": "a b"}))
+        for args in ({"present": True, "key": KEY_A}, {"present": True, "key-id": "k"},
+                     {"present": False, "key": KEY_A, "key-id": "k"}):
+            self.assertIn("'key' and 'key-id' go together",
+                          target.error("x-transport-key", **args))
+        # without a key nothing is bound
+        target.cmd("x-transport-key", present=False)
+        port = free_port()
+        self.assertIn("holds no transport key",
+                      target.error("start-migrate-incoming", uri="tcp:127.0.0.1:%d" % port))
+        # and then a good one
+        target.cmd("x-transport-key", present=True)
+        self.assertEqual(target.cmd("start-migrate-incoming",
+                                    uri="tcp:[::ffff:127.0.0.1]:%d" % port), {})
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+    def capture_migration(self, name, start_pair):
+        """Capture the loopback traffic of one migration: the pcap file."""
+        port = self.capture_port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        pcap = os.path.join(self.workdir, name + ".pcap")
+        source, target = start_pair(uri)
+        with wirecapture.Capture("lo", pcap, "tcp port %d" % port):
+            source.cmd("migrate", uri=uri)
+            self.wait_source(source, "completed")
+            deadline = time.monotonic() + 20
+            while target.cmd("query-migrate").get("status") != "completed":
+                self.assertLess(time.monotonic(), deadline, "target not done")
+                time.sleep(0.1)
+        # the capture holds the whole stream: the guest's 4 MiB pattern and more
+        self.assertGreater(wirecapture.payload_bytes(pcap), 4 << 20)
+        return pcap
+
+    def pattern_hits(self, pcap):
+        return sum(wirecapture.count_pattern(pcap, w)
+                   for w in wirecapture.guest_pattern_windows())
+
+    def test_6_capture(self):
+        """The guest's memory pattern is on the wire of a plain migration,
+        and never on the wire of a confidential one."""
+        def plain_pair(uri):
+            def argv(mon, incoming=None):
+                args = ["-machine", "pc,accel=tcg", "-m", "64", "-smp", "1",
+                        "-kernel", GUEST, "-display", "none", "-nodefaults"]
+                return args + mon + (["-incoming", incoming] if incoming else [])
+            tproc, target = self.start_qmp_monitor(
+                "plain-target", lambda mon: argv(mon, uri))
+            sproc, source = self.start_qmp_monitor("plain-source", argv)
+            source.wait_guest_ready(self.workdir)
+            source.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+            return source, target
+
+        def confidential_pair(uri):
+            tproc, target = self.stream_target(uri)
+            target.cmd("start-migrate-incoming", uri=uri)
+            sproc, source = self.stream_source()
+            return source, target
+
+        plain = self.capture_migration("plain", plain_pair)
+        self.assertGreater(self.pattern_hits(plain), 0)
+        # a plain migration passes through the stand-ins untouched
+        self.assertEqual(wirecapture.count_pattern(plain, b"LVMIRROR-STREAM1"), 0)
+        self.assertEqual(captured_directions(plain, self.capture_port)[0][:4], b"QEVM")
+        confidential = self.capture_migration("confidential", confidential_pair)
+        self.assertEqual(self.pattern_hits(confidential), 0)
+        # the records decrypt (python3-cryptography, from the format), and
+        # the plaintext is QEMU's migration stream with the pattern in it:
+        # what the stand-in hid is what the plain capture showed
+        there, back = captured_directions(confidential, self.capture_port)
+        key_id, plain = decode_stream(there, KEY_A, 0)
+        self.assertEqual(key_id, "owner-key-1")
+        self.assertEqual(plain[:4], b"QEVM")
+        self.assertGreater(sum(plain.count(w) for w in wirecapture.guest_pattern_windows()), 0)
+        self.assertEqual(decode_stream(back, KEY_A, 1)[1], b"")
+
+    def test_7_qemu_tls_inside(self):
+        """QEMU's own TLS (tls-creds, tls-hostname, as libvirt sets them
+        with --tls) runs end to end between the QEMUs, inside the records."""
+        pki = os.path.join(self.workdir, "pki")
+        os.makedirs(pki)
+
+        def certtool(*args):
+            subprocess.run(["certtool"] + list(args), check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        with open(os.path.join(pki, "ca.info"), "w") as f:
+            f.write('cn = "standin test CA"\nca\ncert_signing_key\nexpiration_days = 2\n')
+        certtool("--generate-privkey", "--outfile", os.path.join(pki, "ca-key.pem"))
+        certtool("--generate-self-signed", "--load-privkey", os.path.join(pki, "ca-key.pem"),
+                 "--template", os.path.join(pki, "ca.info"),
+                 "--outfile", os.path.join(pki, "ca-cert.pem"))
+        for kind, extra in (("server", 'tls_www_server\nip_address = "127.0.0.1"\n'),
+                            ("client", "tls_www_client\n")):
+            tmpl = os.path.join(pki, kind + ".info")
+            with open(tmpl, "w") as f:
+                f.write('cn = "127.0.0.1"\n%sencryption_key\nsigning_key\n'
+                        'expiration_days = 2\n' % extra)
+            key = os.path.join(pki, kind + "-key.pem")
+            certtool("--generate-privkey", "--outfile", key)
+            certtool("--generate-certificate", "--load-privkey", key,
+                     "--load-ca-certificate", os.path.join(pki, "ca-cert.pem"),
+                     "--load-ca-privkey", os.path.join(pki, "ca-key.pem"),
+                     "--template", tmpl, "--outfile",
+                     os.path.join(pki, kind + "-cert.pem"))
+
+        def creds(endpoint):
+            return ["-object", "tls-creds-x509,id=objlibvirt_migrate_tls0,dir=%s,"
+                    "endpoint=%s,verify-peer=on" % (pki, endpoint)]
+
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        pcap = os.path.join(self.workdir, "tls.pcap")
+        tproc, target = self.stream_target(uri, tls=creds("server"))
+        target.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0"})
+        target.cmd("start-migrate-incoming", uri=uri)
+        sproc, source = self.stream_source(tls=creds("client"))
+        source.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0",
+                                                "tls-hostname": "127.0.0.1"})
+        with wirecapture.Capture("lo", pcap, "tcp port %d" % port):
+            source.cmd("migrate", uri=uri)
+            self.wait_source(source, "completed")
+        self.assert_target_done(target)
+        self.assertEqual(self.pattern_hits(pcap), 0)
+        # inside the records, both ways: TLS (handshake records: 0x16 0x03),
+        # not QEMU's stream ("QEVM") nor the guest's memory
+        there, back = captured_directions(pcap, port)
+        plain_there = decode_stream(there, KEY_A, 0)[1]
+        plain_back = decode_stream(back, KEY_A, 1)[1]
+        self.assertEqual((plain_there[:2], plain_back[:2]), (b"\x16\x03", b"\x16\x03"))
+        self.assertNotIn(b"QEVM", plain_there)
+        self.assertEqual(sum(plain_there.count(w)
+                             for w in wirecapture.guest_pattern_windows()), 0)
+
+
 def main():
-    global STANDIN, GUEST
+    global STANDIN, GUEST, FIRMWARE, SEV_VALIDATE
     build = os.path.realpath(sys.argv[1])
     STANDIN = os.path.join(build, "qemu-mirror-standin")
     GUEST = os.path.join(build, "guest.elf")
@@ -1192,8 +2009,17 @@ def main():
         if not os.path.exists(path):
             print("%s is not built" % path, file=sys.stderr)
             return 1
+    SEV_VALIDATE = load_sev_validate(os.path.join(TOP, "subprojects", "libvirt"))
+    # the "firmware" the launches measure (the stand-in does not run it)
+    fwdir = tempfile.mkdtemp(prefix="lvm-standin-fw-")
+    FIRMWARE = os.path.join(fwdir, "OVMF.amdsev.fd")
+    with open(FIRMWARE, "wb") as f:
+        f.write(hashlib.shake_256(b"qemu-mirror-standin test firmware").digest(65536))
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    prog = unittest.main(argv=[sys.argv[0]] + sys.argv[2:], verbosity=2, exit=False)
+    try:
+        prog = unittest.main(argv=[sys.argv[0]] + sys.argv[2:], verbosity=2, exit=False)
+    finally:
+        shutil.rmtree(fwdir, True)
     return 0 if prog.result.wasSuccessful() else 1
 
 

@@ -18,7 +18,8 @@
 #     "*exit-on-error": bool
 #   - query-mirror-vcpus -> [{"cpu-index": int, "thread-id": int}]
 #   - query-migration-helper -> {"status": MigrationHelperStatus,
-#                                "*transport-key": bool, "*error": str}
+#                                "*transport-key": bool,
+#                                "*transport-key-id": str, "*error": str}
 #   - event MIGRATION_HELPER, with the same data
 #   - enum MigrationHelperStatus: inactive, booting, ready, failed
 #   - contract version 2: the migration capability guest-assisted

@@ -133,12 +133,16 @@ optName(const char *arg)
 }
 
 
-/* -object: whether it is an SEV guest object; its id and policy */
+/* -object: whether it is an SEV guest object; its id, policy, and what
+ * LAUNCH_START takes from it (dh-cert-file, session-file, kernel-hashes) */
 static bool
 parseSevObject(CmdLine *cl, const char *val, GError **err)
 {
     g_autofree char *type = NULL;
     g_autofree char *id = NULL;
+    g_autofree char *dhCert = NULL;
+    g_autofree char *session = NULL;
+    bool kernelHashes = false;
     gint64 policy = 1;  /* QEMU's default */
 
     if (val[0] == '{') {
@@ -153,14 +157,24 @@ parseSevObject(CmdLine *cl, const char *val, GError **err)
             id = g_strdup(json_object_get_string(tmp));
         if (json_object_object_get_ex(obj, "policy", &tmp))
             policy = json_object_get_int64(tmp);
+        if (json_object_object_get_ex(obj, "dh-cert-file", &tmp))
+            dhCert = g_strdup(json_object_get_string(tmp));
+        if (json_object_object_get_ex(obj, "session-file", &tmp))
+            session = g_strdup(json_object_get_string(tmp));
+        if (json_object_object_get_ex(obj, "kernel-hashes", &tmp))
+            kernelHashes = json_object_get_boolean(tmp);
     } else {
         g_autoptr(GPtrArray) parts = optsSplit(val);
         g_autofree char *pol = optsGet(val, "policy");
+        g_autofree char *hashes = optsGet(val, "kernel-hashes");
 
         if (!(type = optsGet(val, "qom-type")) && parts->len > 0 &&
             !strchr(g_ptr_array_index(parts, 0), '='))
             type = g_strdup(g_ptr_array_index(parts, 0));
         id = optsGet(val, "id");
+        dhCert = optsGet(val, "dh-cert-file");
+        session = optsGet(val, "session-file");
+        kernelHashes = hashes && optsIsOn(hashes);
         if (pol) {
             gchar *end = NULL;
             policy = g_ascii_strtoll(pol, &end, 0);
@@ -190,6 +204,9 @@ parseSevObject(CmdLine *cl, const char *val, GError **err)
     cl->sevId = g_steal_pointer(&id);
     cl->sevType = g_strdup(g_str_equal(type, "sev-guest") ? "sev" : "sev-snp");
     cl->sevPolicy = policy;
+    cl->sevDhCertFile = g_steal_pointer(&dhCert);
+    cl->sevSessionFile = g_steal_pointer(&session);
+    cl->sevKernelHashes = kernelHashes;
     return true;
 }
 
@@ -323,6 +340,96 @@ cmdlineRewriteMachine(const CmdLine *cl, const char *val)
 }
 
 
+/* -blockdev: its node name, and the file name or the node it sits on */
+static void
+parseBlockdev(const char *val, char **node, char **filename, char **file)
+{
+    if (val[0] == '{') {
+        g_autoptr(json_object) obj = json_tokener_parse(val);
+        json_object *tmp;
+
+        if (!obj || !json_object_is_type(obj, json_type_object))
+            return;
+        if (json_object_object_get_ex(obj, "node-name", &tmp))
+            *node = g_strdup(json_object_get_string(tmp));
+        if (json_object_object_get_ex(obj, "filename", &tmp))
+            *filename = g_strdup(json_object_get_string(tmp));
+        if (json_object_object_get_ex(obj, "file", &tmp)) {
+            json_object *fn;
+
+            if (json_object_is_type(tmp, json_type_string))
+                *file = g_strdup(json_object_get_string(tmp));
+            else if (json_object_object_get_ex(tmp, "filename", &fn) && !*filename)
+                *filename = g_strdup(json_object_get_string(fn));
+        }
+    } else {
+        *node = optsGet(val, "node-name");
+        *filename = optsGet(val, "filename");
+        *file = optsGet(val, "file");
+        if (!*filename)
+            *filename = optsGet(val, "file.filename");
+    }
+}
+
+
+/* The firmware in pflash unit 0, what LAUNCH_UPDATE_DATA measures when
+ * there is no -bios: -machine pflash0=NODE with its -blockdev chain (as
+ * libvirt gives it), or -drive if=pflash,unit=0,file=F. NULL if none. */
+static char *
+pflashFirmware(int argc, char **argv)
+{
+    g_autoptr(GHashTable) filenames = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                            g_free, g_free);
+    g_autoptr(GHashTable) files = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                        g_free, g_free);
+    g_autofree char *node = NULL;
+    g_autofree char *drive = NULL;
+    const char *cur;
+    int i, depth;
+
+    for (i = 1; i + 1 < argc; i++) {
+        const char *opt = optName(argv[i]);
+
+        if (!opt)
+            continue;
+        if (g_str_equal(opt, "-machine") || g_str_equal(opt, "-M")) {
+            g_autofree char *n = optsGet(argv[++i], "pflash0");
+            if (n) {
+                g_free(node);
+                node = g_steal_pointer(&n);
+            }
+        } else if (g_str_equal(opt, "-blockdev")) {
+            char *name = NULL, *filename = NULL, *file = NULL;
+
+            parseBlockdev(argv[++i], &name, &filename, &file);
+            if (name && filename)
+                g_hash_table_insert(filenames, g_strdup(name), g_steal_pointer(&filename));
+            if (name && file)
+                g_hash_table_insert(files, g_strdup(name), g_steal_pointer(&file));
+            g_free(name);
+            g_free(filename);
+            g_free(file);
+        } else if (g_str_equal(opt, "-drive")) {
+            g_autofree char *ifType = optsGet(argv[++i], "if");
+            g_autofree char *unit = optsGet(argv[i], "unit");
+
+            if (!drive && ifType && g_str_equal(ifType, "pflash") &&
+                (!unit || g_str_equal(unit, "0")))
+                drive = optsGet(argv[i], "file");
+        }
+    }
+
+    for (cur = node, depth = 0; cur && depth < 8; depth++) {
+        const char *fn = g_hash_table_lookup(filenames, cur);
+
+        if (fn)
+            return g_strdup(fn);
+        cur = g_hash_table_lookup(files, cur);
+    }
+    return g_steal_pointer(&drive);
+}
+
+
 static const char *
 nextArg(int argc, char **argv, int *i, const char *opt, GError **err)
 {
@@ -417,8 +524,7 @@ cmdlineParse(CmdLine *cl, const char *qemu, int argc, char **argv,
                 return false;
             /* the SEV object found in pass 1 */
             if (parseSevObject(&tmp, val, &lerr)) {
-                g_free(tmp.sevId);
-                g_free(tmp.sevType);
+                cmdlineClear(&tmp);
                 continue;
             }
             g_ptr_array_add(out, g_strdup(argv[i - 1]));
@@ -437,6 +543,8 @@ cmdlineParse(CmdLine *cl, const char *qemu, int argc, char **argv,
         if (g_str_equal(opt, "-bios")) {
             if (!(val = nextArg(argc, argv, &i, opt, err)))
                 return false;
+            g_free(cl->sevFirmware);
+            cl->sevFirmware = g_strdup(val);
             if (cl->sev)
                 continue;
             g_ptr_array_add(out, g_strdup(argv[i - 1]));
@@ -513,8 +621,27 @@ cmdlineParse(CmdLine *cl, const char *qemu, int argc, char **argv,
             continue;
         }
 
+        if (g_str_equal(opt, "-kernel") || g_str_equal(opt, "-initrd") ||
+            g_str_equal(opt, "-append")) {
+            char **dest = g_str_equal(opt, "-kernel") ? &cl->kernel :
+                          g_str_equal(opt, "-initrd") ? &cl->initrd : &cl->append;
+
+            if (!(val = nextArg(argc, argv, &i, opt, err)))
+                return false;
+            g_free(*dest);
+            *dest = g_strdup(val);
+            g_ptr_array_add(out, g_strdup(argv[i - 1]));
+            g_ptr_array_add(out, g_strdup(val));
+            continue;
+        }
+
         g_ptr_array_add(out, g_strdup(argv[i]));
     }
+
+    if (!cl->sevFirmware)
+        cl->sevFirmware = pflashFirmware(argc, argv);
+    if (!cl->sev)
+        g_clear_pointer(&cl->sevFirmware, g_free);
 
     if (cl->target) {
         if (hasIncoming) {
@@ -581,6 +708,12 @@ cmdlineClear(CmdLine *cl)
     g_free(cl->monPath);
     g_free(cl->sevId);
     g_free(cl->sevType);
+    g_free(cl->sevDhCertFile);
+    g_free(cl->sevSessionFile);
+    g_free(cl->sevFirmware);
+    g_free(cl->kernel);
+    g_free(cl->initrd);
+    g_free(cl->append);
     memset(cl, 0, sizeof(*cl));
     cl->monFd = -1;
 }

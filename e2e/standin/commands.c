@@ -47,6 +47,23 @@ guardSevMigrateRefused(Standin *st)
 }
 
 
+/* an SEV guest with mirror vCPUs: the migration socket libvirt passes
+ * (getfd "migrate") is the stand-in's (stream.c) */
+static bool
+guardMirrorSev(Standin *st)
+{
+    return st->cl.sev && st->cl.mirrorVcpus > 0;
+}
+
+
+/* a confidential migration: its stream is encrypted (stream.c) */
+static bool
+guardConfidential(Standin *st)
+{
+    return st->cl.sev && st->guestAssisted;
+}
+
+
 static bool
 guardTestMode(Standin *st)
 {
@@ -108,11 +125,14 @@ SIMPLE(cmdQuerySevLaunchMeasure, sevQueryLaunchMeasure)
         call(st, name, id, cmd); \
     }
 
+/* (not a fault: the same signature) */
+FAULT(cmdSevInjectLaunchSecret, sevInjectLaunchSecret)
 FAULT(cmdXHelperFail, faultHelperFail)
 FAULT(cmdXHelperHang, faultHelperHang)
 FAULT(cmdXTransportKey, faultTransportKey)
 FAULT(cmdXDelayReply, faultDelayReply)
 FAULT(cmdXQueryStandin, faultQueryStandin)
+FAULT(cmdMigrateConfidential, streamMigrate)
 
 
 static void
@@ -139,6 +159,7 @@ cmdTargetCont(Standin *st, const char *name, json_object *id,
         emitEvent(st, "RESUME", NULL);
     }
     replyReturn(st, name, id, NULL);
+    sevLaunchFinish(st);
     helperFirstRun(st);
 }
 
@@ -206,6 +227,8 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
     static const char *const spec[] = { "uri:str", "*exit-on-error:bool", NULL };
     json_object *args = NULL;
     const char *uri;
+    g_autofree char *qemuUri = NULL;
+    g_autoptr(GError) err = NULL;
     g_autoptr(json_object) mig = NULL;
     json_object *migArgs;
     g_autofree char *out = NULL;
@@ -245,6 +268,12 @@ cmdStartMigrateIncoming(Standin *st, const char *name, json_object *id,
                    helperStatusNames[st->helper]);
         return;
     }
+    /* the stand-in binds @uri and decrypts; QEMU gets a unix socket */
+    if (!(qemuUri = streamIncoming(st, uri, &err))) {
+        replyError(st, name, id, "%s", err->message);
+        return;
+    }
+    uri = qemuUri;
 
     mig = json_object_new_object();
     migArgs = json_object_new_object();
@@ -348,7 +377,11 @@ static const Command commands[] = {
     { "query-sev-capabilities", NULL, cmdQuerySevCapabilities, 0 },
     { "query-sev", NULL, cmdQuerySev, 0 },
     { "query-sev-launch-measure", guardSev, cmdQuerySevLaunchMeasure, 0 },
+    { "sev-inject-launch-secret", NULL, cmdSevInjectLaunchSecret, 0 },
     { "migrate", guardSevMigrateRefused, cmdMigrateRefused, 0 },
+    { "migrate", guardConfidential, cmdMigrateConfidential, 0 },
+    { "getfd", guardMirrorSev, streamGetfd, 0 },
+    { "closefd", guardMirrorSev, streamClosefd, 0 },
     { "migrate", NULL, NULL, ACT_MIGRATE },
 
     /* a target's helper-only firmware, while QEMU waits in -incoming defer */

@@ -1,7 +1,7 @@
 /*
  * The configuration file: what must hold from the process's start (the
- * helper's boot time and how its boots end, whether the first ready helper
- * holds a key, whether the x- commands exist). See standin.h for the
+ * helper's boot time and how its boots end, the platform's SEV key and
+ * firmware version, whether the x- commands exist). See standin.h for the
  * format. What may change at run time is fault injection (faults.c).
  */
 
@@ -35,6 +35,16 @@ confLoad(StandinConf *conf, GError **err)
     const char *path = g_getenv("QEMU_MIRROR_STANDIN_CONF");
     g_autofree char *qemu = NULL;
     g_autofree char *mode = NULL;
+    g_autofree char *pdh = NULL;
+    struct {
+        const char *key;
+        guint *val;
+    } versions[] = {
+        { "sev-api-major", &conf->sevApiMajor },
+        { "sev-api-minor", &conf->sevApiMinor },
+        { "sev-build-id", &conf->sevBuildId },
+    };
+    size_t i;
 
     if (!path || !*path)
         path = STANDIN_CONF;
@@ -42,8 +52,10 @@ confLoad(StandinConf *conf, GError **err)
     conf->qemu = g_strdup("/usr/bin/qemu-system-x86_64");
     conf->bootMs = 200;
     conf->mode = HELPER_MODE_READY;
-    conf->transportKey = true;
     conf->testMode = false;
+    conf->sevApiMajor = 1;
+    conf->sevApiMinor = 55;
+    conf->sevBuildId = 24;
 
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &lerr)) {
         if (g_error_matches(lerr, G_FILE_ERROR, G_FILE_ERROR_NOENT))
@@ -84,15 +96,28 @@ confLoad(StandinConf *conf, GError **err)
         }
     }
 
-    if (g_key_file_has_key(kf, "standin", "transport-key", NULL)) {
-        conf->transportKey = g_key_file_get_boolean(kf, "standin",
-                                                    "transport-key", &lerr);
-        if (lerr) {
+    /* gone: the helper's key comes from the launch secret */
+    if (g_key_file_has_key(kf, "standin", "transport-key", NULL))
+        standinLog("%s: transport-key is ignored: the helper's key comes from "
+                   "the launch secret (sev-inject-launch-secret)", path);
+
+    for (i = 0; i < G_N_ELEMENTS(versions); i++) {
+        gint64 v;
+
+        if (!g_key_file_has_key(kf, "standin", versions[i].key, NULL))
+            continue;
+        v = g_key_file_get_int64(kf, "standin", versions[i].key, &lerr);
+        if (lerr || v < 0 || v > 255) {
             g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                        "%s: transport-key must be true or false", path);
+                        "%s: %s must be a number from 0 to 255", path,
+                        versions[i].key);
             return false;
         }
+        *versions[i].val = v;
     }
+
+    if ((pdh = g_key_file_get_string(kf, "standin", "sev-pdh-key", NULL)) && *pdh)
+        conf->sevPdhKey = g_steal_pointer(&pdh);
 
     if (g_key_file_has_key(kf, "standin", "test-mode", NULL)) {
         conf->testMode = g_key_file_get_boolean(kf, "standin", "test-mode",

@@ -57,17 +57,86 @@ faultHelperHang(Standin *st, const char *name, json_object *id,
 }
 
 
+/* x-transport-key's key: 64 hexadecimal digits */
+static bool
+parseKeyHex(const char *hex, guint8 *key)
+{
+    size_t i;
+
+    if (strlen(hex) != 2 * PSP_TRANSPORT_KEY_LEN)
+        return false;
+    for (i = 0; i < PSP_TRANSPORT_KEY_LEN; i++) {
+        int hi = g_ascii_xdigit_value(hex[2 * i]);
+        int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return false;
+        key[i] = hi << 4 | lo;
+    }
+    return true;
+}
+
+
+/* a key identifier: 1..64 of [A-Za-z0-9._:-] */
+static bool
+keyIdValid(const char *id)
+{
+    size_t len = strlen(id);
+
+    return len >= 1 && len <= PSP_KEY_ID_MAX &&
+           strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789._:-") == len;
+}
+
+
+/* x-transport-key {"present": bool, "*key": str, "*key-id": str}: the key
+ * is dropped, or the injected one taken again; with present true, key (64
+ * hex digits) and key-id (both or neither) first replace the injected
+ * secret's transport key and key id (helperSetInjectedKey), for tests of
+ * the stream. The key is checked before anything changes, wiped from the
+ * stack, and never logged. */
 void
 faultTransportKey(Standin *st, const char *name, json_object *id,
                   json_object *cmd)
 {
-    static const char *const spec[] = { "present:bool", NULL };
+    static const char *const spec[] = {
+        "present:bool", "*key:str", "*key-id:str", NULL
+    };
+    json_object *keyArg;
+    json_object *keyIdArg;
+    const char *keyId = NULL;
+    const char *why = NULL;
+    guint8 key[PSP_TRANSPORT_KEY_LEN];
+    bool present;
 
     if (!qmpArgsCheck(st, name, id, cmd, spec))
         return;
-    if (!helperSetKey(st, json_object_get_boolean(argOf(cmd, "present")))) {
-        replyError(st, name, id, "%s: the migration helper is %s, not ready",
-                   name, helperStatusNames[st->helper]);
+    present = json_object_get_boolean(argOf(cmd, "present"));
+    keyArg = argOf(cmd, "key");
+    keyIdArg = argOf(cmd, "key-id");
+    if ((keyArg || keyIdArg) && !(keyArg && keyIdArg && present)) {
+        replyError(st, name, id, "%s: 'key' and 'key-id' go together, with 'present': true",
+                   name);
+        return;
+    }
+    if (keyArg && !parseKeyHex(json_object_get_string(keyArg), key)) {
+        replyError(st, name, id, "Parameter 'key' expects 64 hexadecimal digits");
+        return;
+    }
+    if (keyIdArg && !keyIdValid(keyId = json_object_get_string(keyIdArg))) {
+        replyError(st, name, id,
+                   "Parameter 'key-id' expects 1 to 64 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    if (keyArg && st->helper == HELPER_READY)
+        helperSetInjectedKey(st, key, keyId);
+    memset(key, 0, sizeof(key));
+    if (!helperSetKey(st, present, &why)) {
+        if (st->helper != HELPER_READY)
+            replyError(st, name, id, "%s: the migration helper is %s, not ready",
+                       name, helperStatusNames[st->helper]);
+        else
+            replyError(st, name, id, "%s: %s", name, why);
         return;
     }
     replyReturn(st, name, id, NULL);

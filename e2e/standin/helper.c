@@ -13,13 +13,17 @@
  *                             helper's entry point; the key is lost
  *
  * stop and cont never change it. The transport key: the first boot that
- * ends ready brings one (unless transport-key=false); a reset loses it;
- * x-transport-key sets it. MIGRATION_HELPER goes out on every status
- * change and when the key changes while ready.
+ * ends ready brings the one of the launch secret injected before the first
+ * cont (sev.c, psp.c: its secret table's transport key and key id entries),
+ * if there was one; a reset loses it; x-transport-key drops it and brings
+ * back the injected one. MIGRATION_HELPER goes out on every status change
+ * and when the key changes while ready; "transport-key-id" is there
+ * whenever "transport-key" is.
  */
 
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,11 +48,43 @@ helperInfo(Standin *st)
 
     json_object_object_add(data, "status",
                            json_object_new_string(helperStatusNames[st->helper]));
-    if (helperHasKey(st))
+    if (helperHasKey(st)) {
         json_object_object_add(data, "transport-key", json_object_new_boolean(true));
+        json_object_object_add(data, "transport-key-id",
+                               json_object_new_string(st->helperKeyId));
+    }
     if (st->helper == HELPER_FAILED && st->helperError)
         json_object_object_add(data, "error", json_object_new_string(st->helperError));
     return data;
+}
+
+
+/* the 32 bytes of the transport key the helper holds, and its id; NULL if
+ * it holds none */
+const guint8 *
+helperTransportKey(Standin *st, const char **keyId)
+{
+    if (!helperHasKey(st))
+        return NULL;
+    *keyId = st->helperKeyId;
+    return st->helperKeyBytes;
+}
+
+
+/* the helper takes the key of the injected launch secret (false: there
+ * is none), or forgets its key */
+static bool
+helperTakeKey(Standin *st, bool take)
+{
+    memset(st->helperKeyBytes, 0, sizeof(st->helperKeyBytes));
+    g_clear_pointer(&st->helperKeyId, g_free);
+    st->helperKey = false;
+    if (!take || !st->injected.valid)
+        return false;
+    memcpy(st->helperKeyBytes, st->injected.key, sizeof(st->helperKeyBytes));
+    st->helperKeyId = g_strdup(st->injected.keyId);
+    st->helperKey = true;
+    return true;
 }
 
 
@@ -65,8 +101,10 @@ helperSet(Standin *st, HelperStatus status, const char *error)
     st->helper = status;
     g_free(st->helperError);
     st->helperError = g_strdup(error);
-    standinLog("migration helper: %s%s%s%s", helperStatusNames[status],
-               helperHasKey(st) ? " (transport key)" : "",
+    standinLog("migration helper: %s%s%s%s%s%s", helperStatusNames[status],
+               helperHasKey(st) ? " (transport key " : "",
+               helperHasKey(st) ? st->helperKeyId : "",
+               helperHasKey(st) ? ")" : "",
                error ? ": " : "", error ? error : "");
     helperEvent(st);
 }
@@ -79,9 +117,9 @@ helperBooted(gpointer opaque)
 
     st->helperTimer = 0;
     if (st->conf.mode == HELPER_MODE_READY) {
-        /* the launch secret of the first boot holds the key; a reset
-         * cleared it */
-        st->helperKey = st->conf.transportKey && !st->helperBootedOnce;
+        /* the launch secret injected before the first boot holds the
+         * key; a reset cleared it */
+        helperTakeKey(st, !st->helperBootedOnce);
         st->helperBootedOnce = true;
         helperSet(st, HELPER_READY, NULL);
     } else {
@@ -99,7 +137,7 @@ helperBoot(Standin *st)
     if (st->helperTimer)
         g_source_remove(st->helperTimer);
     st->helperTimer = 0;
-    st->helperKey = false;
+    helperTakeKey(st, false);
     helperSet(st, HELPER_BOOTING, NULL);
     if (st->conf.mode != HELPER_MODE_HANG && !st->helperHang)
         st->helperTimer = g_timeout_add(st->conf.bootMs, helperBooted, st);
@@ -137,7 +175,7 @@ helperFail(Standin *st, const char *reason)
     if (st->helperTimer)
         g_source_remove(st->helperTimer);
     st->helperTimer = 0;
-    st->helperKey = false;
+    helperTakeKey(st, false);
     helperSet(st, HELPER_FAILED, reason);
     /* an outgoing migration cannot go on without its helper */
     commandsHelperFailed(st, reason);
@@ -158,18 +196,43 @@ helperHang(Standin *st)
 }
 
 
+/* x-transport-key: the ready helper drops its key, or takes the injected
+ * one again. False with the reason in @why. */
 bool
-helperSetKey(Standin *st, bool present)
+helperSetKey(Standin *st, bool present, const char **why)
 {
-    if (st->helper != HELPER_READY)
+    g_autofree char *before = g_strdup(st->helperKey ? st->helperKeyId : NULL);
+
+    if (st->helper != HELPER_READY) {
+        *why = "not ready";
         return false;
-    if (st->helperKey == present)
+    }
+    if (present && !st->injected.valid) {
+        *why = "no launch secret with a transport key was injected";
+        return false;
+    }
+    helperTakeKey(st, present);
+    if (g_strcmp0(before, st->helperKey ? st->helperKeyId : NULL) == 0)
         return true;
-    st->helperKey = present;
     standinLog("migration helper: transport key %s",
                present ? "provisioned" : "lost");
     helperEvent(st);
     return true;
+}
+
+
+/* x-transport-key with key and key-id (test mode): they replace the
+ * injected secret's transport key and key id, as if the guest owner had
+ * injected them; helperSetKey() then takes them */
+void
+helperSetInjectedKey(Standin *st, const guint8 *key, const char *keyId)
+{
+    memcpy(st->injected.key, key, sizeof(st->injected.key));
+    g_free(st->injected.keyId);
+    st->injected.keyId = g_strdup(keyId);
+    st->injected.valid = true;
+    /* a helper holding the injected key takes the new one */
+    st->helperKey = false;
 }
 
 
@@ -190,9 +253,13 @@ mirrorVcpuThread(gpointer opaque)
     vcpu->tid = syscall(SYS_gettid);
     g_cond_broadcast(&st->mirrorCond);
     /* the simulated mirror vCPU runs the helper's loop for ever: stop and
-     * cont do not touch it, a reset only restarts the helper's state */
-    for (;;)
+     * cont do not touch it, a reset only restarts the helper's state; the
+     * first one carries the encrypted migration stream (stream.c) */
+    for (;;) {
+        if (vcpu == &st->mirror[0] && streamVcpuWork(st))
+            continue;
         g_cond_wait(&st->mirrorCond, &st->mirrorLock);
+    }
     return NULL;
 }
 

@@ -113,6 +113,7 @@ main(int argc, char **argv)
     st->relayFd = -1;
     st->spareQemuFd = -1;
     st->controlFd = -1;
+    st->streamMigrateFd = -1;
     g_queue_init(&st->pending);
     g_mutex_init(&st->mirrorLock);
     g_cond_init(&st->mirrorCond);
@@ -149,6 +150,12 @@ main(int argc, char **argv)
     describe(st);
     if (st->cl.pidfile && !processWritePidfile(st->cl.pidfile, &err))
         processStartFailed(st, err);
+    /* the secure processor launches the guest: a bad session ends it, as
+     * QEMU exits when LAUNCH_START fails */
+    if (st->cl.sev && !pspLaunchStart(st, &err)) {
+        g_prefix_error(&err, "sev_launch_start: ");
+        processStartFailed(st, err);
+    }
     if (!processStartQemu(st, &err))
         processStartFailed(st, err);
     if (st->cl.mirrorVcpus)
@@ -169,6 +176,7 @@ main(int argc, char **argv)
     if (!st->cl.startPaused) {
         if (st->lifecycle == LC_WAITING)
             lifecycleSet(st, LC_FIRMWARE, "started without -S");
+        sevLaunchFinish(st);
         helperFirstRun(st);
     }
 

@@ -302,6 +302,7 @@ processCleanup(Standin *st)
         g_unlink(st->controlPath);
     if (st->cl.pidfile)
         g_unlink(st->cl.pidfile);
+    streamCleanup(st);
 }
 
 

@@ -122,23 +122,29 @@ qemuReply(Standin *st, Pending *p, json_object *msg)
             st->guestAssisted = p->value;
         break;
     case ACT_CONT:
-        if (ok)
+        if (ok) {
+            sevLaunchFinish(st);
             helperFirstRun(st);
+        }
         break;
     case ACT_RESET:
         if (ok)
             helperReset(st);
         break;
     case ACT_INCOMING:
-        if (ok)
+        if (ok) {
             lifecycleSet(st, LC_LOADING, NULL);
-        else
+        } else {
             lifecycleSet(st, p->value, NULL);
+            streamCancel(st);
+        }
         break;
     case ACT_MIGRATE:
         if (ok) {
             st->outgoing = true;
             g_clear_pointer(&st->outgoingError, g_free);
+        } else {
+            streamCancel(st);
         }
         break;
     case ACT_FORWARD:

@@ -27,7 +27,11 @@
  *   helper.c       the migration helper's state machine and the mirror vCPUs
  *                  (threads, hidden from query-hotpluggable-cpus); stop,
  *                  cont and reset as they affect them
- *   sev.c          the fake SEV replies and QEMU's SEV migration blocker
+ *   sev.c          QEMU's SEV commands and its SEV migration blocker
+ *   psp.c          the simulated AMD secure processor: the platform's PDH,
+ *                  LAUNCH_START, the measurement, LAUNCH_SECRET
+ *   stream.c       the encrypted migration stream: the transport key
+ *                  protects it, on the first mirror vCPU thread
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -43,8 +47,25 @@
  *    (memory-encryption) machine property and -bios (no OVMF with a migration
  *    helper exists; QEMU's default firmware boots the guest, e.g. with
  *    -kernel) are removed from the command line: the guest runs
- *    unencrypted. query-sev-capabilities, query-sev and
- *    query-sev-launch-measure are answered with FAKE data. QEMU's SEV
+ *    UNENCRYPTED, and its memory is not what is measured.
+ *  - The AMD secure processor (psp.c), with the real SEV formulas and
+ *    formats: the platform's PDH (a P-384 key per test host, the file
+ *    sev-pdh-key=); LAUNCH_START from the object's dh-cert-file and
+ *    session-file (ECDH, the SEV KDF, TEK and TIK unwrapped, wrap_mac and
+ *    policy_mac checked; a bad session ends the launch as QEMU exits;
+ *    without one, TEK and TIK are random); the launch measurement over the
+ *    bytes of the -bios file or pflash unit 0 (and the kernel hashes table with
+ *    kernel-hashes=on), with a fresh mnonce per launch, as
+ *    virt-qemu-sev-validate computes it; sev-inject-launch-secret until
+ *    the first cont (LAUNCH_FINISH), its MAC checked under the TIK over
+ *    this launch's measurement, decrypted with the TEK, OVMF's secret
+ *    table parsed for the transport key and key id entries.
+ *    SIMULATED there: the PEK, OCA and CEK are unsigned certificates of
+ *    keys derived from the PDH (no chain to AMD's ARK/ASK), cpu0-id is
+ *    fixed fake bytes, SEV-ES (VMSAs) are not measured, and the measured
+ *    firmware is not the one that runs.
+ *    query-sev reports state "launch-secret" until the first cont, then
+ *    "running". QEMU's SEV
  *    migration blocker ("SEV: Migration is not implemented") is simulated:
  *    it is in query-migrate's blocked-reasons and makes 'migrate' fail
  *    until the helper is ready AND holds a transport key; even then
@@ -67,9 +88,11 @@
  *    query-migrate says 'failed' with error-desc "migration helper
  *    failed: REASON". QEMU resumes the source's vCPUs if they were
  *    stopped.
- *  - The transport key: a helper that becomes ready at its first boot
- *    reports "transport-key": true unless configured not to. There is no
- *    key. A reset loses it.
+ *  - The transport key: a helper that becomes ready at its first boot holds
+ *    the transport key of the launch secret injected before the first cont
+ *    (32 bytes, with the guest owner's key id: "transport-key": true,
+ *    "transport-key-id"), if a valid one was injected; helperTransportKey()
+ *    gives it. A reset loses it.
  *  - The migration capability guest-assisted (contract version 2): it is
  *    added to query-migrate-capabilities and to the schema, and taken out of
  *    migrate-set-capabilities before the rest goes to QEMU. Setting it true
@@ -85,8 +108,33 @@
  *  - start-migrate-incoming's exit-on-error (migrate-incoming's argument in
  *    QEMU 9.1 and later): accepted and dropped, since QEMU 7.2 has no such
  *    argument; a failed incoming migration always ends QEMU.
- *  - The encrypted transport. There is none: pages travel in QEMU's
- *    ordinary, PLAINTEXT migration stream.
+ *  - The encrypted transport (stream.c). A real helper would encrypt the
+ *    guest's pages itself; here QEMU still produces its ordinary migration
+ *    stream of the (unencrypted) guest, and the stand-in encrypts that
+ *    whole stream before it leaves the host. A confidential 'migrate'
+ *    (SEV, guest-assisted on) makes QEMU migrate to a unix socket in the
+ *    stand-in's private runtime directory (a fresh 0700 directory in
+ *    $TMPDIR, removed at exit); the first mirror vCPU thread (the one
+ *    libvirt pins) accepts it, connects to the real destination (tcp:
+ *    URI), or takes the socket libvirt connected (getfd "migrate" of an
+ *    SEV guest is kept by the stand-in, never reaches QEMU, and 'migrate'
+ *    "fd:migrate" uses it; closefd "migrate" closes it), and sends a
+ *    handshake (magic, salt, key id) and AES-256-GCM records under a key
+ *    derived from the transport key (the format: stream.c). On the
+ *    target, start-migrate-incoming with a tcp: URI binds that address in
+ *    the stand-in (a bind failure is the command's error: "Failed to bind
+ *    socket: ..."), QEMU gets migrate-incoming on a unix socket, and the
+ *    first mirror vCPU thread accepts, checks the key id, decrypts and
+ *    authenticates every record. Records flow both ways (QEMU's own TLS,
+ *    with tls-creds, runs end to end inside them). Any failure (a record
+ *    that does not authenticate, another key id, a stream cut before its
+ *    end record, a peer that goes away) closes both sockets: both QEMUs
+ *    see their migration fail; the source's guest keeps running. Other
+ *    URIs (unix:, other fd: names, exec:) of a confidential migration are
+ *    refused; the helper must hold a key; one stream at a time (no
+ *    multifd). Plain migrations are untouched.
+ *    The wire carries no guest page in clear; the hosts' memory does (the
+ *    guest is not encrypted, see SEV above).
  *
  * Fault injection (faults.c). Only with 'test-mode=true' in the
  * configuration; otherwise the x- commands below do not exist (QEMU answers
@@ -103,9 +151,15 @@
  *       The helper's current boot never ends (a booting helper stays
  *       booting); if it is not booting, its next boot (after system_reset)
  *       hangs.
- *   x-transport-key {"present": bool}
- *       A ready helper loses its transport key, or is provisioned one (as
- *       by the guest owner). MIGRATION_HELPER is emitted if it changes.
+ *   x-transport-key {"present": bool, "*key": str, "*key-id": str}
+ *       A ready helper loses its transport key, or takes again the one of
+ *       the injected launch secret (an error if none was injected).
+ *       MIGRATION_HELPER is emitted if it changes. With present true,
+ *       "key" (64 hexadecimal digits: 32 bytes) and "key-id" (1..64 of
+ *       [A-Za-z0-9._:-]), both or neither, replace the injected secret's
+ *       transport key and key id first, as if the guest owner had injected
+ *       them (tests of the stream: two keys without two launches). The key
+ *       is never logged.
  *   x-delay-reply {"command": str, "ms": int}
  *       The reply to the next @command comes @ms (0..60000) later; the
  *       replies to later commands wait behind it, events do not.
@@ -150,8 +204,13 @@
  *   helper-boot-ms=200
  *   # how the helper's boots end: ready | failed | hang
  *   helper=ready
- *   # whether the helper, ready after its first boot, holds a transport key
- *   transport-key=true
+ *   # the platform's PDH: a P-384 private key (PEM), generated (0600) if
+ *   # missing; unset: a key for this process only
+ *   sev-pdh-key=
+ *   # the SEV firmware's version (query-sev, the measurement)
+ *   sev-api-major=1
+ *   sev-api-minor=55
+ *   sev-build-id=24
  *   # whether the x- commands exist
  *   test-mode=false
  *   # test mode: where the control socket goes (none if unset)
@@ -196,9 +255,10 @@ typedef struct {
     char *qemu;
     guint bootMs;
     HelperMode mode;
-    bool transportKey;
     bool testMode;
     char *controlDir;
+    char *sevPdhKey;            /* the platform's PDH key (PEM), or NULL */
+    guint sevApiMajor, sevApiMinor, sevBuildId;
 } StandinConf;
 
 bool confLoad(StandinConf *conf, GError **err);
@@ -231,6 +291,14 @@ typedef struct {
     char *sevId;
     char *sevType;              /* "sev" or "sev-snp" */
     gint64 sevPolicy;
+    char *sevDhCertFile;        /* the sev-guest object's, for LAUNCH_START */
+    char *sevSessionFile;
+    bool sevKernelHashes;
+    char *sevFirmware;          /* -bios, or pflash unit 0: what
+                                 * LAUNCH_UPDATE_DATA measures */
+    char *kernel;               /* -kernel, -initrd, -append: the kernel */
+    char *initrd;               /* hashes table (kernel-hashes=on) */
+    char *append;
     guint mirrorVcpus;
     guint guestVcpus;
     bool topoKnown;
@@ -245,6 +313,30 @@ void cmdlineClear(CmdLine *cl);
 char *cmdlineToString(GPtrArray *argv);
 char *cmdlineRewriteSmp(CmdLine *cl, const char *val, GError **err);
 char *cmdlineRewriteMachine(const CmdLine *cl, const char *val);
+
+/* ---- psp.c ---- */
+
+#define PSP_TRANSPORT_KEY_LEN 32
+#define PSP_KEY_ID_MAX 64
+
+/* this launch, as the secure processor knows it */
+typedef struct {
+    bool started;               /* LAUNCH_START and LAUNCH_MEASURE done */
+    bool owned;                 /* TEK and TIK from the guest owner's session */
+    bool finished;              /* LAUNCH_FINISH: the first cont */
+    guint8 tek[16];
+    guint8 tik[16];
+    guint32 policy;
+    guint8 measurement[32];
+    guint8 mnonce[16];
+} PspLaunch;
+
+/* what the guest (the helper) finds in an injected secret table */
+typedef struct {
+    bool valid;                 /* a transport key and a key id */
+    guint8 key[PSP_TRANSPORT_KEY_LEN];
+    char *keyId;
+} PspSecret;
 
 /* ---- lifecycle.c ---- */
 
@@ -296,6 +388,7 @@ typedef struct {
 
 typedef struct _Standin Standin;
 typedef struct _Chan Chan;
+typedef struct _Stream Stream;
 typedef void (*ChanLineFunc)(Standin *st, const char *line, gsize len);
 
 struct _Chan {
@@ -363,6 +456,22 @@ struct _Standin {
     /* lifecycle.c */
     Lifecycle lifecycle;
 
+    /* stream.c: the encrypted migration stream; streamJob is handed to
+     * the first mirror vCPU thread under mirrorLock */
+    Stream *stream;
+    Stream *streamJob;
+    char *streamRunDir;
+    int streamMigrateFd;        /* getfd "migrate" of an SEV guest */
+
+    /* psp.c, sev.c: the launch, and the secret injected before LAUNCH_FINISH */
+    PspLaunch psp;
+    PspSecret injected;
+
+    /* helper.c: the transport key the helper holds (helperKey), from the
+     * injected secret */
+    guint8 helperKeyBytes[PSP_TRANSPORT_KEY_LEN];
+    char *helperKeyId;
+
     /* commands.c */
     bool guestAssisted;
     bool outgoing;              /* an outgoing migration runs */
@@ -427,9 +536,11 @@ void helperFirstRun(Standin *st);
 void helperReset(Standin *st);
 bool helperFail(Standin *st, const char *reason);
 void helperHang(Standin *st);
-bool helperSetKey(Standin *st, bool present);
+bool helperSetKey(Standin *st, bool present, const char **why);
 bool helperHasKey(Standin *st);
+const guint8 *helperTransportKey(Standin *st, const char **keyId);
 json_object *helperInfo(Standin *st);
+void helperSetInjectedKey(Standin *st, const guint8 *key, const char *keyId);
 void mirrorVcpusStart(Standin *st);
 bool mirrorAmendHotpluggable(Standin *st, json_object *cpus);
 
@@ -440,6 +551,31 @@ bool sevAmendQueryMigrate(Standin *st, json_object *info);
 void sevQueryCapabilities(Standin *st, const char *name, json_object *id);
 void sevQuery(Standin *st, const char *name, json_object *id);
 void sevQueryLaunchMeasure(Standin *st, const char *name, json_object *id);
+void sevInjectLaunchSecret(Standin *st, const char *name, json_object *id,
+                           json_object *cmd);
+void sevLaunchFinish(Standin *st);
+
+/* ---- psp.c ---- */
+bool pspPlatformCerts(const StandinConf *conf, char **pdh, char **chain,
+                      GError **err);
+bool pspLaunchStart(Standin *st, GError **err);
+char *pspLaunchMeasure(Standin *st);
+bool pspLaunchSecret(Standin *st, const guint8 *hdr, size_t hdrLen,
+                     const guint8 *data, size_t len, PspSecret *out,
+                     GError **err);
+void pspSecretClear(PspSecret *s);
+
+/* ---- stream.c ---- */
+void streamMigrate(Standin *st, const char *name, json_object *id,
+                   json_object *cmd);
+char *streamIncoming(Standin *st, const char *uri, GError **err);
+void streamGetfd(Standin *st, const char *name, json_object *id,
+                 json_object *cmd, const char *line, gsize len);
+void streamClosefd(Standin *st, const char *name, json_object *id,
+                   json_object *cmd, const char *line, gsize len);
+void streamCancel(Standin *st);
+bool streamVcpuWork(Standin *st);
+void streamCleanup(Standin *st);
 
 /* ---- schema.c ---- */
 json_object *schemaLoad(const char *path, GError **err);

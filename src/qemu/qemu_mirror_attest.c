@@ -220,7 +220,6 @@ qemuMirrorAttestRun(const char *agent,
     int exitstatus = 0;
     const char *refused;
     size_t len;
-    size_t done = 0;
 
     *reply = NULL;
 
@@ -262,18 +261,9 @@ qemuMirrorAttestRun(const char *agent,
 
     /* the request is small; a pipe holds it, unless the agent already quit,
      * which its exit status then tells */
-    while (done < len) {
-        ssize_t wrote = write(inWrite, input + done, len - done);
-
-        if (wrote < 0) {
-            if (errno == EINTR)
-                continue;
-            VIR_DEBUG("attestation agent did not read its request: %s",
-                      g_strerror(errno));
-            break;
-        }
-        done += wrote;
-    }
+    if (safewrite(inWrite, input, len) < 0)
+        VIR_DEBUG("attestation agent did not read its request: %s",
+                  g_strerror(errno));
     VIR_FORCE_CLOSE(inWrite);
 
     while (outOpen || errOpen) {

@@ -1,0 +1,937 @@
+/*
+ * The AMD secure processor (PSP) as an SEV guest's launch sees it, with the
+ * formulas of the AMD SEV API specification (the formats:
+ * docs/kbase/confidential-migration.rst and libvirt's
+ * tools/virt-qemu-sev-validate):
+ *
+ *  - the platform: its Diffie-Hellman key (PDH, P-384) from the file
+ *    sev-pdh-key= of the configuration, generated (mode 0600) if missing;
+ *    its sev_cert, and an unsigned PEK, OCA and CEK (simulated);
+ *  - LAUNCH_START: ECDH(PDH, the guest owner's dhCert) and the SEV KDF give
+ *    KEK and KIK; the session's wrap_mac is checked, TEK and TIK are
+ *    unwrapped, the policy_mac is checked (without a session: random TEK
+ *    and TIK that nobody knows);
+ *  - LAUNCH_UPDATE_DATA and LAUNCH_MEASURE: the launch digest over the
+ *    firmware file (and the kernel hashes table with kernel-hashes=on), a
+ *    fresh mnonce, the measurement under the TIK;
+ *  - LAUNCH_SECRET: the packet's MAC under the TIK over this launch's
+ *    measurement, then the data decrypted with the TEK and OVMF's secret
+ *    table parsed for the transport key and key id entries.
+ *
+ * Secrets (the PDH's private key, TEK, TIK, the secret table, the transport
+ * key) never go to the log or to a reply.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gmp.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <nettle/aes.h>
+#include <nettle/bignum.h>
+#include <nettle/ctr.h>
+#include <nettle/ecc-curve.h>
+#include <nettle/ecc.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
+
+#include "standin.h"
+
+static void
+privkeyFree(gnutls_x509_privkey_t key)
+{
+    if (key)
+        gnutls_x509_privkey_deinit(key);
+}
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_x509_privkey_t, privkeyFree, NULL)
+
+#define CERT_SIZE 0x824
+#define CERT_PUBKEY 0x10
+#define CERT_SIG1 0x414
+#define CERT_SIG2 0x61C
+#define USAGE_OCA 0x1001
+#define USAGE_PEK 0x1002
+#define USAGE_PDH 0x1003
+#define USAGE_CEK 0x1004
+#define USAGE_NONE 0x1000
+#define ALGO_ECDSA_SHA256 0x2
+#define ALGO_ECDH_SHA256 0x3
+#define CURVE_P384 2
+#define COORD_SIZE 72
+#define P384_BYTES 48
+
+#define SESSION_SIZE 128
+#define HEADER_SIZE 52
+#define SECRET_MAX 4096
+
+/* the firmware's status codes (linux/psp-sev.h) */
+#define FW_INVALID_CERTIFICATE 6
+#define FW_POLICY_FAILURE 7
+#define FW_BAD_MEASUREMENT 11
+#define FW_INVALID_LEN 4
+#define FW_INVALID_PARAM 22
+
+static const guint8 secretTableGuid[16] = {     /* 1e74f542-71dd-4d66-963e-ef4287ff173b */
+    0x42, 0xf5, 0x74, 0x1e, 0xdd, 0x71, 0x66, 0x4d,
+    0x96, 0x3e, 0xef, 0x42, 0x87, 0xff, 0x17, 0x3b,
+};
+static const guint8 transportKeyGuid[16] = {    /* 68777468-ccbb-4873-a893-0b2880592c67 */
+    0x68, 0x74, 0x77, 0x68, 0xbb, 0xcc, 0x73, 0x48,
+    0xa8, 0x93, 0x0b, 0x28, 0x80, 0x59, 0x2c, 0x67,
+};
+static const guint8 keyIdGuid[16] = {           /* 20995426-ca45-47c7-8b08-dc1c7127134d */
+    0x26, 0x54, 0x99, 0x20, 0x45, 0xca, 0xc7, 0x47,
+    0x8b, 0x08, 0xdc, 0x1c, 0x71, 0x27, 0x13, 0x4d,
+};
+static const guint8 kernelTableGuid[16] = {     /* 9438d606-4f22-4cc9-b479-a793d411fd21 */
+    0x06, 0xd6, 0x38, 0x94, 0x22, 0x4f, 0xc9, 0x4c,
+    0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21,
+};
+static const guint8 kernelGuid[16] = {          /* 4de79437-abd2-427f-b835-d5b172d2045b */
+    0x37, 0x94, 0xe7, 0x4d, 0xd2, 0xab, 0x7f, 0x42,
+    0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b,
+};
+static const guint8 initrdGuid[16] = {          /* 44baf731-3a2f-4bd7-9af1-41e29169781d */
+    0x31, 0xf7, 0xba, 0x44, 0x2f, 0x3a, 0xd7, 0x4b,
+    0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d,
+};
+static const guint8 cmdlineGuid[16] = {         /* 97d02dd8-bd20-4c94-aa78-e7714d36ab2a */
+    0xd8, 0x2d, 0xd0, 0x97, 0x20, 0xbd, 0x94, 0x4c,
+    0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a,
+};
+
+
+/* ------------------------------------------------------------------ */
+/* little helpers                                                     */
+
+static void
+putLe32(guint8 *p, guint32 v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
+
+static guint32
+getLe32(const guint8 *p)
+{
+    return p[0] | p[1] << 8 | p[2] << 16 | (guint32) p[3] << 24;
+}
+
+
+static void
+randomBytes(guint8 *buf, size_t len)
+{
+    if (gnutls_rnd(GNUTLS_RND_KEY, buf, len) < 0)
+        g_error("no random bytes");
+}
+
+
+static void
+hmacSha256(const guint8 *key, size_t keyLen, const guint8 *msg, size_t msgLen,
+           guint8 out[32])
+{
+    struct hmac_sha256_ctx ctx;
+
+    hmac_sha256_set_key(&ctx, keyLen, key);
+    hmac_sha256_update(&ctx, msgLen, msg);
+    hmac_sha256_digest(&ctx, 32, out);
+    memset(&ctx, 0, sizeof(ctx));
+}
+
+
+static void
+aes128Ctr(const guint8 key[16], const guint8 iv[16], const guint8 *in,
+          size_t len, guint8 *out)
+{
+    struct aes128_ctx ctx;
+    guint8 ctr[16];
+
+    memcpy(ctr, iv, 16);
+    aes128_set_encrypt_key(&ctx, key);
+    ctr_crypt(&ctx, (nettle_cipher_func *) aes128_encrypt, AES_BLOCK_SIZE,
+              ctr, len, out, in);
+    memset(&ctx, 0, sizeof(ctx));
+}
+
+
+/* NIST SP 800-108 KDF in counter mode, PRF HMAC-SHA256, as the SEV
+ * firmware derives its keys: one block, L = 128 bits, 16 bytes out */
+static void
+sevKdf(const guint8 *key, size_t keyLen, const char *label,
+       const guint8 *context, size_t contextLen, guint8 out[16])
+{
+    struct hmac_sha256_ctx ctx;
+    guint8 counter[4], bits[4], zero = 0;
+    guint8 digest[32];
+
+    putLe32(counter, 1);
+    putLe32(bits, 16 * 8);
+    hmac_sha256_set_key(&ctx, keyLen, key);
+    hmac_sha256_update(&ctx, 4, counter);
+    hmac_sha256_update(&ctx, strlen(label), (const guint8 *) label);
+    hmac_sha256_update(&ctx, 1, &zero);
+    if (contextLen)
+        hmac_sha256_update(&ctx, contextLen, context);
+    hmac_sha256_update(&ctx, 4, bits);
+    hmac_sha256_digest(&ctx, 32, digest);
+    memcpy(out, digest, 16);
+    memset(digest, 0, sizeof(digest));
+    memset(&ctx, 0, sizeof(ctx));
+}
+
+
+/* an integer as @len bytes little-endian */
+static void
+mpzToLe(mpz_t v, guint8 *out, size_t len)
+{
+    guint8 be[P384_BYTES];
+    size_t i;
+
+    nettle_mpz_get_str_256(len, be, v);
+    for (i = 0; i < len; i++)
+        out[i] = be[len - 1 - i];
+    memset(be, 0, sizeof(be));
+}
+
+
+static void
+mpzFromLe(mpz_t v, const guint8 *in, size_t len)
+{
+    guint8 be[COORD_SIZE];
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        be[i] = in[len - 1 - i];
+    nettle_mpz_set_str_256_u(v, len, be);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* the platform's PDH key                                             */
+
+typedef struct {
+    bool loaded;
+    struct ecc_scalar d;
+    guint8 qx[P384_BYTES];      /* little-endian */
+    guint8 qy[P384_BYTES];
+} PspPlatform;
+
+static PspPlatform platform;
+
+
+static bool
+pdhFromGnutls(gnutls_x509_privkey_t key, const char *path, GError **err)
+{
+    gnutls_ecc_curve_t curve;
+    gnutls_datum_t x = { 0 }, y = { 0 }, k = { 0 };
+    const struct ecc_curve *p384 = nettle_get_secp_384r1();
+    struct ecc_point q;
+    mpz_t mk, mx, my;
+    bool ok = false;
+
+    if (gnutls_x509_privkey_export_ecc_raw(key, &curve, &x, &y, &k) < 0 ||
+        curve != GNUTLS_ECC_CURVE_SECP384R1) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "%s: not a P-384 private key", path);
+        goto cleanup;
+    }
+    mpz_inits(mk, mx, my, NULL);
+    nettle_mpz_set_str_256_u(mk, k.size, k.data);
+    ecc_scalar_init(&platform.d, p384);
+    if (!ecc_scalar_set(&platform.d, mk)) {
+        ecc_scalar_clear(&platform.d);
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "%s: invalid P-384 private key", path);
+        goto cleanup_mpz;
+    }
+    ecc_point_init(&q, p384);
+    ecc_point_mul_g(&q, &platform.d);
+    ecc_point_get(&q, mx, my);
+    mpzToLe(mx, platform.qx, P384_BYTES);
+    mpzToLe(my, platform.qy, P384_BYTES);
+    ecc_point_clear(&q);
+    platform.loaded = true;
+    ok = true;
+
+ cleanup_mpz:
+    mpz_clear(mk);
+    mpz_clears(mx, my, NULL);
+ cleanup:
+    gnutls_free(x.data);
+    gnutls_free(y.data);
+    if (k.data) {
+        memset(k.data, 0, k.size);
+        gnutls_free(k.data);
+    }
+    return ok;
+}
+
+
+/* @v (big-endian, maybe with leading zeros or shorter) as exactly @len
+ * bytes big-endian */
+static bool
+fixedBe(const gnutls_datum_t *v, guint8 *out, size_t len)
+{
+    size_t skip = 0;
+
+    while (skip < v->size && v->size - skip > len && v->data[skip] == 0)
+        skip++;
+    if (v->size - skip > len)
+        return false;
+    memset(out, 0, len);
+    memcpy(out + len - (v->size - skip), v->data + skip, v->size - skip);
+    return true;
+}
+
+
+/* SEC1 (RFC 5915) PEM of a P-384 key: the private value in exactly 48
+ * bytes, as the RFC says (gnutls 3.7 writes 49 with a leading zero, which
+ * stricter readers refuse) */
+static char *
+pdhPem(gnutls_x509_privkey_t key)
+{
+    static const guint8 head[] = { 0x30, 0x81, 0xa4, 0x02, 0x01, 0x01, 0x04, 0x30 };
+    static const guint8 curve[] = {
+        0xa0, 0x07, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22,
+        0xa1, 0x64, 0x03, 0x62, 0x00, 0x04,
+    };
+    guint8 der[sizeof(head) + P384_BYTES + sizeof(curve) + 2 * P384_BYTES];
+    gnutls_ecc_curve_t c;
+    gnutls_datum_t x = { 0 }, y = { 0 }, k = { 0 };
+    g_autofree char *b64 = NULL;
+    GString *pem = NULL;
+    size_t i, n;
+    bool ok;
+
+    if (gnutls_x509_privkey_export_ecc_raw(key, &c, &x, &y, &k) < 0)
+        return NULL;
+    memcpy(der, head, sizeof(head));
+    n = sizeof(head);
+    ok = fixedBe(&k, der + n, P384_BYTES);
+    n += P384_BYTES;
+    memcpy(der + n, curve, sizeof(curve));
+    n += sizeof(curve);
+    ok = ok && fixedBe(&x, der + n, P384_BYTES) &&
+         fixedBe(&y, der + n + P384_BYTES, P384_BYTES);
+    gnutls_free(x.data);
+    gnutls_free(y.data);
+    memset(k.data, 0, k.size);
+    gnutls_free(k.data);
+    if (ok) {
+        b64 = g_base64_encode(der, sizeof(der));
+        pem = g_string_new("-----BEGIN EC PRIVATE KEY-----\n");
+        for (i = 0; b64[i]; i += 64)
+            g_string_append_printf(pem, "%.64s\n", b64 + i);
+        g_string_append(pem, "-----END EC PRIVATE KEY-----\n");
+        memset(b64, 0, strlen(b64));
+    }
+    memset(der, 0, sizeof(der));
+    return pem ? g_string_free(pem, FALSE) : NULL;
+}
+
+
+/* a new key in @path, mode 0600; another process may create it at the same
+ * time: the first one linked wins, and both use that one */
+static bool
+pdhGenerate(const char *path, GError **err)
+{
+    g_auto(gnutls_x509_privkey_t) key = NULL;
+    g_autofree char *pem = NULL;
+    g_autofree char *tmp = g_strdup_printf("%s.%d.tmp", path, (int) getpid());
+    int fd;
+    bool ok = false;
+
+    if (gnutls_x509_privkey_init(&key) < 0 ||
+        gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+                                     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
+                                     0) < 0 ||
+        !(pem = pdhPem(key))) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "cannot generate a P-384 key for %s", path);
+        return false;
+    }
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "cannot create %s: %s", tmp, g_strerror(errno));
+        goto cleanup;
+    }
+    writeAll(fd, pem, strlen(pem));
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "cannot write %s: %s", tmp, g_strerror(errno));
+        unlink(tmp);
+        goto cleanup;
+    }
+    if (link(tmp, path) < 0 && errno != EEXIST) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "cannot create %s: %s", path, g_strerror(errno));
+        unlink(tmp);
+        goto cleanup;
+    }
+    unlink(tmp);
+    ok = true;
+
+ cleanup:
+    memset(pem, 0, strlen(pem));
+    return ok;
+}
+
+
+static bool
+pdhLoad(const StandinConf *conf, GError **err)
+{
+    g_auto(gnutls_x509_privkey_t) key = NULL;
+    g_autofree char *text = NULL;
+    gsize len;
+    gnutls_datum_t datum;
+    g_autoptr(GError) lerr = NULL;
+    const char *path = conf->sevPdhKey;
+
+    if (platform.loaded)
+        return true;
+
+    if (gnutls_x509_privkey_init(&key) < 0)
+        return false;
+
+    if (!path) {
+        /* no platform key configured: one for this process only */
+        if (gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+                                         GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
+                                         0) < 0) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                        "cannot generate a P-384 key");
+            return false;
+        }
+        standinLog("SEV: no sev-pdh-key in the configuration: a PDH for this process only");
+        return pdhFromGnutls(key, "(generated)", err);
+    }
+
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        if (!pdhGenerate(path, err))
+            return false;
+        standinLog("SEV: generated the platform's PDH key %s", path);
+    }
+    if (!g_file_get_contents(path, &text, &len, &lerr)) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "cannot read the PDH key: %s", lerr->message);
+        return false;
+    }
+    datum.data = (unsigned char *) text;
+    datum.size = len;
+    if (gnutls_x509_privkey_import2(key, &datum, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
+        memset(text, 0, len);
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "%s: not a PEM private key", path);
+        return false;
+    }
+    memset(text, 0, len);
+    return pdhFromGnutls(key, path, err);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* certificates                                                       */
+
+static void
+certEncode(guint8 *cert, const StandinConf *conf, guint32 usage, guint32 algo,
+           const guint8 *qx, const guint8 *qy)
+{
+    memset(cert, 0, CERT_SIZE);
+    putLe32(cert, 1);
+    cert[4] = conf->sevApiMajor;
+    cert[5] = conf->sevApiMinor;
+    putLe32(cert + 0x8, usage);
+    putLe32(cert + 0xC, algo);
+    putLe32(cert + CERT_PUBKEY, CURVE_P384);
+    memcpy(cert + CERT_PUBKEY + 4, qx, P384_BYTES);
+    memcpy(cert + CERT_PUBKEY + 4 + COORD_SIZE, qy, P384_BYTES);
+    /* unsigned: both signature slots unused */
+    putLe32(cert + CERT_SIG1, USAGE_NONE);
+    putLe32(cert + CERT_SIG2, USAGE_NONE);
+}
+
+
+/* a simulated certificate of the chain: a P-384 public key derived from
+ * the PDH's and @usage (stable per platform; nothing signs with it) */
+static void
+certSimulated(guint8 *cert, const StandinConf *conf, guint32 usage)
+{
+    const struct ecc_curve *p384 = nettle_get_secp_384r1();
+    struct sha256_ctx sha;
+    guint8 seed[32], u[4], qx[P384_BYTES], qy[P384_BYTES];
+    struct ecc_scalar k;
+    struct ecc_point q;
+    mpz_t mk, mx, my;
+
+    putLe32(u, usage);
+    sha256_init(&sha);
+    sha256_update(&sha, sizeof("qemu-mirror-standin simulated certificate"),
+                  (const guint8 *) "qemu-mirror-standin simulated certificate");
+    sha256_update(&sha, 4, u);
+    sha256_update(&sha, P384_BYTES, platform.qx);
+    sha256_digest(&sha, 32, seed);
+    seed[0] |= 1;               /* not zero */
+
+    mpz_inits(mk, mx, my, NULL);
+    nettle_mpz_set_str_256_u(mk, 32, seed);
+    ecc_scalar_init(&k, p384);
+    ecc_scalar_set(&k, mk);
+    ecc_point_init(&q, p384);
+    ecc_point_mul_g(&q, &k);
+    ecc_point_get(&q, mx, my);
+    mpzToLe(mx, qx, P384_BYTES);
+    mpzToLe(my, qy, P384_BYTES);
+    ecc_point_clear(&q);
+    ecc_scalar_clear(&k);
+    mpz_clears(mk, mx, my, NULL);
+
+    certEncode(cert, conf, usage, ALGO_ECDSA_SHA256, qx, qy);
+}
+
+
+bool
+pspPlatformCerts(const StandinConf *conf, char **pdh, char **chain,
+                 GError **err)
+{
+    guint8 cert[CERT_SIZE];
+    g_autofree guint8 *certs = g_new0(guint8, 3 * CERT_SIZE);
+
+    if (!pdhLoad(conf, err))
+        return false;
+    certEncode(cert, conf, USAGE_PDH, ALGO_ECDH_SHA256, platform.qx, platform.qy);
+    *pdh = g_base64_encode(cert, CERT_SIZE);
+    certSimulated(certs, conf, USAGE_PEK);
+    certSimulated(certs + CERT_SIZE, conf, USAGE_OCA);
+    certSimulated(certs + 2 * CERT_SIZE, conf, USAGE_CEK);
+    *chain = g_base64_encode(certs, 3 * CERT_SIZE);
+    return true;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* LAUNCH_START                                                       */
+
+static const char *
+fwErrorName(int code)
+{
+    switch (code) {
+    case FW_INVALID_LEN:
+        return "Invalid length";
+    case FW_INVALID_CERTIFICATE:
+        return "Invalid certificate";
+    case FW_POLICY_FAILURE:
+        return "Policy is not allowed";
+    case FW_BAD_MEASUREMENT:
+        return "Bad measurement";
+    case FW_INVALID_PARAM:
+        return "Invalid parameter";
+    }
+    return "unknown error";
+}
+
+
+static void G_GNUC_PRINTF(4, 5)
+launchError(GError **err, const char *cmd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *why = NULL;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                "%s ret=-1 fw_error=%d '%s' (%s)", cmd, code,
+                fwErrorName(code), why);
+}
+
+
+/* a file holding base64, as QEMU reads dh-cert-file and session-file */
+static guint8 *
+readBase64File(const char *path, gsize *len, GError **err)
+{
+    g_autofree char *text = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, err))
+        return NULL;
+    g_strstrip(text);
+    return g_base64_decode(text, len);
+}
+
+
+static bool
+ecdhZ(const guint8 *cert, guint8 z[P384_BYTES], GError **err)
+{
+    const struct ecc_curve *p384 = nettle_get_secp_384r1();
+    struct ecc_point q, r;
+    mpz_t x, y;
+    bool ok = false;
+
+    if (getLe32(cert) != 1 || getLe32(cert + 0x8) != USAGE_PDH ||
+        getLe32(cert + 0xC) != ALGO_ECDH_SHA256 ||
+        getLe32(cert + CERT_PUBKEY) != CURVE_P384) {
+        launchError(err, "LAUNCH_START", FW_INVALID_CERTIFICATE,
+                    "the guest owner's dhCert is no ECDH P-384 PDH certificate");
+        return false;
+    }
+    mpz_inits(x, y, NULL);
+    mpzFromLe(x, cert + CERT_PUBKEY + 4, COORD_SIZE);
+    mpzFromLe(y, cert + CERT_PUBKEY + 4 + COORD_SIZE, COORD_SIZE);
+    ecc_point_init(&q, p384);
+    ecc_point_init(&r, p384);
+    if (!ecc_point_set(&q, x, y)) {
+        launchError(err, "LAUNCH_START", FW_INVALID_CERTIFICATE,
+                    "the guest owner's dhCert key is not on the P-384 curve");
+        goto cleanup;
+    }
+    ecc_point_mul(&r, &platform.d, &q);
+    ecc_point_get(&r, x, NULL);
+    /* big-endian: the firmware reverses its (little-endian) x before the
+     * KDF, so Z is what OpenSSL's ECDH derive gives the guest owner */
+    nettle_mpz_get_str_256(P384_BYTES, z, x);
+    ok = true;
+
+ cleanup:
+    ecc_point_clear(&q);
+    ecc_point_clear(&r);
+    mpz_clears(x, y, NULL);
+    return ok;
+}
+
+
+/* the launch digest: SHA-256 of the firmware file and, with kernel hashes,
+ * OVMF's kernel hashes table, as virt-qemu-sev-validate computes it */
+static bool
+launchDigest(const CmdLine *cl, guint8 ld[32], GError **err)
+{
+    struct sha256_ctx sha;
+
+    sha256_init(&sha);
+    if (cl->sevFirmware) {
+        g_autofree char *fw = NULL;
+        gsize len;
+
+        if (!g_file_get_contents(cl->sevFirmware, &fw, &len, err))
+            return false;
+        sha256_update(&sha, len, (const guint8 *) fw);
+    }
+    if (cl->sevKernelHashes && cl->kernel) {
+        g_autoptr(GByteArray) table = g_byte_array_new();
+        const guint8 *guids[] = { cmdlineGuid, initrdGuid, kernelGuid };
+        guint8 hashes[3][32];
+        guint8 len2[2];
+        size_t i, pad;
+
+        {
+            const char *cmdline = cl->append ? cl->append : "";
+            struct sha256_ctx h;
+
+            /* the command line with its NUL */
+            sha256_init(&h);
+            sha256_update(&h, strlen(cmdline) + 1, (const guint8 *) cmdline);
+            sha256_digest(&h, 32, hashes[0]);
+        }
+        for (i = 1; i < 3; i++) {
+            const char *path = i == 1 ? cl->initrd : cl->kernel;
+            g_autofree char *data = NULL;
+            gsize len = 0;
+            struct sha256_ctx h;
+
+            if (path && !g_file_get_contents(path, &data, &len, err))
+                return false;
+            sha256_init(&h);
+            sha256_update(&h, len, (const guint8 *) (data ? data : ""));
+            sha256_digest(&h, 32, hashes[i]);
+        }
+
+        g_byte_array_append(table, kernelTableGuid, 16);
+        g_byte_array_append(table, (const guint8 *) "\0\0", 2);
+        for (i = 0; i < 3; i++) {
+            g_byte_array_append(table, guids[i], 16);
+            len2[0] = 16 + 2 + 32;
+            len2[1] = 0;
+            g_byte_array_append(table, len2, 2);
+            g_byte_array_append(table, hashes[i], 32);
+        }
+        table->data[16] = table->len & 0xff;
+        table->data[17] = table->len >> 8;
+        pad = 16 - table->len % 16;
+        for (i = 0; i < pad; i++)
+            g_byte_array_append(table, (const guint8 *) "", 1);
+        sha256_update(&sha, table->len, table->data);
+    }
+    sha256_digest(&sha, 32, ld);
+    return true;
+}
+
+
+/* LAUNCH_START, LAUNCH_UPDATE_DATA and LAUNCH_MEASURE of this launch */
+bool
+pspLaunchStart(Standin *st, GError **err)
+{
+    PspLaunch *l = &st->psp;
+    const CmdLine *cl = &st->cl;
+    guint8 ld[32];
+    guint8 msg[1 + 3 + 4 + 32 + 16];
+
+    memset(l, 0, sizeof(*l));
+    l->policy = cl->sevPolicy;
+
+    if (cl->sevDhCertFile || cl->sevSessionFile) {
+        g_autofree guint8 *cert = NULL;
+        g_autofree guint8 *session = NULL;
+        gsize certLen = 0, sessionLen = 0;
+        guint8 z[P384_BYTES], master[16], kek[16], kik[16], mac[32], tk[32];
+        guint8 pol[4];
+        bool ok = false;
+
+        if (!cl->sevDhCertFile || !cl->sevSessionFile) {
+            launchError(err, "LAUNCH_START", FW_INVALID_PARAM,
+                        "dh-cert-file and session-file go together");
+            return false;
+        }
+        if (!pdhLoad(&st->conf, err))
+            return false;
+        if (!(cert = readBase64File(cl->sevDhCertFile, &certLen, err)) ||
+            !(session = readBase64File(cl->sevSessionFile, &sessionLen, err)))
+            return false;
+        if (certLen != CERT_SIZE) {
+            launchError(err, "LAUNCH_START", FW_INVALID_CERTIFICATE,
+                        "the dhCert has %zu bytes, not %d", certLen, CERT_SIZE);
+            return false;
+        }
+        if (sessionLen != SESSION_SIZE) {
+            launchError(err, "LAUNCH_START", FW_INVALID_LEN,
+                        "the session has %zu bytes, not %d", sessionLen, SESSION_SIZE);
+            return false;
+        }
+        if (!ecdhZ(cert, z, err))
+            return false;
+
+        /* session: nonce[16] wrap_tk[32] wrap_iv[16] wrap_mac[32] policy_mac[32] */
+        sevKdf(z, P384_BYTES, "sev-master-secret", session, 16, master);
+        sevKdf(master, 16, "sev-kek", NULL, 0, kek);
+        sevKdf(master, 16, "sev-kik", NULL, 0, kik);
+        hmacSha256(kik, 16, session + 16, 32, mac);
+        if (!memeql_sec(mac, session + 64, 32)) {
+            launchError(err, "LAUNCH_START", FW_BAD_MEASUREMENT,
+                        "the session's wrap_mac does not verify: it was not made "
+                        "for this platform's PDH, or it is corrupt");
+            goto cleanup;
+        }
+        aes128Ctr(kek, session + 48, session + 16, 32, tk);
+        putLe32(pol, l->policy);
+        hmacSha256(tk + 16, 16, pol, 4, mac);
+        if (!memeql_sec(mac, session + 96, 32)) {
+            launchError(err, "LAUNCH_START", FW_POLICY_FAILURE,
+                        "the session's policy_mac does not verify for policy 0x%x",
+                        l->policy);
+            goto cleanup;
+        }
+        memcpy(l->tek, tk, 16);
+        memcpy(l->tik, tk + 16, 16);
+        l->owned = true;
+        ok = true;
+
+     cleanup:
+        memset(z, 0, sizeof(z));
+        memset(master, 0, sizeof(master));
+        memset(kek, 0, sizeof(kek));
+        memset(kik, 0, sizeof(kik));
+        memset(tk, 0, sizeof(tk));
+        if (!ok)
+            return false;
+    } else {
+        randomBytes(l->tek, 16);
+        randomBytes(l->tik, 16);
+    }
+
+    if (!launchDigest(cl, ld, err))
+        return false;
+    randomBytes(l->mnonce, 16);
+    msg[0] = 0x04;
+    msg[1] = st->conf.sevApiMajor;
+    msg[2] = st->conf.sevApiMinor;
+    msg[3] = st->conf.sevBuildId;
+    putLe32(msg + 4, l->policy);
+    memcpy(msg + 8, ld, 32);
+    memcpy(msg + 40, l->mnonce, 16);
+    hmacSha256(l->tik, 16, msg, sizeof(msg), l->measurement);
+    l->started = true;
+    standinLog("SEV: LAUNCH_START with %s, launch measured",
+               l->owned ? "the guest owner's session" : "no session (random TEK and TIK)");
+    return true;
+}
+
+
+/* query-sev-launch-measure's data: measurement || mnonce, base64 */
+char *
+pspLaunchMeasure(Standin *st)
+{
+    guint8 data[48];
+
+    memcpy(data, st->psp.measurement, 32);
+    memcpy(data + 32, st->psp.mnonce, 16);
+    return g_base64_encode(data, sizeof(data));
+}
+
+
+/* ------------------------------------------------------------------ */
+/* LAUNCH_SECRET                                                      */
+
+static bool
+keyIdValid(const guint8 *id, size_t len)
+{
+    size_t i;
+
+    if (len < 1 || len > PSP_KEY_ID_MAX)
+        return false;
+    for (i = 0; i < len; i++) {
+        if (!g_ascii_isalnum(id[i]) && !strchr("._:-", id[i]))
+            return false;
+        if (id[i] == 0)
+            return false;
+    }
+    return true;
+}
+
+
+/* OVMF's secret table: the transport key and key id entries; false (and
+ * why, in @why) if it holds no valid pair */
+static bool
+secretTableParse(const guint8 *t, size_t len, PspSecret *out, const char **why)
+{
+    size_t total, off;
+    bool haveKey = false;
+
+    if (len < 20 || memcmp(t, secretTableGuid, 16) != 0) {
+        *why = "the secret is not an OVMF secret table";
+        return false;
+    }
+    total = getLe32(t + 16);
+    if (total < 20 || total > len) {
+        *why = "the secret table's length is invalid";
+        return false;
+    }
+    for (off = 20; off < total;) {
+        size_t elen;
+
+        if (total - off < 20) {
+            *why = "a secret table entry is truncated";
+            return false;
+        }
+        elen = getLe32(t + off + 16);
+        if (elen < 20 || elen > total - off) {
+            *why = "a secret table entry's length is invalid";
+            return false;
+        }
+        if (memcmp(t + off, transportKeyGuid, 16) == 0) {
+            if (elen != 20 + PSP_TRANSPORT_KEY_LEN) {
+                *why = "the transport key entry does not hold 32 bytes";
+                return false;
+            }
+            memcpy(out->key, t + off + 20, PSP_TRANSPORT_KEY_LEN);
+            haveKey = true;
+        } else if (memcmp(t + off, keyIdGuid, 16) == 0) {
+            if (!keyIdValid(t + off + 20, elen - 20)) {
+                *why = "the key id entry is not 1 to 64 characters of [A-Za-z0-9._:-]";
+                return false;
+            }
+            g_free(out->keyId);
+            out->keyId = g_strndup((const char *) t + off + 20, elen - 20);
+        }
+        off += elen;
+    }
+    if (!haveKey) {
+        *why = "the secret table has no transport key entry";
+        return false;
+    }
+    if (!out->keyId) {
+        *why = "the secret table has no key id entry";
+        return false;
+    }
+    return true;
+}
+
+
+void
+pspSecretClear(PspSecret *s)
+{
+    memset(s->key, 0, sizeof(s->key));
+    g_clear_pointer(&s->keyId, g_free);
+    s->valid = false;
+}
+
+
+/* LAUNCH_SECRET: @hdr (52 bytes) and @data. False with the firmware's
+ * error if the packet does not verify; true if it was accepted, and then
+ * @out->valid says whether the table held a transport key and key id */
+bool
+pspLaunchSecret(Standin *st, const guint8 *hdr, size_t hdrLen,
+                const guint8 *data, size_t len, PspSecret *out, GError **err)
+{
+    PspLaunch *l = &st->psp;
+    g_autofree guint8 *msg = NULL;
+    g_autofree guint8 *plain = NULL;
+    guint8 mac[32];
+    size_t n = 0;
+    const char *why = NULL;
+
+    if (hdrLen != HEADER_SIZE) {
+        launchError(err, "SEV: LAUNCH_SECRET", FW_INVALID_LEN,
+                    "the packet header has %zu bytes, not %d", hdrLen, HEADER_SIZE);
+        return false;
+    }
+    if (len == 0 || len > SECRET_MAX || len % 16) {
+        launchError(err, "SEV: LAUNCH_SECRET", FW_INVALID_LEN,
+                    "the secret has %zu bytes: 16 to %d, a multiple of 16",
+                    len, SECRET_MAX);
+        return false;
+    }
+    if (getLe32(hdr) != 0) {
+        launchError(err, "SEV: LAUNCH_SECRET", FW_INVALID_PARAM,
+                    "flags 0x%x are not supported", getLe32(hdr));
+        return false;
+    }
+
+    /* 0x01 || flags || iv || guest_len || trans_len || data || measurement */
+    msg = g_new(guint8, 1 + 4 + 16 + 4 + 4 + len + 32);
+    msg[n++] = 0x01;
+    memcpy(msg + n, hdr, 4 + 16);
+    n += 20;
+    putLe32(msg + n, len);
+    n += 4;
+    putLe32(msg + n, len);
+    n += 4;
+    memcpy(msg + n, data, len);
+    n += len;
+    memcpy(msg + n, l->measurement, 32);
+    n += 32;
+    hmacSha256(l->tik, 16, msg, n, mac);
+    if (!memeql_sec(mac, hdr + 20, 32)) {
+        launchError(err, "SEV: LAUNCH_SECRET", FW_BAD_MEASUREMENT,
+                    "the packet's MAC does not verify under this launch's TIK "
+                    "and measurement");
+        return false;
+    }
+
+    plain = g_new(guint8, len);
+    aes128Ctr(l->tek, hdr + 4, data, len, plain);
+    pspSecretClear(out);
+    out->valid = secretTableParse(plain, len, out, &why);
+    if (!out->valid) {
+        pspSecretClear(out);
+        standinLog("SEV: LAUNCH_SECRET accepted, but the guest finds no transport key: %s",
+                   why);
+    }
+    memset(plain, 0, len);
+    return true;
+}
