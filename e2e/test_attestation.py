@@ -288,6 +288,7 @@ class AttestationTest(sevguest.SevGuestLabTest):
         owner = self.lab.owner.variant("owner-other-key", new_transport_key=True)
         self.assertNotEqual(owner.key(), self.lab.owner.key())
         b.write_agent(owner=owner)
+        since = len(b.domain_log(DOMAIN))
         res = self.migrate(check_fail=False)
         if res.returncode == 0:
             # back to host a for the tests that follow (host a's agent has
@@ -300,6 +301,11 @@ class AttestationTest(sevguest.SevGuestLabTest):
         print("\n    virsh: %s" % res.stderr.strip().splitlines()[-1], flush=True)
         self.assertNotIn("failed at step", res.stderr)
         self.assertFailedCleanly(res)
+        # why: host b's stand-in could not authenticate the first record
+        log = b.domain_log(DOMAIN)[since:]
+        self.assertIn("does not authenticate", log)
+        print("    (host b: %s)" % [line for line in log.splitlines()
+                                    if "does not authenticate" in line][0], flush=True)
 
     def test_12_attested_migration(self):
         """With the reference agent: the migration succeeds, and host b's
