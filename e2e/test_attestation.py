@@ -325,6 +325,9 @@ class AttestationTest(sevguest.SevGuestLabTest):
         print("\n    " + "\n    ".join(line for line in out.splitlines()
                                       if "ttestation" in line or "onfidential" in line),
               flush=True)
+        # (fails with libvirt as of this commit: the target's completed job
+        # is the source's statistics from the cookie, without the target's
+        # attestation times; see this line's commit message)
         self.assertRegex(out, r"Attestation:\s+\d+ ms \(attestation agent: \d+ ms\)")
         self.assertNoSecrets(out)
 
