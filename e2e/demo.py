@@ -7,9 +7,11 @@
 #
 # There is no SEV hardware here and QEMU's mirror VM support is an unmerged
 # proposal: the guest's QEMU is the stand-in of e2e/standin, which runs
-# Debian's QEMU and simulates SEV, the mirror vCPU and the migration helper
-# (the pages cross the link in QEMU's ordinary stream, not re-encrypted).
-# The demo says so.
+# Debian's QEMU and simulates SEV (its secure processor with the real launch
+# formulas, the guest unencrypted), the mirror vCPU and the migration helper,
+# which encrypts the stream with the transport key. The guest owner's keys
+# are real: the owner (virt-qemu-sev-owner) launches the guest on host a and
+# host b's attestation agent provisions the target. The demo says so.
 #
 # --failure NAME first plays one failure before switchover (FAILURES), shows
 # virsh's error, checks that the guest still runs on host a, intact, and that
@@ -57,11 +59,12 @@ FAILURES = {
     "helper-failed": "host b's migration helper reports that it failed",
 }
 
-SIMULATED = ("SEV (the guest runs unencrypted), the mirror vCPU, the migration helper "
-             "and its transport key, by the QEMU stand-in (e2e/standin); the pages "
-             "crossed in QEMU's ordinary migration stream (over TLS), not re-encrypted "
-             "by a helper. Real: libvirtd, virsh, the remote protocol, QEMU (TCG), the "
-             "guest and its memory.")
+SIMULATED = ("SEV (the guest runs unencrypted; the secure processor's launch commands "
+             "with the real formulas, a PDH per host), the mirror vCPU and the migration "
+             "helper, which encrypts the stream with the transport key (AES-256-GCM "
+             "records), by the QEMU stand-in (e2e/standin). Real: libvirtd, virsh, the "
+             "remote protocol, the guest owner's tool and keys, the attestation, QEMU "
+             "(TCG), the guest and its memory.")
 
 
 def say(msg=""):
@@ -425,9 +428,10 @@ def demo(guest, keep=False, failure=None):
         return 1
     say("libvirt-mirror demo: confidential live migration of an SEV guest")
     say("  NOTE: no SEV hardware here. The guest's QEMU is the stand-in of")
-    say("  e2e/standin: real QEMU (TCG) underneath, with SEV, the mirror vCPU,")
-    say("  the migration helper and its transport key simulated; the pages")
-    say("  travel in QEMU's ordinary stream. libvirt does everything else for real.")
+    say("  e2e/standin: real QEMU (TCG) underneath, with SEV's secure processor,")
+    say("  the mirror vCPU and the migration helper simulated (the helper encrypts")
+    say("  the stream with the transport key). The guest owner's keys and the")
+    say("  attestation are real; libvirt does everything else for real.")
     steps = 6 if failure else 5
     step = iter(range(1, steps + 1))
 
