@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
@@ -97,11 +98,18 @@ class PspTest(ts.StandinTest):
         return build
 
     def launch(self, name, files, **kw):
-        try:
-            return self.start_qmp_monitor(name, self.argv(files, **kw),
-                                          conf=self.psp_conf())
-        except (OSError, TimeoutError):
-            self.fail("the stand-in did not start: %s" % self.log(name).strip())
+        """A stand-in launching an SEV guest; it must come up (its QMP)."""
+        path = os.path.join(self.workdir, name + ".qmp")
+        proc = self.start(name, self.argv(files, **kw)(
+            ["-qmp", "unix:%s,server=on,wait=off" % path]), conf=self.psp_conf())
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.fail("the stand-in did not start: %s" % self.log(name).strip())
+            time.sleep(0.05)
+        qmp = ts.QMP(path)
+        self.addCleanup(qmp.close)
+        return proc, qmp
 
     def measure(self, qmp):
         return base64.b64decode(qmp.cmd("query-sev-launch-measure")["data"])
