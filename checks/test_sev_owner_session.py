@@ -167,6 +167,18 @@ class OwnerToolTest(unittest.TestCase):
                                      odh.public_key().public_numbers())
                     self.assertEqual(got_cert, want_cert)
 
+    def test_1_keygen(self):
+        """keygen: a P-384 private key (PEM, mode 0600) that python3-cryptography
+        reads, and whose sessions carry its public key."""
+        res = self.run_tool(["keygen", "--out", self.path("owner.pem")])
+        self.assertEqual(stat.S_IMODE(os.stat(self.path("owner.pem")).st_mode), 0o600)
+        key = sevspec.key_from_pem(self.read("owner.pem"))
+        self.assertEqual(res.stdout, b"")
+        pdh_key, pdh_file = self.pdh()
+        self.run_tool(self.session_args(pdh_file, self.path("owner.pem"), 1))
+        self.assertEqual(sevspec.parse_cert(self.read_b64("dh.b64"))["pubkey"].public_numbers(),
+                         key.public_key().public_numbers())
+
     def test_1_session_pdh_not_a_pdh(self):
         """A --pdh that is no P-384 PDH sev_cert is refused."""
         odh = sevspec.generate_key()
