@@ -241,6 +241,23 @@ class KnownAnswerTest(Base):
         self.check_secret("abcd", bytes.fromhex("ff" * 16), key)
         self.check_secret("A" * 64, det_bytes(b"iv", 16), bytes(32))
 
+    def test_measure_published_vector(self):
+        # the launch measurement vector of virtee's sev crate (session
+        # verify test): LD = SHA-256 of nothing, firmware 0.18 build 15,
+        # policy 0
+        empty = write(self.path("empty.fd"), b"")
+        tik = write(self.path("tik-virtee"),
+                    bytes.fromhex("66320db73158a35a255d051758e95ed4"))
+        res = run_tool("measure", "--firmware", empty, "--api-major", 0,
+                       "--api-minor", 0x12, "--build-id", "0x0f",
+                       "--policy", 0, "--tik", tik,
+                       "--mnonce", b64(self.MNONCE))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(
+            base64.b64decode(res.stdout).hex(),
+            "6faab2daae389bcd3405a05d6cafe33c0414f7bedd0bae19ba5f38b7fd1664ea"
+            + self.MNONCE.hex())
+
     def test_bad_input(self):
         for args in (
                 ["secret", "--measurement", b64(bytes(48)), "--tek", self.tek,
@@ -323,6 +340,28 @@ def b64_fragments(secret):
         end = (8 * (off + len(secret))) // 6
         out.append(text[start:end])
     return out
+
+
+class PlatformTest(unittest.TestCase):
+    """The test's own platform side (LAUNCH_START above) against the
+    published vectors of virtee's sev crate (key derivation and session
+    wrapping with a zero shared secret), so that it can judge the tool."""
+
+    def test_kdf_and_wrapping(self):
+        master = sev_kdf(bytes(16), b"sev-master-secret", bytes(16))
+        self.assertEqual(master.hex(), "ab4d269fcc62bedb4511d56c386ce706")
+        kek = sev_kdf(master, b"sev-kek", b"")
+        kik = sev_kdf(master, b"sev-kik", b"")
+        enc = Cipher(algorithms.AES(kek), modes.CTR(bytes(16))).encryptor()
+        wrap = enc.update(bytes(32)) + enc.finalize()
+        self.assertEqual(wrap.hex(), "2137bc7f9bb8bd7c3e55a576a15d3454"
+                                     "b3856b8ba27afadf46dcfee9f02c02c4")
+        self.assertEqual(hmac.new(kik, wrap, "sha256").hexdigest(),
+                         "3176c0752738bd9d5e86689534020f52"
+                         "8c088f16238826b000b327dee6aeed7d")
+        self.assertEqual(hmac.new(bytes(16), bytes(4), "sha256").hexdigest(),
+                         "aa7855e13839dd767cd5da7c1ff50365"
+                         "40c9264b7a803029315e55375287b4af")
 
 
 class AgentTest(Base):
@@ -448,6 +487,58 @@ class AgentTest(Base):
         self.assertNotEqual(rep2["session"], rep["session"])
         self.assertNotEqual(tek2, tek)
         self.assertEqual(rep2["dh-cert"], rep["dh-cert"])
+
+    def test_session_command(self):
+        """'session' with fixed inputs (the known-answer flags), then
+        LAUNCH_START by the test's platform and by 'unwrap'."""
+        pdh = write(self.path("pdh.b64"), b64(self.pdh) + "\n")
+        pdh_pem = write(self.path("pdh.pem"), self.pdh_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        tek, tik = os.urandom(16), os.urandom(16)
+        nonce = bytes(range(0xa0, 0xb0))
+        self.secrets += [tek, tik]
+        outs = []
+        for _ in range(2):
+            res = run_tool("session", "--pdh", pdh, "--policy", "0x1",
+                           "--odh-key", os.path.join(self.owner, "odh.pem"),
+                           "--dh-cert-out", self.path("dh.b64"),
+                           "--session-out", self.path("session.b64"),
+                           "--tek-out", self.path("tek"),
+                           "--tik-out", self.path("tik"),
+                           "--nonce", nonce.hex(), "--tek", tek.hex(),
+                           "--tik", tik.hex(), "--wrap-iv", "11" * 16)
+            self.outputs += [res.stdout, res.stderr]
+            self.assertEqual(res.returncode, 0, res.stderr)
+            outs.append((read(self.path("dh.b64")),
+                         read(self.path("session.b64"))))
+        self.assertEqual(outs[0], outs[1])
+        for name, value in (("tek", tek), ("tik", tik)):
+            with open(self.path(name), "rb") as fh:
+                self.assertEqual(fh.read(), value)
+            self.assertEqual(os.stat(self.path(name)).st_mode & 0o777, 0o600)
+
+        dh_cert = base64.b64decode(outs[0][0])
+        session = base64.b64decode(outs[0][1])
+        self.assertEqual(session[0:16], nonce)
+        self.assertEqual(session[48:64], bytes.fromhex("11" * 16))
+        # the owner's certificate carries the PDH's API version
+        self.assertEqual(dh_cert[0:8], self.pdh[0:8])
+        self.assertEqual(launch_start(self.pdh_key, dh_cert, session, 1),
+                         (tek, tik))
+        with self.assertRaises(ValueError):
+            launch_start(self.pdh_key, dh_cert, session, 3)
+
+        res = run_tool("unwrap", "--pdh-key", pdh_pem,
+                       "--dh-cert", self.path("dh.b64"),
+                       "--session", self.path("session.b64"), "--policy", 1)
+        self.outputs += [res.stdout, res.stderr]
+        self.assertEqual((res.returncode, res.stdout), (0, "ok\n"), res.stderr)
+        res = run_tool("unwrap", "--pdh-key", pdh_pem,
+                       "--dh-cert", self.path("dh.b64"),
+                       "--session", self.path("session.b64"), "--policy", 3)
+        self.outputs += [res.stdout, res.stderr]
+        self.assertEqual(res.returncode, 1)
 
     def refused(self, res):
         out = self.reply(res)

@@ -1220,10 +1220,10 @@ sevOwnerParseOpts(const char *cmd,
                   char **argv,
                   sevOwnerOpt *opts)
 {
-    int i;
+    size_t i;
     sevOwnerOpt *opt;
 
-    for (i = 0; i < argc; i++) {
+    for (i = 0; i < (size_t)argc; i++) {
         const char *arg = argv[i];
         g_autofree char *name = NULL;
         const char *value = NULL;
@@ -1255,7 +1255,7 @@ sevOwnerParseOpts(const char *cmd,
         }
 
         if (!value) {
-            if (i + 1 >= argc) {
+            if (i + 1 >= (size_t)argc) {
                 sevOwnerError(_("%1$s: option '--%2$s' needs a value"), cmd, name);
                 return -1;
             }
@@ -2249,7 +2249,8 @@ main(int argc, char **argv)
     const char *cmd;
     int rc;
 
-    if (virGettextInitialize() < 0)
+    if (virGettextInitialize() < 0 ||
+        virErrorInitialize() < 0)
         return EXIT_FAILURE;
 
     if (argc < 2) {
