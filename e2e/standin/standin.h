@@ -27,7 +27,9 @@
  *   helper.c       the migration helper's state machine and the mirror vCPUs
  *                  (threads, hidden from query-hotpluggable-cpus); stop,
  *                  cont and reset as they affect them
- *   sev.c          the fake SEV replies and QEMU's SEV migration blocker
+ *   sev.c          QEMU's SEV commands and its SEV migration blocker
+ *   psp.c          the simulated AMD secure processor: the platform's PDH,
+ *                  LAUNCH_START, the measurement, LAUNCH_SECRET
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -43,8 +45,25 @@
  *    (memory-encryption) machine property and -bios (no OVMF with a migration
  *    helper exists; QEMU's default firmware boots the guest, e.g. with
  *    -kernel) are removed from the command line: the guest runs
- *    unencrypted. query-sev-capabilities, query-sev and
- *    query-sev-launch-measure are answered with FAKE data. QEMU's SEV
+ *    UNENCRYPTED, and its memory is not what is measured.
+ *  - The AMD secure processor (psp.c), with the real SEV formulas and
+ *    formats: the platform's PDH (a P-384 key per test host, the file
+ *    sev-pdh-key=); LAUNCH_START from the object's dh-cert-file and
+ *    session-file (ECDH, the SEV KDF, TEK and TIK unwrapped, wrap_mac and
+ *    policy_mac checked; a bad session ends the launch as QEMU exits;
+ *    without one, TEK and TIK are random); the launch measurement over the
+ *    bytes of the -bios file (and the kernel hashes table with
+ *    kernel-hashes=on), with a fresh mnonce per launch, as
+ *    virt-qemu-sev-validate computes it; sev-inject-launch-secret until
+ *    the first cont (LAUNCH_FINISH), its MAC checked under the TIK over
+ *    this launch's measurement, decrypted with the TEK, OVMF's secret
+ *    table parsed for the transport key and key id entries.
+ *    SIMULATED there: the PEK, OCA and CEK are unsigned certificates of
+ *    keys derived from the PDH (no chain to AMD's ARK/ASK), cpu0-id is
+ *    fixed fake bytes, SEV-ES (VMSAs) and pflash firmware are not
+ *    measured, and the measured firmware is not the one that runs.
+ *    query-sev reports state "launch-secret" until the first cont, then
+ *    "running". QEMU's SEV
  *    migration blocker ("SEV: Migration is not implemented") is simulated:
  *    it is in query-migrate's blocked-reasons and makes 'migrate' fail
  *    until the helper is ready AND holds a transport key; even then
@@ -67,9 +86,11 @@
  *    query-migrate says 'failed' with error-desc "migration helper
  *    failed: REASON". QEMU resumes the source's vCPUs if they were
  *    stopped.
- *  - The transport key: a helper that becomes ready at its first boot
- *    reports "transport-key": true unless configured not to. There is no
- *    key. A reset loses it.
+ *  - The transport key: a helper that becomes ready at its first boot holds
+ *    the transport key of the launch secret injected before the first cont
+ *    (32 bytes, with the guest owner's key id: "transport-key": true,
+ *    "transport-key-id"), if a valid one was injected; helperTransportKey()
+ *    gives it. A reset loses it.
  *  - The migration capability guest-assisted (contract version 2): it is
  *    added to query-migrate-capabilities and to the schema, and taken out of
  *    migrate-set-capabilities before the rest goes to QEMU. Setting it true
@@ -104,8 +125,9 @@
  *       booting); if it is not booting, its next boot (after system_reset)
  *       hangs.
  *   x-transport-key {"present": bool}
- *       A ready helper loses its transport key, or is provisioned one (as
- *       by the guest owner). MIGRATION_HELPER is emitted if it changes.
+ *       A ready helper loses its transport key, or takes again the one of
+ *       the injected launch secret (an error if none was injected).
+ *       MIGRATION_HELPER is emitted if it changes.
  *   x-delay-reply {"command": str, "ms": int}
  *       The reply to the next @command comes @ms (0..60000) later; the
  *       replies to later commands wait behind it, events do not.
@@ -150,8 +172,13 @@
  *   helper-boot-ms=200
  *   # how the helper's boots end: ready | failed | hang
  *   helper=ready
- *   # whether the helper, ready after its first boot, holds a transport key
- *   transport-key=true
+ *   # the platform's PDH: a P-384 private key (PEM), generated (0600) if
+ *   # missing; unset: a key for this process only
+ *   sev-pdh-key=
+ *   # the SEV firmware's version (query-sev, the measurement)
+ *   sev-api-major=1
+ *   sev-api-minor=55
+ *   sev-build-id=24
  *   # whether the x- commands exist
  *   test-mode=false
  *   # test mode: where the control socket goes (none if unset)
