@@ -280,6 +280,15 @@ class OwnerToolTest(unittest.TestCase):
         self.assert_no_leak(res, tik)
         self.assertEqual(self.run_tool(["verify"] + common + ["--measurement", b64(want)],
                                        check=False).returncode, 0)
+        # with the kernel hashes table
+        kernel, initrd = os.urandom(3000), os.urandom(1000)
+        kfiles = ["--kernel", self.write("vmlinuz", kernel),
+                  "--initrd", self.write("initrd", initrd), "--cmdline", "console=ttyS0"]
+        with open(fw, "rb") as f:
+            kdigest = sevspec.launch_digest(f.read(), kernel, initrd, "console=ttyS0")
+        res = self.run_tool(["measure"] + common + kfiles + ["--mnonce", b64(mnonce)])
+        self.assertEqual(base64.b64decode(res.stdout.strip()),
+                         sevspec.measure_blob(tik, 1, 55, 24, 1, kdigest, mnonce))
         bad = bytes([want[0] ^ 1]) + want[1:]
         self.assertEqual(self.run_tool(["verify"] + common + ["--measurement", b64(bad)],
                                        check=False).returncode, 1)
