@@ -169,11 +169,20 @@ class OwnerToolTest(unittest.TestCase):
 
     def test_1_keygen(self):
         """keygen: a P-384 private key (PEM, mode 0600) that python3-cryptography
-        reads, and whose sessions carry its public key."""
-        res = self.run_tool(["keygen", "--out", self.path("owner.pem")])
-        self.assertEqual(stat.S_IMODE(os.stat(self.path("owner.pem")).st_mode), 0o600)
-        key = sevspec.key_from_pem(self.read("owner.pem"))
-        self.assertEqual(res.stdout, b"")
+        reads, and whose sessions carry its public key.  RFC 5915 has the
+        private value in exactly 48 bytes; a key whose top bit is set must
+        not get a 49th (sign) byte, so several keys are made."""
+        for i in range(16):
+            name = "owner-%d.pem" % i
+            res = self.run_tool(["keygen", "--out", self.path(name)])
+            self.assertEqual(res.stdout, b"")
+            self.assertEqual(stat.S_IMODE(os.stat(self.path(name)).st_mode), 0o600)
+            try:
+                key = sevspec.key_from_pem(self.read(name))
+            except ValueError as e:
+                self.fail("keygen's key #%d does not load (%s): not RFC 5915 "
+                          "(a 49-byte private value?)" % (i, e))
+        os.rename(self.path(name), self.path("owner.pem"))
         pdh_key, pdh_file = self.pdh()
         self.run_tool(self.session_args(pdh_file, self.path("owner.pem"), 1))
         self.assertEqual(sevspec.parse_cert(self.read_b64("dh.b64"))["pubkey"].public_numbers(),
