@@ -10,10 +10,10 @@
 # checked on the target with e2e/guestcheck.py.
 #
 # The simulated secure processor (e2e/standin/psp.c) is checked against
-# independent code: the guest owner's side of LAUNCH_START (the session) is
-# written here from the AMD SEV API specification with python3-cryptography,
-# and measurements and launch secrets come from libvirt's own
-# tools/virt-qemu-sev-validate, imported as a module.
+# independent code: the guest owner's side of LAUNCH_START (the session)
+# comes from checks/sevspec.py (written from the AMD SEV API specification
+# with python3-cryptography), and measurements and launch secrets from
+# libvirt's own tools/virt-qemu-sev-validate, imported as a module.
 #
 # Each stand-in gets its own configuration file through
 # $QEMU_MIRROR_STANDIN_CONF. Every wait is bounded, and every process is
@@ -24,7 +24,6 @@
 import base64
 import ctypes
 import hashlib
-import hmac
 import importlib.machinery
 import importlib.util
 import json
@@ -44,11 +43,12 @@ import uuid
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "e2e"))
 import guestcheck  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import sevspec  # noqa: E402
 
 STANDIN = None
 GUEST = None
@@ -359,32 +359,13 @@ def cert_public(cert):
     return fields, ec.EllipticCurvePublicNumbers(x, y, ec.SECP384R1()).public_key()
 
 
-def sev_kdf(key, label, context=b""):
-    """NIST SP 800-108 counter mode, PRF HMAC-SHA256, as the SEV firmware
-    uses it: one block, 128 bits out (L = 128)."""
-    msg = le32(1) + label + b"\0" + context + le32(128)
-    return hmac.new(key, msg, "sha256").digest()[:16]
-
-
 def make_session(pdh_cert, policy, tek, tik, odh=None, nonce=None, iv=None):
     """The guest owner's LAUNCH_START data for the platform of @pdh_cert:
-    (dhCert, session) as bytes, from the AMD SEV API's definitions."""
-    _, pdh = cert_public(pdh_cert)
-    odh = odh or ec.generate_private_key(ec.SECP384R1())
-    nonce = nonce or os.urandom(16)
-    iv = iv or os.urandom(16)
-    # the shared secret: the x coordinate, little-endian, as the firmware has it
-    z = odh.exchange(ec.ECDH(), pdh)[::-1]
-    master = sev_kdf(z, b"sev-master-secret", nonce)
-    kek = sev_kdf(master, b"sev-kek")
-    kik = sev_kdf(master, b"sev-kik")
-    enc = Cipher(algorithms.AES(kek), modes.CTR(iv)).encryptor()
-    wrap_tk = enc.update(tek + tik) + enc.finalize()
-    wrap_mac = hmac.new(kik, wrap_tk, "sha256").digest()
-    policy_mac = hmac.new(tik, le32(policy), "sha256").digest()
-    session = nonce + wrap_tk + iv + wrap_mac + policy_mac
-    assert len(session) == 128
-    return cert_of(odh.public_key()), session
+    (dhCert, session) as bytes, by sevspec (fresh ODH key, nonce and IV
+    unless given)."""
+    return sevspec.make_session(pdh_cert, odh or ec.generate_private_key(ec.SECP384R1()),
+                                policy, nonce or os.urandom(16), tek, tik,
+                                iv or os.urandom(16))
 
 
 def load_sev_validate(libvirt_src):
@@ -706,6 +687,8 @@ class StandinTest(unittest.TestCase):
         self.addCleanup(qmp.close)
         names = {e["name"] for e in qmp.cmd("query-qmp-schema")}
         self.assertLessEqual(NEW_SCHEMA_NAMES, names)
+        # QEMU's own (since 6.0); the stand-in answers it for QEMU
+        self.assertIn("sev-inject-launch-secret", names)
 
         for args in ({}, {"option": "smp-opts"}):
             opts = qmp.cmd("query-command-line-options", **args)

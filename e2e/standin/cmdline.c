@@ -340,6 +340,96 @@ cmdlineRewriteMachine(const CmdLine *cl, const char *val)
 }
 
 
+/* -blockdev: its node name, and the file name or the node it sits on */
+static void
+parseBlockdev(const char *val, char **node, char **filename, char **file)
+{
+    if (val[0] == '{') {
+        g_autoptr(json_object) obj = json_tokener_parse(val);
+        json_object *tmp;
+
+        if (!obj || !json_object_is_type(obj, json_type_object))
+            return;
+        if (json_object_object_get_ex(obj, "node-name", &tmp))
+            *node = g_strdup(json_object_get_string(tmp));
+        if (json_object_object_get_ex(obj, "filename", &tmp))
+            *filename = g_strdup(json_object_get_string(tmp));
+        if (json_object_object_get_ex(obj, "file", &tmp)) {
+            json_object *fn;
+
+            if (json_object_is_type(tmp, json_type_string))
+                *file = g_strdup(json_object_get_string(tmp));
+            else if (json_object_object_get_ex(tmp, "filename", &fn) && !*filename)
+                *filename = g_strdup(json_object_get_string(fn));
+        }
+    } else {
+        *node = optsGet(val, "node-name");
+        *filename = optsGet(val, "filename");
+        *file = optsGet(val, "file");
+        if (!*filename)
+            *filename = optsGet(val, "file.filename");
+    }
+}
+
+
+/* The firmware in pflash unit 0, what LAUNCH_UPDATE_DATA measures when
+ * there is no -bios: -machine pflash0=NODE with its -blockdev chain (as
+ * libvirt gives it), or -drive if=pflash,unit=0,file=F. NULL if none. */
+static char *
+pflashFirmware(int argc, char **argv)
+{
+    g_autoptr(GHashTable) filenames = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                            g_free, g_free);
+    g_autoptr(GHashTable) files = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                        g_free, g_free);
+    g_autofree char *node = NULL;
+    g_autofree char *drive = NULL;
+    const char *cur;
+    int i, depth;
+
+    for (i = 1; i + 1 < argc; i++) {
+        const char *opt = optName(argv[i]);
+
+        if (!opt)
+            continue;
+        if (g_str_equal(opt, "-machine") || g_str_equal(opt, "-M")) {
+            g_autofree char *n = optsGet(argv[++i], "pflash0");
+            if (n) {
+                g_free(node);
+                node = g_steal_pointer(&n);
+            }
+        } else if (g_str_equal(opt, "-blockdev")) {
+            char *name = NULL, *filename = NULL, *file = NULL;
+
+            parseBlockdev(argv[++i], &name, &filename, &file);
+            if (name && filename)
+                g_hash_table_insert(filenames, g_strdup(name), g_steal_pointer(&filename));
+            if (name && file)
+                g_hash_table_insert(files, g_strdup(name), g_steal_pointer(&file));
+            g_free(name);
+            g_free(filename);
+            g_free(file);
+        } else if (g_str_equal(opt, "-drive")) {
+            g_autofree char *ifType = optsGet(argv[++i], "if");
+            g_autofree char *unit = optsGet(argv[i], "unit");
+
+            if (!drive && ifType && g_str_equal(ifType, "pflash") &&
+                (!unit || g_str_equal(unit, "0")))
+                drive = optsGet(argv[i], "file");
+        }
+    }
+
+    for (cur = node, depth = 0; cur && depth < 8; depth++) {
+        const char *fn = g_hash_table_lookup(filenames, cur);
+
+        if (fn)
+            return g_strdup(fn);
+        cur = g_hash_table_lookup(files, cur);
+    }
+    return g_steal_pointer(&drive);
+}
+
+
 static const char *
 nextArg(int argc, char **argv, int *i, const char *opt, GError **err)
 {
@@ -548,6 +638,8 @@ cmdlineParse(CmdLine *cl, const char *qemu, int argc, char **argv,
         g_ptr_array_add(out, g_strdup(argv[i]));
     }
 
+    if (!cl->sevFirmware)
+        cl->sevFirmware = pflashFirmware(argc, argv);
     if (!cl->sev)
         g_clear_pointer(&cl->sevFirmware, g_free);
 

@@ -108,6 +108,7 @@ SIMPLE(cmdQuerySevLaunchMeasure, sevQueryLaunchMeasure)
         call(st, name, id, cmd); \
     }
 
+/* (not a fault: the same signature) */
 FAULT(cmdSevInjectLaunchSecret, sevInjectLaunchSecret)
 FAULT(cmdXHelperFail, faultHelperFail)
 FAULT(cmdXHelperHang, faultHelperHang)

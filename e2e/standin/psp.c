@@ -594,7 +594,9 @@ ecdhZ(const guint8 *cert, guint8 z[P384_BYTES], GError **err)
     }
     ecc_point_mul(&r, &platform.d, &q);
     ecc_point_get(&r, x, NULL);
-    mpzToLe(x, z, P384_BYTES);
+    /* big-endian: the firmware reverses its (little-endian) x before the
+     * KDF, so Z is what OpenSSL's ECDH derive gives the guest owner */
+    nettle_mpz_get_str_256(P384_BYTES, z, x);
     ok = true;
 
  cleanup:

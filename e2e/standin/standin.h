@@ -52,7 +52,7 @@
  *    session-file (ECDH, the SEV KDF, TEK and TIK unwrapped, wrap_mac and
  *    policy_mac checked; a bad session ends the launch as QEMU exits;
  *    without one, TEK and TIK are random); the launch measurement over the
- *    bytes of the -bios file (and the kernel hashes table with
+ *    bytes of the -bios file or pflash unit 0 (and the kernel hashes table with
  *    kernel-hashes=on), with a fresh mnonce per launch, as
  *    virt-qemu-sev-validate computes it; sev-inject-launch-secret until
  *    the first cont (LAUNCH_FINISH), its MAC checked under the TIK over
@@ -60,8 +60,8 @@
  *    table parsed for the transport key and key id entries.
  *    SIMULATED there: the PEK, OCA and CEK are unsigned certificates of
  *    keys derived from the PDH (no chain to AMD's ARK/ASK), cpu0-id is
- *    fixed fake bytes, SEV-ES (VMSAs) and pflash firmware are not
- *    measured, and the measured firmware is not the one that runs.
+ *    fixed fake bytes, SEV-ES (VMSAs) are not measured, and the measured
+ *    firmware is not the one that runs.
  *    query-sev reports state "launch-secret" until the first cont, then
  *    "running". QEMU's SEV
  *    migration blocker ("SEV: Migration is not implemented") is simulated:
@@ -262,7 +262,8 @@ typedef struct {
     char *sevDhCertFile;        /* the sev-guest object's, for LAUNCH_START */
     char *sevSessionFile;
     bool sevKernelHashes;
-    char *sevFirmware;          /* -bios: what LAUNCH_UPDATE_DATA measures */
+    char *sevFirmware;          /* -bios, or pflash unit 0: what
+                                 * LAUNCH_UPDATE_DATA measures */
     char *kernel;               /* -kernel, -initrd, -append: the kernel */
     char *initrd;               /* hashes table (kernel-hashes=on) */
     char *append;

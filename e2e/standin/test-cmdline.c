@@ -231,6 +231,46 @@ testSevLaunch(void)
 }
 
 
+/* the firmware in pflash unit 0, when there is no -bios */
+static void
+testPflash(void)
+{
+    const char *const blockdev[] = {
+        "-blockdev", "{\"driver\":\"file\",\"filename\":\"/usr/share/OVMF/OVMF_CODE.fd\","
+        "\"node-name\":\"libvirt-pflash0-storage\",\"auto-read-only\":true}",
+        "-blockdev", "{\"node-name\":\"libvirt-pflash0-format\",\"read-only\":true,"
+        "\"driver\":\"raw\",\"file\":\"libvirt-pflash0-storage\"}",
+        "-blockdev", "{\"driver\":\"file\",\"filename\":\"/var/lib/nvram/VARS.fd\","
+        "\"node-name\":\"libvirt-pflash1-storage\"}",
+        "-machine", "pc-q35-7.2,confidential-guest-support=lsec0,"
+        "pflash0=libvirt-pflash0-format,pflash1=libvirt-pflash1-storage",
+        "-object", "sev-guest,id=lsec0", NULL
+    };
+    const char *const drive[] = {
+        "-drive", "if=pflash,format=raw,unit=1,file=/vars.fd",
+        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/code.fd",
+        "-object", "sev-guest,id=lsec0", NULL
+    };
+    const char *const both[] = {
+        "-bios", "/bios.fd", "-drive", "if=pflash,unit=0,file=/code.fd",
+        "-object", "sev-guest,id=lsec0", NULL
+    };
+    const char *const *args[] = { blockdev, drive, both };
+    const char *want[] = { "/usr/share/OVMF/OVMF_CODE.fd", "/code.fd", "/bios.fd" };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(args); i++) {
+        CmdLine cl = { 0 };
+        g_autoptr(GError) err = NULL;
+        g_autofree char *out = parsed(&cl, args[i], &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpstr(cl.sevFirmware, ==, want[i]);
+        cmdlineClear(&cl);
+    }
+}
+
+
 static void
 testRefused(void)
 {
@@ -266,6 +306,7 @@ main(int argc, char **argv)
     g_test_add_func("/cmdline/machine", testMachine);
     g_test_add_func("/cmdline/sev-target", testSevTarget);
     g_test_add_func("/cmdline/sev-launch", testSevLaunch);
+    g_test_add_func("/cmdline/pflash", testPflash);
     g_test_add_func("/cmdline/plain", testPlain);
     g_test_add_func("/cmdline/refused", testRefused);
     return g_test_run();
