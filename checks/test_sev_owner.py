@@ -615,6 +615,8 @@ class AgentTest(Base):
             variant(lambda r: r.update(policy=-1)),
             variant(lambda r: r.pop("platform")),
             variant(lambda r: r["platform"].update(pdh="%%%")),
+            variant(lambda r: r["platform"].update(
+                pdh=r["platform"]["pdh"][:-4] + "AA=A")),
             variant(lambda r: r["platform"].update(pdh=b64(bytes(100)))),
             variant(lambda r: r.pop("launch")),
             variant(lambda r: r["launch"].pop("measurement")),

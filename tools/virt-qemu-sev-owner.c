@@ -300,7 +300,8 @@ sevOwnerDecodeBase64(const char *what,
     for (i = 0; i < len; i++) {
         char c = copy[i];
         if (!(g_ascii_isalnum(c) || c == '+' || c == '/' ||
-              (c == '=' && i >= len - 2))) {
+              (c == '=' && (i == len - 1 ||
+                            (i == len - 2 && copy[len - 1] == '='))))) {
             sevOwnerError(_("%1$s is not valid base64"), what);
             return -1;
         }
