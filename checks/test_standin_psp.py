@@ -258,7 +258,10 @@ class PspTest(ts.StandinTest):
                     ["-qmp", "unix:%s,server=on,wait=off"
                      % os.path.join(self.workdir, name + ".qmp")]),
                     conf=self.psp_conf())
-                self.assertNotEqual(proc.wait(30), 0)
+                try:
+                    self.assertNotEqual(proc.wait(15), 0)
+                except subprocess.TimeoutExpired:
+                    self.fail("the stand-in launched with a bad session (%s)" % what)
                 log = self.log(name)
                 self.assertIn("LAUNCH_START", log)
                 if what != "dhCert":
