@@ -81,10 +81,24 @@ class PspTest(ts.StandinTest):
         return (self.write("dh-%s.b64" % tag, b64(cert)),
                 self.write("session-%s.b64" % tag, b64(ses))), tek, tik
 
-    def argv(self, files, policy=1, kernel_hashes=False, append=None):
+    def argv(self, files, policy=1, kernel_hashes=False, append=None, pflash=False):
         def build(monitor):
             args = ts.sev_argv(monitor, policy=policy)
-            args[args.index("-bios") + 1] = self.fw_file
+            if pflash:
+                # as libvirt gives a read-only pflash loader: -blockdev chain
+                # and -machine pflash0=
+                i = args.index("-bios")
+                args[i:i + 2] = [
+                    "-blockdev", json.dumps({"driver": "file", "filename": self.fw_file,
+                                             "node-name": "libvirt-pflash0-storage",
+                                             "auto-read-only": True, "discard": "unmap"}),
+                    "-blockdev", json.dumps({"node-name": "libvirt-pflash0-format",
+                                             "read-only": True, "driver": "raw",
+                                             "file": "libvirt-pflash0-storage"})]
+                m = args.index("-machine") + 1
+                args[m] += ",pflash0=libvirt-pflash0-format"
+            else:
+                args[args.index("-bios") + 1] = self.fw_file
             i = next(n for n, a in enumerate(args) if '"sev-guest"' in a)
             obj = json.loads(args[i])
             if files:
@@ -203,6 +217,15 @@ class PspTest(ts.StandinTest):
         self.assertFalse(self.verify(tik, blob, digest=sevspec.launch_digest(
             self.firmware, kernel, b"", "")))                       # another cmdline
         self.assertEqual(qmp.cmd("sev-inject-launch-secret", **self.secret(tek, tik, blob)), {})
+
+    def test_2_pflash_firmware(self):
+        """Without -bios, the firmware measured is pflash unit 0 (QEMU gets
+        it: a size that a flash device takes)."""
+        self.firmware = os.urandom(128 * 1024)
+        self.fw_file = self.write("OVMF.pflash.fd", self.firmware)
+        files, tek, tik = self.session()
+        _, qmp = self.launch("pflash", files, pflash=True)
+        self.assertTrue(self.verify(tik, self.measure(qmp)))
 
     def test_3_secret_refusals(self):
         """Wrong TIK, another measurement, a replay from another launch: the
