@@ -67,6 +67,42 @@ def draft_session(pdh_pub, odh_priv, policy, nonce, tek, tik, wrap_iv):
                                 sevspec.policy_mac(tik, policy))
 
 
+def der(buf, pos=0):
+    """(tag, start, end) of the DER element at @pos."""
+    tag, n = buf[pos], buf[pos + 1]
+    pos += 2
+    if n & 0x80:
+        k = n & 0x7f
+        n = int.from_bytes(buf[pos:pos + k], "big")
+        pos += k
+    return tag, pos, pos + n
+
+
+def der_children(buf, start, end):
+    out = []
+    while start < end:
+        tag, s, e = der(buf, start)
+        out.append((tag, s, e))
+        start = e
+    return out
+
+
+def ec_private_value(pem):
+    """The privateKey octets of an EC key in PEM, PKCS#8 or SEC1."""
+    lines = pem.decode().strip().splitlines()
+    data = base64.b64decode("".join(lines[1:-1]))
+    _, s, e = der(data)
+    kids = der_children(data, s, e)
+    if lines[0] == "-----BEGIN PRIVATE KEY-----":      # PKCS#8: the 3rd element
+        _, s, e = kids[2]
+        data = data[s:e]
+        _, s, e = der(data)
+        kids = der_children(data, s, e)
+    tag, s, e = kids[1]                                 # ECPrivateKey.privateKey
+    assert tag == 0x04, "no OCTET STRING privateKey"
+    return data[s:e]
+
+
 class OwnerToolTest(unittest.TestCase):
 
     def setUp(self):
@@ -166,6 +202,27 @@ class OwnerToolTest(unittest.TestCase):
                     self.assertEqual(c["pubkey"].public_numbers(),
                                      odh.public_key().public_numbers())
                     self.assertEqual(got_cert, want_cert)
+
+    def test_1_keygen(self):
+        """keygen: a P-384 private key (PEM, mode 0600) that python3-cryptography
+        reads, and whose sessions carry its public key.  RFC 5915 has the
+        private value in exactly 48 bytes; a key whose top bit is set must
+        not get a 49th (sign) byte, so several keys are made."""
+        for i in range(16):
+            name = "owner-%d.pem" % i
+            res = self.run_tool(["keygen", "--out", self.path(name)])
+            self.assertEqual(res.stdout, b"")
+            self.assertEqual(stat.S_IMODE(os.stat(self.path(name)).st_mode), 0o600)
+            pem = self.read(name)
+            self.assertEqual(len(ec_private_value(pem)), 48,
+                             "keygen's key #%d: the private value is not 48 bytes "
+                             "(RFC 5915); strict readers refuse it" % i)
+            key = sevspec.key_from_pem(pem)
+        os.rename(self.path(name), self.path("owner.pem"))
+        pdh_key, pdh_file = self.pdh()
+        self.run_tool(self.session_args(pdh_file, self.path("owner.pem"), 1))
+        self.assertEqual(sevspec.parse_cert(self.read_b64("dh.b64"))["pubkey"].public_numbers(),
+                         key.public_key().public_numbers())
 
     def test_1_session_pdh_not_a_pdh(self):
         """A --pdh that is no P-384 PDH sev_cert is refused."""
@@ -268,6 +325,15 @@ class OwnerToolTest(unittest.TestCase):
         self.assert_no_leak(res, tik)
         self.assertEqual(self.run_tool(["verify"] + common + ["--measurement", b64(want)],
                                        check=False).returncode, 0)
+        # with the kernel hashes table
+        kernel, initrd = os.urandom(3000), os.urandom(1000)
+        kfiles = ["--kernel", self.write("vmlinuz", kernel),
+                  "--initrd", self.write("initrd", initrd), "--cmdline", "console=ttyS0"]
+        with open(fw, "rb") as f:
+            kdigest = sevspec.launch_digest(f.read(), kernel, initrd, "console=ttyS0")
+        res = self.run_tool(["measure"] + common + kfiles + ["--mnonce", b64(mnonce)])
+        self.assertEqual(base64.b64decode(res.stdout.strip()),
+                         sevspec.measure_blob(tik, 1, 55, 24, 1, kdigest, mnonce))
         bad = bytes([want[0] ^ 1]) + want[1:]
         self.assertEqual(self.run_tool(["verify"] + common + ["--measurement", b64(bad)],
                                        check=False).returncode, 1)

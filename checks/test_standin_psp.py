@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
@@ -80,10 +81,24 @@ class PspTest(ts.StandinTest):
         return (self.write("dh-%s.b64" % tag, b64(cert)),
                 self.write("session-%s.b64" % tag, b64(ses))), tek, tik
 
-    def argv(self, files, policy=1, kernel_hashes=False, append=None):
+    def argv(self, files, policy=1, kernel_hashes=False, append=None, pflash=False):
         def build(monitor):
             args = ts.sev_argv(monitor, policy=policy)
-            args[args.index("-bios") + 1] = self.fw_file
+            if pflash:
+                # as libvirt gives a read-only pflash loader: -blockdev chain
+                # and -machine pflash0=
+                i = args.index("-bios")
+                args[i:i + 2] = [
+                    "-blockdev", json.dumps({"driver": "file", "filename": self.fw_file,
+                                             "node-name": "libvirt-pflash0-storage",
+                                             "auto-read-only": True, "discard": "unmap"}),
+                    "-blockdev", json.dumps({"node-name": "libvirt-pflash0-format",
+                                             "read-only": True, "driver": "raw",
+                                             "file": "libvirt-pflash0-storage"})]
+                m = args.index("-machine") + 1
+                args[m] += ",pflash0=libvirt-pflash0-format"
+            else:
+                args[args.index("-bios") + 1] = self.fw_file
             i = next(n for n, a in enumerate(args) if '"sev-guest"' in a)
             obj = json.loads(args[i])
             if files:
@@ -97,11 +112,18 @@ class PspTest(ts.StandinTest):
         return build
 
     def launch(self, name, files, **kw):
-        try:
-            return self.start_qmp_monitor(name, self.argv(files, **kw),
-                                          conf=self.psp_conf())
-        except (OSError, TimeoutError):
-            self.fail("the stand-in did not start: %s" % self.log(name).strip())
+        """A stand-in launching an SEV guest; it must come up (its QMP)."""
+        path = os.path.join(self.workdir, name + ".qmp")
+        proc = self.start(name, self.argv(files, **kw)(
+            ["-qmp", "unix:%s,server=on,wait=off" % path]), conf=self.psp_conf())
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.fail("the stand-in did not start: %s" % self.log(name).strip())
+            time.sleep(0.05)
+        qmp = ts.QMP(path)
+        self.addCleanup(qmp.close)
+        return proc, qmp
 
     def measure(self, qmp):
         return base64.b64decode(qmp.cmd("query-sev-launch-measure")["data"])
@@ -196,6 +218,15 @@ class PspTest(ts.StandinTest):
             self.firmware, kernel, b"", "")))                       # another cmdline
         self.assertEqual(qmp.cmd("sev-inject-launch-secret", **self.secret(tek, tik, blob)), {})
 
+    def test_2_pflash_firmware(self):
+        """Without -bios, the firmware measured is pflash unit 0 (QEMU gets
+        it: a size that a flash device takes)."""
+        self.firmware = os.urandom(128 * 1024)
+        self.fw_file = self.write("OVMF.pflash.fd", self.firmware)
+        files, tek, tik = self.session()
+        _, qmp = self.launch("pflash", files, pflash=True)
+        self.assertTrue(self.verify(tik, self.measure(qmp)))
+
     def test_3_secret_refusals(self):
         """Wrong TIK, another measurement, a replay from another launch: the
         platform refuses; then no key after cont. A wrong TEK: accepted, but
@@ -250,7 +281,10 @@ class PspTest(ts.StandinTest):
                     ["-qmp", "unix:%s,server=on,wait=off"
                      % os.path.join(self.workdir, name + ".qmp")]),
                     conf=self.psp_conf())
-                self.assertNotEqual(proc.wait(30), 0)
+                try:
+                    self.assertNotEqual(proc.wait(15), 0)
+                except subprocess.TimeoutExpired:
+                    self.fail("the stand-in launched with a bad session (%s)" % what)
                 log = self.log(name)
                 self.assertIn("LAUNCH_START", log)
                 if what != "dhCert":

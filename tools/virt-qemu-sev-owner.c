@@ -1280,6 +1280,47 @@ sevOwnerParseOpts(const char *cmd,
 /* keygen                                                               */
 /* ------------------------------------------------------------------ */
 
+/* The key in SEC1 form (RFC 5915, "EC PRIVATE KEY"), DER: version 1, the
+ * private value as an OCTET STRING of exactly 48 bytes, the curve
+ * secp384r1, the public point uncompressed. gnutls 3.7 would write the
+ * private value with a leading zero byte whenever its top bit is set,
+ * which RFC 5915 does not allow and strict readers refuse. */
+static void
+sevOwnerKeyToSEC1(const sevOwnerECKey *key,
+                  uint8_t *der,
+                  size_t *len)
+{
+    static const uint8_t secp384r1[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
+    size_t off = 0;
+
+    der[off++] = 0x30;                       /* SEQUENCE of 164 bytes */
+    der[off++] = 0x81;
+    der[off++] = 0xa4;
+    der[off++] = 0x02;                       /* version 1 */
+    der[off++] = 0x01;
+    der[off++] = 0x01;
+    der[off++] = 0x04;                       /* privateKey */
+    der[off++] = P384_SIZE;
+    memcpy(der + off, key->d, P384_SIZE);
+    off += P384_SIZE;
+    der[off++] = 0xa0;                       /* [0] parameters */
+    der[off++] = sizeof(secp384r1);
+    memcpy(der + off, secp384r1, sizeof(secp384r1));
+    off += sizeof(secp384r1);
+    der[off++] = 0xa1;                       /* [1] publicKey */
+    der[off++] = 4 + 2 * P384_SIZE;
+    der[off++] = 0x03;                       /* BIT STRING */
+    der[off++] = 2 + 2 * P384_SIZE;
+    der[off++] = 0x00;                       /* no unused bits */
+    der[off++] = 0x04;                       /* uncompressed point */
+    memcpy(der + off, key->x, P384_SIZE);
+    off += P384_SIZE;
+    memcpy(der + off, key->y, P384_SIZE);
+    off += P384_SIZE;
+    *len = off;
+}
+
+
 static int
 cmdKeygen(int argc, char **argv)
 {
@@ -1288,7 +1329,12 @@ cmdKeygen(int argc, char **argv)
         { NULL, false, NULL },
     };
     gnutls_x509_privkey_t pkey = NULL;
-    gnutls_datum_t pem = { 0 };
+    sevOwnerECKey key = { 0 };
+    uint8_t der[3 + 164];
+    size_t derlen = 0;
+    g_autofree char *b64 = NULL;
+    g_autoptr(GString) pem = NULL;
+    size_t i;
     int ret = -1;
     int rc;
 
@@ -1298,22 +1344,35 @@ cmdKeygen(int argc, char **argv)
     if ((rc = gnutls_x509_privkey_init(&pkey)) < 0 ||
         (rc = gnutls_x509_privkey_generate2(pkey, GNUTLS_PK_ECDSA,
                                             GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
-                                            0, NULL, 0)) < 0 ||
-        (rc = gnutls_x509_privkey_export2_pkcs8(pkey, GNUTLS_X509_FMT_PEM, NULL,
-                                                GNUTLS_PKCS_PLAIN, &pem)) < 0) {
+                                            0, NULL, 0)) < 0) {
         sevOwnerError(_("cannot generate a P-384 key: %1$s"), gnutls_strerror(rc));
         goto cleanup;
     }
 
+    if (sevOwnerKeyFromGnutls(pkey, sevOwnerOptGet(opts, "out"), &key) < 0)
+        goto cleanup;
+
+    sevOwnerKeyToSEC1(&key, der, &derlen);
+    b64 = g_base64_encode(der, derlen);
+    pem = g_string_new("-----BEGIN EC PRIVATE KEY-----\n");
+    for (i = 0; i < strlen(b64); i += 64)
+        g_string_append_printf(pem, "%.64s\n", b64 + i);
+    g_string_append(pem, "-----END EC PRIVATE KEY-----\n");
+
     /* never replace an existing key of the owner */
-    if (sevOwnerWriteFile(sevOwnerOptGet(opts, "out"), pem.data, pem.size,
-                          true, true) < 0)
+    if (sevOwnerWriteFile(sevOwnerOptGet(opts, "out"), (const uint8_t *) pem->str,
+                          pem->len, true, true) < 0)
         goto cleanup;
 
     ret = 0;
 
  cleanup:
-    sevOwnerDatumErase(&pem);
+    virSecureErase(&key, sizeof(key));
+    virSecureErase(der, sizeof(der));
+    if (b64)
+        virSecureErase(b64, strlen(b64));
+    if (pem)
+        virSecureErase(pem->str, pem->len);
     if (pkey)
         gnutls_x509_privkey_deinit(pkey);
     return ret;

@@ -56,6 +56,33 @@ qemuMigrationConfidentialJobMark(virDomainJobData *jobData,
 }
 
 
+/**
+ * qemuMigrationConfidentialJobAttestation:
+ * @completed: the statistics of the completed migration on the target
+ *             (which come from the source)
+ * @current: this host's statistics of the job
+ *
+ * The target's attestation times go with the completed migration's
+ * statistics.
+ */
+void
+qemuMigrationConfidentialJobAttestation(virDomainJobData *completed,
+                                        virDomainJobData *current)
+{
+    qemuDomainJobDataPrivate *dst;
+    qemuDomainJobDataPrivate *src;
+
+    if (!completed || !current)
+        return;
+
+    dst = completed->privateData;
+    src = current->privateData;
+    dst->confidentialAttested = src->confidentialAttested;
+    dst->confidentialAttestationTime = src->confidentialAttestationTime;
+    dst->confidentialAgentTime = src->confidentialAgentTime;
+}
+
+
 /* target, Prepare phase: the step it is in, for the job statistics */
 static void
 qemuMigrationConfidentialSetPhase(virDomainObj *vm,

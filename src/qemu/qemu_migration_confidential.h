@@ -70,6 +70,10 @@ void
 qemuMigrationConfidentialJobMark(virDomainJobData *jobData,
                                  unsigned int flags);
 
+void
+qemuMigrationConfidentialJobAttestation(virDomainJobData *completed,
+                                        virDomainJobData *current);
+
 int
 qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
                                    virTypedParameterPtr *par,
