@@ -181,16 +181,16 @@ class AttestationTest(sevguest.SevGuestLabTest):
             b.qemu_conf(attestation_timeout=TIMEOUT)
             b.restart()
         self.assertFailedCleanly(
-            res, "this host has no attestation agent (mirror_attestation_agent in "
-            "qemu.conf), so the guest owner cannot provision the transport key for "
-            "domain '%s' here" % DOMAIN)
+            res, failed_at("agent") + "this host has no attestation agent "
+            "(mirror_attestation_agent in qemu.conf), so the guest owner cannot "
+            "provision the transport key here")
 
     def test_02_agent_not_there(self):
         os.unlink(self.b.agent)
         res = self.migrate()
         self.assertFailedCleanly(
-            res, "attestation of this host for domain '%s' failed" % DOMAIN,
-            "the attestation agent '%s'" % self.b.agent, "is not an executable file")
+            res, failed_at("agent") + "the attestation agent '%s'" % self.b.agent,
+            "is not an executable file")
 
     def test_03_agent_fails_at_session(self):
         self.hook_agent(session="echo 'agent: the service of the guest owner is unreachable' >&2;"

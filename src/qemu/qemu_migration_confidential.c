@@ -121,12 +121,6 @@ qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
                                  VIR_DOMAIN_JOB_CONFIDENTIAL, true) < 0)
         return -1;
 
-    if (priv->confidentialPhase == QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE)
-        return 0;
-
-    if (virTimeMillisNow(&now) < 0)
-        return -1;
-
     if (priv->confidentialAttested &&
         (virTypedParamsAddULLong(par, npar, maxpar,
                                  VIR_DOMAIN_JOB_CONFIDENTIAL_ATTESTATION_TIME,
@@ -134,6 +128,12 @@ qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
          virTypedParamsAddULLong(par, npar, maxpar,
                                  VIR_DOMAIN_JOB_CONFIDENTIAL_AGENT_TIME,
                                  priv->confidentialAgentTime) < 0))
+        return -1;
+
+    if (priv->confidentialPhase == QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE)
+        return 0;
+
+    if (virTimeMillisNow(&now) < 0)
         return -1;
 
     if (virTypedParamsAddString(par, npar, maxpar,

@@ -68,15 +68,15 @@ qemuMirrorAttestCheckAgent(virQEMUDriverConfig *cfg,
 {
     if (!cfg->mirrorAttestationAgent) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key for domain '%1$s' here"),
-                       domname);
+                       _("attestation of this host for domain '%1$s' failed at step '%2$s': this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key here"),
+                       domname, QEMU_MIRROR_ATTEST_STEP_AGENT);
         return -1;
     }
 
     if (!virFileIsExecutable(cfg->mirrorAttestationAgent)) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed: the attestation agent '%2$s' (mirror_attestation_agent in qemu.conf) is not an executable file"),
-                       domname, cfg->mirrorAttestationAgent);
+                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' (mirror_attestation_agent in qemu.conf) is not an executable file"),
+                       domname, QEMU_MIRROR_ATTEST_STEP_AGENT, cfg->mirrorAttestationAgent);
         return -1;
     }
 

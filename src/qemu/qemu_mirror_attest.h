@@ -21,6 +21,7 @@
 #define QEMU_MIRROR_ATTEST_KEY_ID_MAX 64
 
 /* the steps in which libvirt runs the agent, as errors name them */
+#define QEMU_MIRROR_ATTEST_STEP_AGENT "agent"
 #define QEMU_MIRROR_ATTEST_STEP_SESSION "session"
 #define QEMU_MIRROR_ATTEST_STEP_ATTEST "attest"
 
