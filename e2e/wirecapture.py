@@ -27,11 +27,12 @@ TCPDUMP = "/usr/bin/tcpdump"
 
 
 class Capture:
-    """tcpdump -i IFACE -w PATH [FILTER], from __enter__/start() until
-    __exit__/stop()."""
+    """tcpdump -i IFACE -w PATH [FILTER] (in network namespace @netns, if
+    given), from __enter__/start() until __exit__/stop()."""
 
-    def __init__(self, iface, path, bpf_filter=None, timeout=10):
+    def __init__(self, iface, path, bpf_filter=None, timeout=10, netns=None):
         self.iface = iface
+        self.netns = netns
         self.path = path
         self.filter = bpf_filter
         self.timeout = timeout
@@ -44,6 +45,8 @@ class Capture:
                 "-s", "0", "-B", "16384"]
         if self.filter:
             argv += self.filter.split()
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
