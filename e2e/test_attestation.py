@@ -371,7 +371,8 @@ class AttestationTest(sevguest.SevGuestLabTest):
             h.restart()
         self.addCleanup(lambda: [h.libvirtd_conf() for h in (src, dst)])
         sevguest.wait_helper_ready(src, DOMAIN)
-        res = src.virsh("migrate", "--live", "--p2p", "--confidential", "--tls", DOMAIN,
+        res = src.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
+                        "--persistent", DOMAIN,
                         "qemu+tls://%s/system" % dst.addr, check=False, timeout=120)
         self.assertEqual(res.returncode, 0, res.stderr + src.log_tail() + dst.log_tail())
         self.assertEqual(sevguest.state(dst, DOMAIN), "running")
@@ -381,6 +382,11 @@ class AttestationTest(sevguest.SevGuestLabTest):
         session = xml.split("<session>")[1].split("</session>")[0]
         self.assertNotEqual(session, self.launch.text("session"),
                             "the target launched with the session of the guest's first launch")
+        # --persistent: the target keeps the session it launched with (made
+        # for its platform), not the source's
+        inactive = dst.virsh("dumpxml", "--inactive", "--security-info", DOMAIN).stdout
+        self.assertEqual(inactive.split("<session>")[1].split("</session>")[0], session)
+        self.assertEqual(inactive.split("<dhCert>")[1].split("</dhCert>")[0], dh_cert)
         into = os.path.join(lab.owner.dir, "unwrapped-scan")
         os.makedirs(into, mode=0o700)
         hosts.unwrap_session(dst.pdh_key, dh_cert, session, into=into)

@@ -1101,6 +1101,44 @@ testStripSession(const void *opaque G_GNUC_UNUSED)
 }
 
 
+/* the target's persistent definition gets the session the target launched
+ * with, unless the management application gave it one */
+static int
+testPersistSession(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(virDomainObj) other = testDomain(&domData);
+    virDomainSEVDef *live;
+    virDomainSEVDef *persistent;
+
+    if (!vm || !other)
+        return -1;
+    live = &vm->def->sec->data.sev;
+    persistent = &other->def->sec->data.sev;
+
+    live->dh_cert = g_strdup("VEFSR0VULUNFUlQ=");
+    live->session = g_strdup("VEFSR0VU");
+
+    /* stripped by the source */
+    qemuMigrationConfidentialDstPersistSession(vm, other->def);
+    if (STRNEQ_NULLABLE(persistent->session, "VEFSR0VU") ||
+        STRNEQ_NULLABLE(persistent->dh_cert, "VEFSR0VULUNFUlQ="))
+        return -1;
+
+    /* given by the management application */
+    g_free(persistent->session);
+    g_free(persistent->dh_cert);
+    persistent->dh_cert = g_strdup("TUFOQUdFRA==");
+    persistent->session = g_strdup("TUFOQUdFRA==");
+    qemuMigrationConfidentialDstPersistSession(vm, other->def);
+    if (STRNEQ_NULLABLE(persistent->session, "TUFOQUdFRA=="))
+        return -1;
+
+    return 0;
+}
+
+
 #define NO_INTERFACE_SRC \
     "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' of domain 'guest' lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)"
 
@@ -1295,6 +1333,9 @@ mymain(void)
     if (virTestRun("launch session", testSession, NULL) < 0)
         ret = -1;
     if (virTestRun("source's launch session left out", testStripSession, NULL) < 0)
+        ret = -1;
+    if (virTestRun("target's session in its persistent definition",
+                   testPersistSession, NULL) < 0)
         ret = -1;
 
     g_clear_pointer(&schema, g_hash_table_unref);

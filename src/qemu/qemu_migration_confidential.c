@@ -1053,6 +1053,39 @@ qemuMigrationConfidentialSrcStripSession(virDomainObj *vm,
 
 
 /**
+ * qemuMigrationConfidentialDstPersistSession:
+ * @vm: the incoming domain, its migration done
+ * @persistent: the persistent definition the target keeps
+ *
+ * The persistent definition comes from the source without the source's
+ * launch session (qemuMigrationConfidentialSrcStripSession). Unless the
+ * management application gave it one, it gets the session this host
+ * launched the guest with, made for this host's platform, so that the
+ * guest's next launch here can be attested by its owner as this one was.
+ */
+void
+qemuMigrationConfidentialDstPersistSession(virDomainObj *vm,
+                                           virDomainDef *persistent)
+{
+    virDomainSEVDef *live;
+    virDomainSEVDef *dst;
+
+    if (!vm->def->sec || vm->def->sec->sectype != VIR_DOMAIN_LAUNCH_SECURITY_SEV ||
+        !persistent->sec || persistent->sec->sectype != VIR_DOMAIN_LAUNCH_SECURITY_SEV)
+        return;
+
+    live = &vm->def->sec->data.sev;
+    dst = &persistent->sec->data.sev;
+
+    if (dst->dh_cert || dst->session)
+        return;
+
+    dst->dh_cert = g_strdup(live->dh_cert);
+    dst->session = g_strdup(live->session);
+}
+
+
+/**
  * qemuMigrationCookieConfidentialNew:
  * @vm: the domain
  *

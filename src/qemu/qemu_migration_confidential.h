@@ -136,6 +136,10 @@ void
 qemuMigrationConfidentialSrcStripSession(virDomainObj *vm,
                                          virDomainDef *def);
 
+void
+qemuMigrationConfidentialDstPersistSession(virDomainObj *vm,
+                                           virDomainDef *persistent);
+
 int
 qemuMigrationConfidentialDstRun(virDomainObj *vm,
                                 const char *uri,
