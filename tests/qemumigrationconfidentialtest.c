@@ -963,6 +963,8 @@ static const struct testAgentData agentTests[] = {
       AGENT_FAILED("session", "the attestation agent '" AGENT_DIR "fail.sh' failed (exit status 3): cannot reach the guest owner's key broker") },
     { "timeout", "hang.sh", "attest",
       "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed" },
+    { "timeout, its output closed", "close-and-hang.sh", "attest",
+      "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "close-and-hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed" },
     { "missing", "missing.sh", "attest",
       AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "missing.sh' is not an executable file") },
     { "not JSON", "garbage.sh", "attest",

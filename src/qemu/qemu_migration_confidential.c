@@ -914,8 +914,7 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
                                            secret->secret, 0, false);
     qemuDomainObjExitMonitor(vm);
     if (rc < 0) {
-        virErrorPtr err = virGetLastError();
-        g_autofree char *cause = g_strdup(err && err->message ? err->message : "");
+        g_autofree char *cause = g_strdup(virGetLastErrorMessage());
 
         virResetLastError();
         virReportError(VIR_ERR_OPERATION_FAILED,

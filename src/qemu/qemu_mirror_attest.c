@@ -20,6 +20,7 @@
 #include <config.h>
 
 #include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qemu_mirror_attest.h"
@@ -160,6 +161,32 @@ qemuMirrorAttestReadFD(int fd,
 }
 
 
+/* Whether the agent @pid has exited, by @deadline; it is left for
+ * virCommandWait to reap. An agent may close its output and go on running:
+ * the timeout holds for that too. */
+static bool
+qemuMirrorAttestExited(pid_t pid,
+                       unsigned long long deadline)
+{
+    unsigned long long now;
+
+    while (true) {
+        siginfo_t info = { 0 };
+
+        if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+            if (errno == EINTR)
+                continue;
+            return true; /* virCommandWait reports it */
+        }
+        if (info.si_pid == pid)
+            return true;
+        if (virTimeMillisNow(&now) < 0 || now >= deadline)
+            return false;
+        g_usleep(10 * 1000);
+    }
+}
+
+
 /* the last non-empty line of the agent's standard error, for the error */
 static char *
 qemuMirrorAttestLastLine(const char *text)
@@ -220,6 +247,7 @@ qemuMirrorAttestRun(const char *agent,
     int exitstatus = 0;
     const char *refused;
     size_t len;
+    pid_t pid;
 
     *reply = NULL;
 
@@ -253,7 +281,7 @@ qemuMirrorAttestRun(const char *agent,
     VIR_DEBUG("running attestation agent %s for domain %s, step %s",
               agent, domname, step);
 
-    if (virCommandRunAsync(cmd, NULL) < 0) {
+    if (virCommandRunAsync(cmd, &pid) < 0) {
         VIR_FORCE_CLOSE(infds[0]);
         return -1;
     }
@@ -274,11 +302,7 @@ qemuMirrorAttestRun(const char *agent,
         if (virTimeMillisNow(&now) < 0)
             goto abort;
         if (now >= deadline) {
-            virCommandAbort(cmd);
-            virReportError(VIR_ERR_OPERATION_TIMEOUT,
-                           _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not answer within %4$u seconds (mirror_attestation_timeout) and was killed"),
-                           domname, step, agent, timeout);
-            return -1;
+            goto timeout;
         }
 
         if (outOpen) {
@@ -314,6 +338,9 @@ qemuMirrorAttestRun(const char *agent,
             errOpen = false;
         }
     }
+
+    if (!qemuMirrorAttestExited(pid, deadline))
+        goto timeout;
 
     if (virCommandWait(cmd, &exitstatus) < 0)
         return -1;
@@ -358,6 +385,13 @@ qemuMirrorAttestRun(const char *agent,
 
     *reply = g_steal_pointer(&json);
     return 0;
+
+ timeout:
+    virCommandAbort(cmd);
+    virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                   _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not answer within %4$u seconds (mirror_attestation_timeout) and was killed"),
+                   domname, step, agent, timeout);
+    return -1;
 
  abort:
     virCommandAbort(cmd);
