@@ -50,36 +50,17 @@
 #include "virsecureerase.h"
 #include "virstring.h"
 
+#include "virt-qemu-sev-owner-cert.h"
+#include "virt-qemu-sev-owner-roots.h"
+#include "virt-qemu-sev-owner-util.h"
+
 #define VIR_FROM_THIS VIR_FROM_NONE
 
-static const char *progname = "virt-qemu-sev-owner";
+static const char *progname = SEV_OWNER_PROGNAME;
 
 /* ------------------------------------------------------------------ */
 /* SEV structures (AMD SEV API, all integers little-endian)            */
 /* ------------------------------------------------------------------ */
-
-#define SEV_CERT_SIZE 0x824
-#define SEV_CERT_OFF_VERSION 0x0
-#define SEV_CERT_OFF_API_MAJOR 0x4
-#define SEV_CERT_OFF_API_MINOR 0x5
-#define SEV_CERT_OFF_PUBKEY_USAGE 0x8
-#define SEV_CERT_OFF_PUBKEY_ALGO 0xC
-#define SEV_CERT_OFF_PUBKEY 0x10
-#define SEV_CERT_OFF_SIG1_USAGE 0x414
-#define SEV_CERT_OFF_SIG1_ALGO 0x418
-#define SEV_CERT_OFF_SIG2_USAGE 0x61C
-#define SEV_CERT_OFF_SIG2_ALGO 0x620
-
-#define SEV_USAGE_PDH 0x1003
-#define SEV_USAGE_INVALID 0x1000
-#define SEV_ALGO_INVALID 0x0
-#define SEV_ALGO_ECDH_SHA256 0x3
-#define SEV_ALGO_ECDH_SHA384 0x103
-#define SEV_EC_P384 2
-
-/* ECDH public key in a sev_cert: curve u32, qx[72], qy[72], reserved */
-#define SEV_ECC_COORD_SIZE 72
-#define P384_SIZE 48
 
 #define SEV_NONCE_SIZE 16
 #define SEV_IV_SIZE 16
@@ -120,8 +101,6 @@ static const char *cmdlineGUID = "97d02dd8-bd20-4c94-aa78-e7714d36ab2a";
 
 /* the largest JSON request the agent reads */
 #define AGENT_REQUEST_MAX (1024 * 1024)
-/* the largest key, certificate or configuration file read */
-#define SMALL_FILE_MAX (64 * 1024)
 
 
 /* ------------------------------------------------------------------ */
@@ -141,24 +120,6 @@ sevOwnerTKClear(sevOwnerTK *tk)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(sevOwnerTK, sevOwnerTKClear);
 
-/* A heap buffer that may hold secret material: erased when freed. */
-typedef struct {
-    uint8_t *data;
-    size_t len;
-} sevOwnerBuf;
-
-static void
-sevOwnerBufClear(sevOwnerBuf *buf)
-{
-    if (buf->data) {
-        virSecureErase(buf->data, buf->len);
-        g_free(buf->data);
-    }
-    buf->data = NULL;
-    buf->len = 0;
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(sevOwnerBuf, sevOwnerBufClear);
-
 /* The guest owner's (or, for 'unwrap', the platform's) P-384 key. */
 typedef struct {
     uint8_t d[P384_SIZE];   /* private scalar, big-endian */
@@ -173,59 +134,10 @@ sevOwnerECKeyClear(sevOwnerECKey *key)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(sevOwnerECKey, sevOwnerECKeyClear);
 
-/* A public P-384 point as a sev_cert carries it. */
-typedef struct {
-    uint8_t apiMajor;
-    uint8_t apiMinor;
-    uint8_t x[P384_SIZE];   /* big-endian */
-    uint8_t y[P384_SIZE];
-} sevOwnerPubKey;
-
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
 /* ------------------------------------------------------------------ */
-
-static void G_GNUC_PRINTF(1, 2)
-sevOwnerError(const char *fmt, ...)
-{
-    va_list args;
-    g_autofree char *msg = NULL;
-
-    va_start(args, fmt);
-    msg = g_strdup_vprintf(fmt, args);
-    va_end(args);
-
-    g_printerr("%s: %s\n", progname, msg);
-}
-
-
-static void
-sevOwnerPutLE32(uint8_t *p, uint32_t v)
-{
-    p[0] = v & 0xff;
-    p[1] = (v >> 8) & 0xff;
-    p[2] = (v >> 16) & 0xff;
-    p[3] = (v >> 24) & 0xff;
-}
-
-
-static uint32_t
-sevOwnerGetLE32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
-        ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-
-static void
-sevOwnerReverse(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++)
-        dst[i] = src[len - 1 - i];
-}
 
 
 /* A GUID in its textual form into its bytes as OVMF stores them (the
@@ -248,225 +160,6 @@ sevOwnerGUIDBytes(const char *str, uint8_t out[16])
     sevOwnerReverse(out + 4, be + 4, 2);
     sevOwnerReverse(out + 6, be + 6, 2);
     memcpy(out + 8, be + 8, 8);
-}
-
-
-/* Exactly @len bytes from @len*2 hex digits. */
-static int
-sevOwnerParseHex(const char *what,
-                 const char *str,
-                 uint8_t *out,
-                 size_t len)
-{
-    size_t i;
-
-    if (strlen(str) != len * 2) {
-        sevOwnerError(_("%1$s must be %2$zu hex digits"), what, len * 2);
-        return -1;
-    }
-
-    for (i = 0; i < len; i++) {
-        int hi = g_ascii_xdigit_value(str[2 * i]);
-        int lo = g_ascii_xdigit_value(str[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            sevOwnerError(_("%1$s must be %2$zu hex digits"), what, len * 2);
-            return -1;
-        }
-        out[i] = (hi << 4) | lo;
-    }
-
-    return 0;
-}
-
-
-/* Strict base64: surrounding whitespace is ignored (a file's trailing
- * newline), anything else that is not base64 is an error. */
-static int
-sevOwnerDecodeBase64(const char *what,
-                     const char *text,
-                     size_t expect,
-                     sevOwnerBuf *out)
-{
-    g_autofree char *copy = g_strstrip(g_strdup(text));
-    size_t len = strlen(copy);
-    size_t i;
-    gsize outlen = 0;
-
-    if (len == 0 || len % 4 != 0) {
-        sevOwnerError(_("%1$s is not valid base64"), what);
-        return -1;
-    }
-    for (i = 0; i < len; i++) {
-        char c = copy[i];
-        if (!(g_ascii_isalnum(c) || c == '+' || c == '/' ||
-              (c == '=' && (i == len - 1 ||
-                            (i == len - 2 && copy[len - 1] == '='))))) {
-            sevOwnerError(_("%1$s is not valid base64"), what);
-            return -1;
-        }
-    }
-
-    out->data = g_base64_decode(copy, &outlen);
-    out->len = outlen;
-
-    if (expect && out->len != expect) {
-        sevOwnerError(_("%1$s must be %2$zu bytes, not %3$zu"),
-                      what, expect, out->len);
-        sevOwnerBufClear(out);
-        return -1;
-    }
-
-    return 0;
-}
-
-
-static int
-sevOwnerReadFile(const char *path,
-                 size_t maxlen,
-                 sevOwnerBuf *out)
-{
-    g_autoptr(GError) err = NULL;
-    gchar *data = NULL;
-    gsize len = 0;
-
-    if (!g_file_get_contents(path, &data, &len, &err)) {
-        sevOwnerError("%s", err->message);
-        return -1;
-    }
-
-    out->data = (uint8_t *)data;
-    out->len = len;
-
-    if (maxlen && len > maxlen) {
-        sevOwnerError(_("file '%1$s' is too large"), path);
-        sevOwnerBufClear(out);
-        return -1;
-    }
-
-    return 0;
-}
-
-
-/* A file holding exactly @len raw bytes (a TEK, TIK or transport key). */
-static int
-sevOwnerReadRawKey(const char *path,
-                   uint8_t *out,
-                   size_t len)
-{
-    g_auto(sevOwnerBuf) buf = { 0 };
-
-    if (sevOwnerReadFile(path, SMALL_FILE_MAX, &buf) < 0)
-        return -1;
-
-    if (buf.len != len) {
-        sevOwnerError(_("'%1$s' must hold %2$zu raw bytes, not %3$zu"),
-                      path, len, buf.len);
-        return -1;
-    }
-
-    memcpy(out, buf.data, len);
-    return 0;
-}
-
-
-/* A file holding base64 text (what libvirt's XML and QEMU carry). */
-static int
-sevOwnerReadBase64File(const char *path,
-                       size_t expect,
-                       sevOwnerBuf *out)
-{
-    g_auto(sevOwnerBuf) text = { 0 };
-    g_autofree char *what = g_strdup_printf(_("the content of '%1$s'"), path);
-
-    if (sevOwnerReadFile(path, SMALL_FILE_MAX, &text) < 0)
-        return -1;
-
-    if (memchr(text.data, '\0', text.len)) {
-        sevOwnerError(_("%1$s is not valid base64"), what);
-        return -1;
-    }
-
-    text.data = g_realloc(text.data, text.len + 1);
-    text.data[text.len] = '\0';
-
-    return sevOwnerDecodeBase64(what, (const char *)text.data, expect, out);
-}
-
-
-/* Writes @len bytes to @path. With @secret, the file is made mode 0600
- * whatever it was before; otherwise it is created with mode 0644 (less
- * the umask). */
-static int
-sevOwnerWriteFile(const char *path,
-                  const void *data,
-                  size_t len,
-                  bool secret,
-                  bool exclusive)
-{
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
-    VIR_AUTOCLOSE fd = -1;
-
-    flags |= exclusive ? O_EXCL : O_TRUNC;
-
-    if ((fd = open(path, flags, secret ? 0600 : 0644)) < 0) {
-        sevOwnerError(_("cannot create '%1$s': %2$s"), path, g_strerror(errno));
-        return -1;
-    }
-
-    if (secret && fchmod(fd, 0600) < 0) {
-        sevOwnerError(_("cannot set the mode of '%1$s': %2$s"),
-                      path, g_strerror(errno));
-        return -1;
-    }
-
-    if (safewrite(fd, data, len) < 0) {
-        sevOwnerError(_("cannot write '%1$s': %2$s"), path, g_strerror(errno));
-        return -1;
-    }
-
-    if (VIR_CLOSE(fd) < 0) {
-        sevOwnerError(_("cannot write '%1$s': %2$s"), path, g_strerror(errno));
-        return -1;
-    }
-
-    return 0;
-}
-
-
-/* Writes base64 text of @data (not secret) without a trailing newline,
- * as virt-qemu-sev-validate writes its secret header and payload. */
-static int
-sevOwnerWriteBase64File(const char *path,
-                        const uint8_t *data,
-                        size_t len)
-{
-    g_autofree char *b64 = g_base64_encode(data, len);
-
-    return sevOwnerWriteFile(path, b64, strlen(b64), false, false);
-}
-
-
-/* A number in decimal or, with 0x, hexadecimal. */
-static int
-sevOwnerParseUInt(const char *what,
-                  const char *str,
-                  unsigned int max,
-                  unsigned int *out)
-{
-    int rc;
-
-    if (STRPREFIX(str, "0x") || STRPREFIX(str, "0X"))
-        rc = virStrToLong_uip(str + 2, NULL, 16, out);
-    else
-        rc = virStrToLong_uip(str, NULL, 10, out);
-
-    if (rc < 0 || *out > max || !*str || g_ascii_isspace(*str)) {
-        sevOwnerError(_("invalid %1$s '%2$s'"), what, str);
-        return -1;
-    }
-
-    return 0;
 }
 
 
@@ -770,82 +463,6 @@ sevOwnerLoadKey(const char *path,
     return ret;
 }
 
-
-/* The sev_cert of an ECDH P-384 public key with usage PDH, unsigned
- * (both signature slots unused): what the guest owner gives LAUNCH_START
- * as its Diffie-Hellman certificate. SEV firmware checks only the body
- * of this certificate (version, usage, algorithm, key). */
-static void
-sevOwnerBuildCert(const sevOwnerPubKey *pub,
-                  uint8_t cert[SEV_CERT_SIZE])
-{
-    uint8_t *key = cert + SEV_CERT_OFF_PUBKEY;
-
-    memset(cert, 0, SEV_CERT_SIZE);
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_VERSION, 1);
-    cert[SEV_CERT_OFF_API_MAJOR] = pub->apiMajor;
-    cert[SEV_CERT_OFF_API_MINOR] = pub->apiMinor;
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_PUBKEY_USAGE, SEV_USAGE_PDH);
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_PUBKEY_ALGO, SEV_ALGO_ECDH_SHA256);
-    sevOwnerPutLE32(key, SEV_EC_P384);
-    sevOwnerReverse(key + 4, pub->x, P384_SIZE);
-    sevOwnerReverse(key + 4 + SEV_ECC_COORD_SIZE, pub->y, P384_SIZE);
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_SIG1_USAGE, SEV_USAGE_INVALID);
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_SIG1_ALGO, SEV_ALGO_INVALID);
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_SIG2_USAGE, SEV_USAGE_INVALID);
-    sevOwnerPutLE32(cert + SEV_CERT_OFF_SIG2_ALGO, SEV_ALGO_INVALID);
-}
-
-
-/* The ECDH P-384 key of a PDH-usage sev_cert (the platform's PDH or a
- * guest owner's certificate). Signatures are not checked here: see the
- * man page (sevctl verify checks the platform's chain). */
-static int
-sevOwnerParseCert(const char *what,
-                  const uint8_t *cert,
-                  size_t len,
-                  sevOwnerPubKey *pub)
-{
-    const uint8_t *key = cert + SEV_CERT_OFF_PUBKEY;
-    uint32_t algo;
-    size_t i;
-
-    if (len != SEV_CERT_SIZE) {
-        sevOwnerError(_("%1$s is not a SEV certificate (%2$zu bytes, expected %3$d)"),
-                      what, len, SEV_CERT_SIZE);
-        return -1;
-    }
-
-    algo = sevOwnerGetLE32(cert + SEV_CERT_OFF_PUBKEY_ALGO);
-    if (sevOwnerGetLE32(cert + SEV_CERT_OFF_VERSION) != 1 ||
-        sevOwnerGetLE32(cert + SEV_CERT_OFF_PUBKEY_USAGE) != SEV_USAGE_PDH ||
-        (algo != SEV_ALGO_ECDH_SHA256 && algo != SEV_ALGO_ECDH_SHA384) ||
-        sevOwnerGetLE32(key) != SEV_EC_P384) {
-        sevOwnerError(_("%1$s is not a SEV certificate of a P-384 Diffie-Hellman key (usage PDH)"),
-                      what);
-        return -1;
-    }
-
-    /* the coordinates are 72-byte little-endian fields: P-384 uses 48 */
-    for (i = P384_SIZE; i < SEV_ECC_COORD_SIZE; i++) {
-        if (key[4 + i] || key[4 + SEV_ECC_COORD_SIZE + i]) {
-            sevOwnerError(_("%1$s holds an invalid P-384 point"), what);
-            return -1;
-        }
-    }
-
-    pub->apiMajor = cert[SEV_CERT_OFF_API_MAJOR];
-    pub->apiMinor = cert[SEV_CERT_OFF_API_MINOR];
-    sevOwnerReverse(pub->x, key + 4, P384_SIZE);
-    sevOwnerReverse(pub->y, key + 4 + SEV_ECC_COORD_SIZE, P384_SIZE);
-
-    return 0;
-}
-
-
-/* ------------------------------------------------------------------ */
-/* LAUNCH_START session                                                 */
-/* ------------------------------------------------------------------ */
 
 static int
 sevOwnerDeriveKEKKIK(const sevOwnerECKey *key,
@@ -1760,6 +1377,14 @@ typedef struct {
     char *initrd;
     char *cmdline;
     unsigned int policy;
+    /* the platform's certificate chain */
+    char *roots;
+    char *ark;
+    char *ask;
+    char *allowChips;
+    char *minAPI;
+    char *minBuild;
+    sevOwnerChainPolicy chain;
 } sevOwnerConf;
 
 static void
@@ -1773,6 +1398,13 @@ sevOwnerConfClear(sevOwnerConf *conf)
     g_free(conf->kernel);
     g_free(conf->initrd);
     g_free(conf->cmdline);
+    g_free(conf->roots);
+    g_free(conf->ark);
+    g_free(conf->ask);
+    g_free(conf->allowChips);
+    g_free(conf->minAPI);
+    g_free(conf->minBuild);
+    sevOwnerChainPolicyClear(&conf->chain);
     memset(conf, 0, sizeof(*conf));
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(sevOwnerConf, sevOwnerConfClear);
@@ -1788,9 +1420,48 @@ sevOwnerConfPath(const char *dir,
 }
 
 
-/* DIR/owner.conf: key=value lines, '#' comments. */
+/* The policy for the platform's certificate chain, from the command line
+ * or owner.conf: the roots (AMD's, by generation, or an ARK and ASK in
+ * files; all of AMD's when none is named), the allowed chips and the
+ * minimum API version and firmware build. */
+static int
+sevOwnerChainPolicyBuild(const char *roots,
+                         const char *ark,
+                         const char *ask,
+                         const char *allowChips,
+                         const char *minAPI,
+                         const char *minBuild,
+                         sevOwnerChainPolicy *policy)
+{
+    if (!ark != !ask) {
+        sevOwnerError("%s", _("an ARK needs its ASK, and an ASK its ARK"));
+        return -1;
+    }
+
+    if (roots && sevOwnerChainPolicyAddBuiltin(policy, roots) < 0)
+        return -1;
+    if (ark && sevOwnerChainPolicyAddRootFiles(policy, ark, ask) < 0)
+        return -1;
+    if (!roots && !ark && sevOwnerChainPolicyAddBuiltin(policy, "all") < 0)
+        return -1;
+
+    if (allowChips && sevOwnerChainPolicyAddChips(policy, allowChips) < 0)
+        return -1;
+    if (minAPI && sevOwnerChainPolicySetMinAPI(policy, minAPI) < 0)
+        return -1;
+    if (minBuild && sevOwnerChainPolicySetMinBuild(policy, minBuild) < 0)
+        return -1;
+
+    return 0;
+}
+
+
+/* DIR/owner.conf: key=value lines, '#' comments. Without @agent, only
+ * the keys of the chain's policy are used and the agent's keys are not
+ * required. */
 static int
 sevOwnerConfLoad(const char *dir,
+                 bool agent,
                  sevOwnerConf *conf)
 {
     g_autofree char *path = g_build_filename(dir, "owner.conf", NULL);
@@ -1848,6 +1519,22 @@ sevOwnerConfLoad(const char *dir,
         } else if (STREQ(line, "policy")) {
             field = &policy;
             isPath = false;
+        } else if (STREQ(line, "roots")) {
+            field = &conf->roots;
+            isPath = false;
+        } else if (STREQ(line, "ark")) {
+            field = &conf->ark;
+        } else if (STREQ(line, "ask")) {
+            field = &conf->ask;
+        } else if (STREQ(line, "allow-chips")) {
+            field = &conf->allowChips;
+            isPath = false;
+        } else if (STREQ(line, "min-api")) {
+            field = &conf->minAPI;
+            isPath = false;
+        } else if (STREQ(line, "min-build")) {
+            field = &conf->minBuild;
+            isPath = false;
         } else {
             sevOwnerError(_("%1$s:%2$zu: unknown key '%3$s'"), path, i + 1, line);
             return -1;
@@ -1863,6 +1550,17 @@ sevOwnerConfLoad(const char *dir,
         }
         *field = isPath ? sevOwnerConfPath(dir, eq) : g_strdup(eq);
     }
+
+    if (sevOwnerChainPolicyBuild(conf->roots, conf->ark, conf->ask,
+                                 conf->allowChips, conf->minAPI,
+                                 conf->minBuild, &conf->chain) < 0) {
+        sevOwnerError(_("'%1$s': invalid policy for the platform's certificate chain"),
+                      path);
+        return -1;
+    }
+
+    if (!agent)
+        return 0;
 
     if (!conf->odhKey || !conf->transportKey || !conf->keyId ||
         !conf->firmware || !policy) {
@@ -2249,7 +1947,7 @@ cmdAgent(int argc, char **argv)
                           pdhCert.data, pdhCert.len, &pdh) < 0)
         return -1;
 
-    if (sevOwnerConfLoad(sevOwnerOptGet(opts, "owner-dir"), &conf) < 0 ||
+    if (sevOwnerConfLoad(sevOwnerOptGet(opts, "owner-dir"), true, &conf) < 0 ||
         sevOwnerLoadKey(conf.odhKey, &odh) < 0)
         return -1;
 
@@ -2268,6 +1966,181 @@ cmdAgent(int argc, char **argv)
         return sevOwnerAgentSession(&conf, &odh, &pdh);
 
     return sevOwnerAgentAttest(&conf, &odh, &pdh, request);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* verify-chain, roots                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Returns 0 when the chain verifies and the policy accepts it, 1 when it
+ * is refused, -1 on error (options, files, configuration).
+ */
+static int
+cmdVerifyChain(int argc, char **argv)
+{
+    sevOwnerOpt opts[] = {
+        { "pdh", true, NULL },
+        { "cert-chain", false, NULL },
+        { "pek", false, NULL },
+        { "oca", false, NULL },
+        { "cek", false, NULL },
+        { "build-id", false, NULL },
+        { "owner-dir", false, NULL },
+        /* the policy, when there is no owner.conf */
+        { "roots", false, NULL },
+        { "ark", false, NULL },
+        { "ask", false, NULL },
+        { "allow-chips", false, NULL },
+        { "min-api", false, NULL },
+        { "min-build", false, NULL },
+        { NULL, false, NULL },
+    };
+    const char *policyOpts[] = {
+        "roots", "ark", "ask", "allow-chips", "min-api", "min-build",
+    };
+    g_auto(sevOwnerConf) conf = { 0 };
+    g_auto(sevOwnerChainPolicy) cliPolicy = { 0 };
+    const sevOwnerChainPolicy *policy = &cliPolicy;
+    g_auto(sevOwnerBuf) pdh = { 0 };
+    g_auto(sevOwnerBuf) certChain = { 0 };
+    g_auto(sevOwnerBuf) pek = { 0 };
+    g_auto(sevOwnerBuf) oca = { 0 };
+    g_auto(sevOwnerBuf) cek = { 0 };
+    g_autoptr(GString) log = g_string_new(NULL);
+    g_autofree char *reason = NULL;
+    g_autofree char *chip = NULL;
+    sevOwnerChain chain = { 0 };
+    sevOwnerChainResult res;
+    const char *ownerDir;
+    const char *val;
+    size_t i;
+
+    if (sevOwnerParseOpts("verify-chain", argc, argv, opts) < 0)
+        return -1;
+
+    if (sevOwnerOptGet(opts, "cert-chain")) {
+        if (sevOwnerOptGet(opts, "pek") || sevOwnerOptGet(opts, "oca")) {
+            sevOwnerError("%s", _("verify-chain: --cert-chain holds the PEK and the OCA: do not give --pek or --oca"));
+            return -1;
+        }
+    } else if (!sevOwnerOptGet(opts, "pek") || !sevOwnerOptGet(opts, "oca") ||
+               !sevOwnerOptGet(opts, "cek")) {
+        sevOwnerError("%s", _("verify-chain: give --cert-chain, or --pek, --oca and --cek"));
+        return -1;
+    }
+
+    if ((ownerDir = sevOwnerOptGet(opts, "owner-dir"))) {
+        for (i = 0; i < G_N_ELEMENTS(policyOpts); i++) {
+            if (sevOwnerOptGet(opts, policyOpts[i])) {
+                sevOwnerError(_("verify-chain: the policy is owner.conf's: do not give --%1$s with --owner-dir"),
+                              policyOpts[i]);
+                return -1;
+            }
+        }
+        if (sevOwnerConfLoad(ownerDir, false, &conf) < 0)
+            return -1;
+        policy = &conf.chain;
+    } else if (sevOwnerChainPolicyBuild(sevOwnerOptGet(opts, "roots"),
+                                        sevOwnerOptGet(opts, "ark"),
+                                        sevOwnerOptGet(opts, "ask"),
+                                        sevOwnerOptGet(opts, "allow-chips"),
+                                        sevOwnerOptGet(opts, "min-api"),
+                                        sevOwnerOptGet(opts, "min-build"),
+                                        &cliPolicy) < 0) {
+        return -1;
+    }
+
+    if ((val = sevOwnerOptGet(opts, "build-id"))) {
+        if (sevOwnerParseUInt("--build-id", val, 255, &chain.build) < 0)
+            return -1;
+        chain.buildSet = true;
+    }
+
+    if (sevOwnerReadBlobFile(sevOwnerOptGet(opts, "pdh"), &pdh) < 0)
+        return -1;
+    chain.pdh = pdh.data;
+    chain.pdhLen = pdh.len;
+
+    if ((val = sevOwnerOptGet(opts, "cert-chain"))) {
+        if (sevOwnerReadBlobFile(val, &certChain) < 0)
+            return -1;
+        if (sevOwnerSplitCertChain(certChain.data, certChain.len, &chain, &reason) != 0)
+            goto refused;
+    } else {
+        if (sevOwnerReadBlobFile(sevOwnerOptGet(opts, "pek"), &pek) < 0 ||
+            sevOwnerReadBlobFile(sevOwnerOptGet(opts, "oca"), &oca) < 0)
+            return -1;
+        chain.pek = pek.data;
+        chain.pekLen = pek.len;
+        chain.oca = oca.data;
+        chain.ocaLen = oca.len;
+    }
+
+    /* The CEK that AMD signed, as its key distribution service gives it
+     * for the chip's ID, replaces the platform's own copy; both must be
+     * the same key. */
+    if ((val = sevOwnerOptGet(opts, "cek"))) {
+        if (sevOwnerReadBlobFile(val, &cek) < 0)
+            return -1;
+        if (chain.cek &&
+            (cek.len != SEV_CERT_SIZE ||
+             memcmp(chain.cek + SEV_CERT_OFF_PUBKEY,
+                    cek.data + SEV_CERT_OFF_PUBKEY,
+                    SEV_CERT_BODY_SIZE - SEV_CERT_OFF_PUBKEY) != 0)) {
+            reason = g_strdup(_("CEK: the CEK given with --cek is not the key of the cert-chain's CEK"));
+            goto refused;
+        }
+        chain.cek = cek.data;
+        chain.cekLen = cek.len;
+    }
+
+    if (sevOwnerVerifyChain(&chain, policy, log, &res, &reason) != 0)
+        goto refused;
+
+    chip = g_malloc0(SEV_CHIP_ID_SIZE * 2 + 1);
+    for (i = 0; i < SEV_CHIP_ID_SIZE; i++)
+        g_snprintf(chip + 2 * i, 3, "%02x", res.chip[i]);
+
+    printf("%s", log->str);
+    printf(_("verified: the PDH of chip %1$s, API version %2$u.%3$u, root %4$s\n"),
+           chip, res.pdh.apiMajor, res.pdh.apiMinor, res.root);
+    return 0;
+
+ refused:
+    printf("%s", log->str);
+    g_printerr(_("%1$s: refused: %2$s\n"), progname, reason);
+    return 1;
+}
+
+
+/* AMD's roots this tool carries. */
+static int
+cmdRoots(int argc, char **argv)
+{
+    sevOwnerOpt opts[] = {
+        { NULL, false, NULL },
+    };
+    const sevOwnerBuiltinRoot *roots;
+    size_t nroots = 0;
+    size_t i;
+
+    if (sevOwnerParseOpts("roots", argc, argv, opts) < 0)
+        return -1;
+
+    roots = sevOwnerBuiltinRoots(&nroots);
+    for (i = 0; i < nroots; i++) {
+        g_auto(sevOwnerBuf) ark = { 0 };
+        g_auto(sevOwnerBuf) ask = { 0 };
+
+        if (sevOwnerBuiltinRootLoad(&roots[i], &ark, &ask) < 0)
+            return -1;
+        printf("%s ARK %zu %s\n", roots[i].name, ark.len, roots[i].arkSHA256);
+        printf("%s ASK %zu %s\n", roots[i].name, ask.len, roots[i].askSHA256);
+    }
+
+    return 0;
 }
 
 
@@ -2295,6 +2168,12 @@ sevOwnerUsage(FILE *out)
               "          --transport-key FILE --key-id ID\n"
               "          --header-out FILE --secret-out FILE [--iv HEX]\n"
               "  %1$s agent --owner-dir DIR\n"
+              "  %1$s verify-chain --pdh FILE\n"
+              "          (--cert-chain FILE [--cek FILE] | --pek FILE --oca FILE --cek FILE)\n"
+              "          [--build-id N] [--owner-dir DIR |\n"
+              "          [--roots LIST] [--ark FILE --ask FILE] [--allow-chips LIST]\n"
+              "          [--min-api MAJOR.MINOR] [--min-build N]]\n"
+              "  %1$s roots\n"
               "  %1$s { -h | --help | -V | --version }\n"
               "\n"
               "The guest owner's side of AMD SEV launch attestation and of\n"
@@ -2340,6 +2219,13 @@ main(int argc, char **argv)
         return rc < 0 ? 2 : rc == 1 ? 0 : 1;
     }
 
+    if (STREQ(cmd, "verify-chain")) {
+        /* 0: verified, 1: refused, 2: error */
+        rc = cmdVerifyChain(argc - 2, argv + 2);
+        gnutls_global_deinit();
+        return rc < 0 ? 2 : rc;
+    }
+
     if (STREQ(cmd, "keygen")) {
         rc = cmdKeygen(argc - 2, argv + 2);
     } else if (STREQ(cmd, "session")) {
@@ -2352,6 +2238,8 @@ main(int argc, char **argv)
         rc = cmdSecret(argc - 2, argv + 2);
     } else if (STREQ(cmd, "agent")) {
         rc = cmdAgent(argc - 2, argv + 2);
+    } else if (STREQ(cmd, "roots")) {
+        rc = cmdRoots(argc - 2, argv + 2);
     } else {
         sevOwnerError(_("unknown command '%1$s'"), cmd);
         sevOwnerUsage(stderr);
