@@ -242,15 +242,17 @@ class Platform:
     by the ASK, the OCA by itself, the PEK by the CEK and the OCA, the PDH
     by the PEK.  @api is the (major, minor) of the PEK, OCA and PDH; the
     CEK carries @cek_api, as the CEKs of AMD's key distribution service
-    do.  @usages overrides a certificate's key usage (tests)."""
+    do.  @pdh_key is the platform's PDH private key (P-384) if it has one
+    already.  @usages overrides a certificate's key usage (tests)."""
 
-    def __init__(self, root, api=(1, 55), cek_api=(0, 14), usages=None):
+    def __init__(self, root, api=(1, 55), cek_api=(0, 14), usages=None,
+                 pdh_key=None):
         usages = usages or {}
         self.root = root
         self.cek_key = sevspec.generate_key()
         self.oca_key = sevspec.generate_key()
         self.pek_key = sevspec.generate_key()
-        self.pdh_key = sevspec.generate_key()
+        self.pdh_key = pdh_key or sevspec.generate_key()
 
         def body(key, usage, algo, version):
             return sevspec.pack_cert(key.public_key(), usage=usage, algo=algo,

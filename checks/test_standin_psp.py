@@ -5,7 +5,11 @@
 # formats written separately from it, without the guest owner's tool:
 #
 #  - query-sev-capabilities: the PDH is the sev_cert of the configured key
-#    (sev-pdh-key=), the chain holds a PEK, an OCA and a CEK;
+#    (sev-pdh-key=), the chain holds a PEK, an OCA and a CEK; with the
+#    certificates the test lab signs (sev-pdh-cert=, sev-cert-chain=, made
+#    with checks/sevcerts.py under a root of its own), exactly those, and
+#    they verify (sevcerts and virt-qemu-sev-owner verify-chain); a PDH
+#    certificate of another key is refused;
 #  - LAUNCH_START from a session that sevspec made for that PDH;
 #  - query-sev-launch-measure verified with sevspec (the TIK, the firmware
 #    file of -bios, the kernel hashes table with kernel-hashes=on, the
@@ -29,6 +33,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import sevcerts  # noqa: E402
 import sevspec  # noqa: E402
 import test_standin as ts  # noqa: E402
 
@@ -68,7 +73,8 @@ class PspTest(ts.StandinTest):
             f.write("[standin]\nqemu=/usr/bin/qemu-system-x86_64\n"
                     "helper-boot-ms=100\nhelper=ready\ntest-mode=true\n"
                     "sev-pdh-key=%s\nsev-api-major=%d\nsev-api-minor=%d\n"
-                    "sev-build-id=%d\n" % ((self.pdh_file,) + API))
+                    "sev-build-id=%d\n%s" % ((self.pdh_file,) + API +
+                                             (getattr(self, "conf_extra", ""),)))
         return path
 
     def session(self, policy=1, pdh=None, odh=None):
@@ -175,6 +181,38 @@ class PspTest(ts.StandinTest):
         usages = [sevspec.parse_cert(chain[i:i + sevspec.CERT_SIZE])["usage"]
                   for i in range(0, len(chain), sevspec.CERT_SIZE)]
         self.assertEqual(usages, [sevspec.USAGE_PEK, sevspec.USAGE_OCA, sevspec.USAGE_CEK])
+
+    def test_1_signed_platform_certs(self):
+        """The lab's certificates, signed down from its "AMD" root."""
+        root = sevcerts.Root()
+        platform = sevcerts.Platform(root, api=API[:2], pdh_key=self.pdh)
+        self.conf_extra = "sev-pdh-cert=%s\nsev-cert-chain=%s\n" % (
+            self.write("pdh.cert.b64", b64(platform.pdh)),
+            self.write("chain.b64", b64(platform.cert_chain())))
+        _, qmp = self.launch("signed", None)
+        caps = qmp.cmd("query-sev-capabilities")
+        pdh = base64.b64decode(caps["pdh"])
+        chain = base64.b64decode(caps["cert-chain"])
+        self.assertEqual(pdh, platform.pdh)
+        self.assertEqual(chain, platform.pek + platform.oca + platform.cek)
+        self.assertEqual(sevcerts.verify_chain(root.ark, root.ask, platform.cek,
+                                               platform.oca, platform.pek, pdh), [])
+        res = subprocess.run([TOOL, "verify-chain",
+                              "--pdh", self.write("caps-pdh", caps["pdh"]),
+                              "--cert-chain", self.write("caps-chain", caps["cert-chain"]),
+                              "--ark", self.write("ark", root.ark),
+                              "--ask", self.write("ask", root.ask)],
+                             capture_output=True, text=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("chip %s" % platform.chip_id(), res.stdout)
+        # the certificate of another PDH key than the platform's
+        other = sevcerts.Platform(root, api=API[:2])
+        self.conf_extra = "sev-pdh-cert=%s\nsev-cert-chain=%s\n" % (
+            self.write("other.cert.b64", b64(other.pdh)),
+            self.write("other-chain.b64", b64(other.cert_chain())))
+        _, qmp = self.launch("other", None)
+        self.assertIn("is not the certificate of the platform's PDH key",
+                      qmp.error("query-sev-capabilities"))
 
     def test_2_launch_measure_inject(self):
         """The owner's session, the measurement, the secret, the key."""

@@ -118,6 +118,8 @@ confLoad(StandinConf *conf, GError **err)
 
     if ((pdh = g_key_file_get_string(kf, "standin", "sev-pdh-key", NULL)) && *pdh)
         conf->sevPdhKey = g_steal_pointer(&pdh);
+    conf->sevPdhCert = g_key_file_get_string(kf, "standin", "sev-pdh-cert", NULL);
+    conf->sevCertChain = g_key_file_get_string(kf, "standin", "sev-cert-chain", NULL);
 
     if (g_key_file_has_key(kf, "standin", "test-mode", NULL)) {
         conf->testMode = g_key_file_get_boolean(kf, "standin", "test-mode",

@@ -5,8 +5,8 @@
  * tools/virt-qemu-sev-validate):
  *
  *  - the platform: its Diffie-Hellman key (PDH, P-384) from the file
- *    sev-pdh-key= of the configuration, generated (mode 0600) if missing;
- *    its sev_cert, and an unsigned PEK, OCA and CEK (simulated);
+ *    sev-pdh-key= of the configuration, generated (mode 0600) if missing
+ *    (its certificates: platcerts.c);
  *  - LAUNCH_START: ECDH(PDH, the guest owner's dhCert) and the SEV KDF give
  *    KEK and KIK; the session's wrap_mac is checked, TEK and TIK are
  *    unwrapped, the policy_mac is checked (without a session: random TEK
@@ -53,14 +53,7 @@ G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_x509_privkey_t, privkeyFree, NULL)
 
 #define CERT_SIZE 0x824
 #define CERT_PUBKEY 0x10
-#define CERT_SIG1 0x414
-#define CERT_SIG2 0x61C
-#define USAGE_OCA 0x1001
-#define USAGE_PEK 0x1002
 #define USAGE_PDH 0x1003
-#define USAGE_CEK 0x1004
-#define USAGE_NONE 0x1000
-#define ALGO_ECDSA_SHA256 0x2
 #define ALGO_ECDH_SHA256 0x3
 #define CURVE_P384 2
 #define COORD_SIZE 72
@@ -438,81 +431,15 @@ pdhLoad(const StandinConf *conf, GError **err)
 }
 
 
-/* ------------------------------------------------------------------ */
-/* certificates                                                       */
-
-static void
-certEncode(guint8 *cert, const StandinConf *conf, guint32 usage, guint32 algo,
-           const guint8 *qx, const guint8 *qy)
-{
-    memset(cert, 0, CERT_SIZE);
-    putLe32(cert, 1);
-    cert[4] = conf->sevApiMajor;
-    cert[5] = conf->sevApiMinor;
-    putLe32(cert + 0x8, usage);
-    putLe32(cert + 0xC, algo);
-    putLe32(cert + CERT_PUBKEY, CURVE_P384);
-    memcpy(cert + CERT_PUBKEY + 4, qx, P384_BYTES);
-    memcpy(cert + CERT_PUBKEY + 4 + COORD_SIZE, qy, P384_BYTES);
-    /* unsigned: both signature slots unused */
-    putLe32(cert + CERT_SIG1, USAGE_NONE);
-    putLe32(cert + CERT_SIG2, USAGE_NONE);
-}
-
-
-/* a simulated certificate of the chain: a P-384 public key derived from
- * the PDH's and @usage (stable per platform; nothing signs with it) */
-static void
-certSimulated(guint8 *cert, const StandinConf *conf, guint32 usage)
-{
-    const struct ecc_curve *p384 = nettle_get_secp_384r1();
-    struct sha256_ctx sha;
-    guint8 seed[32], u[4], qx[P384_BYTES], qy[P384_BYTES];
-    struct ecc_scalar k;
-    struct ecc_point q;
-    mpz_t mk, mx, my;
-
-    putLe32(u, usage);
-    sha256_init(&sha);
-    sha256_update(&sha, sizeof("qemu-mirror-standin simulated certificate"),
-                  (const guint8 *) "qemu-mirror-standin simulated certificate");
-    sha256_update(&sha, 4, u);
-    sha256_update(&sha, P384_BYTES, platform.qx);
-    sha256_digest(&sha, 32, seed);
-    seed[0] |= 1;               /* not zero */
-
-    mpz_inits(mk, mx, my, NULL);
-    nettle_mpz_set_str_256_u(mk, 32, seed);
-    ecc_scalar_init(&k, p384);
-    ecc_scalar_set(&k, mk);
-    ecc_point_init(&q, p384);
-    ecc_point_mul_g(&q, &k);
-    ecc_point_get(&q, mx, my);
-    mpzToLe(mx, qx, P384_BYTES);
-    mpzToLe(my, qy, P384_BYTES);
-    ecc_point_clear(&q);
-    ecc_scalar_clear(&k);
-    mpz_clears(mk, mx, my, NULL);
-
-    certEncode(cert, conf, usage, ALGO_ECDSA_SHA256, qx, qy);
-}
-
-
+/* the platform's PDH public key: x and y, 48 bytes little-endian each,
+ * as a sev_cert holds them (platcerts.c) */
 bool
-pspPlatformCerts(const StandinConf *conf, char **pdh, char **chain,
-                 GError **err)
+pspPlatformKey(const StandinConf *conf, guint8 *qx, guint8 *qy, GError **err)
 {
-    guint8 cert[CERT_SIZE];
-    g_autofree guint8 *certs = g_new0(guint8, 3 * CERT_SIZE);
-
     if (!pdhLoad(conf, err))
         return false;
-    certEncode(cert, conf, USAGE_PDH, ALGO_ECDH_SHA256, platform.qx, platform.qy);
-    *pdh = g_base64_encode(cert, CERT_SIZE);
-    certSimulated(certs, conf, USAGE_PEK);
-    certSimulated(certs + CERT_SIZE, conf, USAGE_OCA);
-    certSimulated(certs + 2 * CERT_SIZE, conf, USAGE_CEK);
-    *chain = g_base64_encode(certs, 3 * CERT_SIZE);
+    memcpy(qx, platform.qx, P384_BYTES);
+    memcpy(qy, platform.qy, P384_BYTES);
     return true;
 }
 

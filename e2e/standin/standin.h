@@ -30,6 +30,8 @@
  *   sev.c          QEMU's SEV commands and its SEV migration blocker
  *   psp.c          the simulated AMD secure processor: the platform's PDH,
  *                  LAUNCH_START, the measurement, LAUNCH_SECRET
+ *   platcerts.c    the platform's certificates (PDH, PEK, OCA, CEK), as the
+ *                  test lab signed them, or unsigned
  *   stream.c       the encrypted migration stream: the transport key
  *                  protects it, on the first mirror vCPU thread
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
@@ -50,7 +52,9 @@
  *    UNENCRYPTED, and its memory is not what is measured.
  *  - The AMD secure processor (psp.c), with the real SEV formulas and
  *    formats: the platform's PDH (a P-384 key per test host, the file
- *    sev-pdh-key=); LAUNCH_START from the object's dh-cert-file and
+ *    sev-pdh-key=) and its certificates, which the test lab signs down
+ *    from an "AMD" root of its own (sev-pdh-cert=, sev-cert-chain=);
+ *    LAUNCH_START from the object's dh-cert-file and
  *    session-file (ECDH, the SEV KDF, TEK and TIK unwrapped, wrap_mac and
  *    policy_mac checked; a bad session ends the launch as QEMU exits;
  *    without one, TEK and TIK are random); the launch measurement over the
@@ -207,6 +211,10 @@
  *   # the platform's PDH: a P-384 private key (PEM), generated (0600) if
  *   # missing; unset: a key for this process only
  *   sev-pdh-key=
+ *   # its certificates as the test lab signed them, base64 files: the
+ *   # PDH's and the cert-chain (PEK, OCA, CEK); unset: unsigned
+ *   sev-pdh-cert=
+ *   sev-cert-chain=
  *   # the SEV firmware's version (query-sev, the measurement)
  *   sev-api-major=1
  *   sev-api-minor=55
@@ -258,6 +266,8 @@ typedef struct {
     bool testMode;
     char *controlDir;
     char *sevPdhKey;            /* the platform's PDH key (PEM), or NULL */
+    char *sevPdhCert;           /* its certificates, signed (base64 files), */
+    char *sevCertChain;         /* or NULL: unsigned (platcerts.c) */
     guint sevApiMajor, sevApiMinor, sevBuildId;
 } StandinConf;
 
@@ -556,14 +566,18 @@ void sevInjectLaunchSecret(Standin *st, const char *name, json_object *id,
 void sevLaunchFinish(Standin *st);
 
 /* ---- psp.c ---- */
-bool pspPlatformCerts(const StandinConf *conf, char **pdh, char **chain,
-                      GError **err);
+bool pspPlatformKey(const StandinConf *conf, guint8 *qx, guint8 *qy,
+                    GError **err);
 bool pspLaunchStart(Standin *st, GError **err);
 char *pspLaunchMeasure(Standin *st);
 bool pspLaunchSecret(Standin *st, const guint8 *hdr, size_t hdrLen,
                      const guint8 *data, size_t len, PspSecret *out,
                      GError **err);
 void pspSecretClear(PspSecret *s);
+
+/* ---- platcerts.c ---- */
+bool pspPlatformCerts(const StandinConf *conf, char **pdh, char **chain,
+                      GError **err);
 
 /* ---- stream.c ---- */
 void streamMigrate(Standin *st, const char *name, json_object *id,
