@@ -24,8 +24,15 @@
 #              (e2e/standin): how long the simulated migration helper
 #              boots and how it ends, and the host's SEV platform key
 #              (sev-pdh-key: the PDH, a P-384 key made by certtool at
-#              setup, in the host's configuration directory); rewritten by
-#              tests between runs.
+#              setup, in the host's configuration directory) and its
+#              certificates (sev-pdh-cert, sev-cert-chain: base64 files);
+#              rewritten by tests between runs.
+# The lab plays AMD: at set-up it makes an "AMD" root of its own (an ARK
+# and an ASK, RSA-4096 with RSASSA-PSS SHA-384, in AMD's format, by
+# checks/sevcerts.py) and, per host, a CEK signed by that ASK, an OCA, a
+# PEK signed by both and the PDH's certificate signed by the PEK: virsh
+# nodesevinfo shows them (pdh, cert-chain). The guest owner's owner.conf
+# trusts the lab's root only (ark=, ask=).
 # The guest owner (GuestOwner) is not a host: its directory (owner.conf,
 # its P-384 key, the transport key and its identifier) stands for the guest
 # owner's own machine and lies outside both hosts' directories. The owner
@@ -56,6 +63,7 @@
 # driver's debug messages (in the host's log directory, removed at teardown
 # like the rest: copy what you need from a test before it ends).
 
+import base64
 import os
 import json
 import shutil
@@ -65,9 +73,14 @@ import subprocess
 import tempfile
 import time
 import unittest
+import sys
 import uuid
 
+from cryptography.hazmat.primitives import serialization
+
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "checks"))
+import sevcerts  # noqa: E402
 BUILD = os.environ.get("MIRROR_BUILD_DIR", os.path.join(TOP, "build"))
 LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
 
@@ -149,8 +162,14 @@ class Host:
         self.dir = os.path.join(lab.dir, name)
         self.daemon = None
         self.host_uuid = str(uuid.uuid4())
-        # the platform's PDH private key (the stand-in's sev-pdh-key)
+        # the platform's PDH private key (the stand-in's sev-pdh-key) and
+        # its certificates, signed down from the lab's "AMD" root
+        # (sev-pdh-cert, sev-cert-chain)
         self.pdh_key = os.path.join(self.bound("/usr/local/etc/libvirt"), "sev-pdh-key.pem")
+        self.pdh_cert = os.path.join(self.bound("/usr/local/etc/libvirt"), "sev-pdh-cert.b64")
+        self.cert_chain = os.path.join(self.bound("/usr/local/etc/libvirt"),
+                                       "sev-cert-chain.b64")
+        self.chip = None
         # qemu.conf's mirror_attestation_agent (write_agent)
         self.agent = os.path.join(self.dir, "attestation-agent")
         # what the agent wrote on its standard error (the wrapper's copy;
@@ -180,10 +199,23 @@ class Host:
         run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--curve=secp384r1",
              "--no-text", "--outfile", self.pdh_key])
         os.chmod(self.pdh_key, 0o600)
+        self.make_platform_certs()
         self.write_agent()
         self.qemu_conf()
         self.standin_config()
         self.lab.make_certs(self)
+
+    def make_platform_certs(self):
+        """The platform's certificates under the lab's "AMD" root: the CEK
+        (its chip identity in self.chip), OCA, PEK and the PDH's."""
+        with open(self.pdh_key, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        platform = sevcerts.Platform(self.lab.amd, pdh_key=key)
+        for path, data in ((self.pdh_cert, platform.pdh),
+                           (self.cert_chain, platform.cert_chain())):
+            with open(path, "w") as f:
+                f.write(base64.b64encode(data).decode())
+        self.chip = platform.chip_id()
 
     def libvirtd_conf(self, debug=None, debug_all=False):
         """libvirtd.conf, for the daemon's next start. @debug: log filters
@@ -275,10 +307,11 @@ class Host:
                     exist_ok=True)
         with open(path, "w") as f:
             f.write("[standin]\nhelper=%s\nhelper-boot-ms=%d\n"
-                    "sev-pdh-key=%s\ntest-mode=%s\n"
+                    "sev-pdh-key=%s\nsev-pdh-cert=%s\nsev-cert-chain=%s\n"
+                    "test-mode=%s\n"
                     "control-dir=/var/local/lib/libvirt/standin-control\n"
-                    % (helper, boot_ms, self.pdh_key,
-                       "true" if test_mode else "false"))
+                    % (helper, boot_ms, self.pdh_key, self.pdh_cert,
+                       self.cert_chain, "true" if test_mode else "false"))
 
     def standin_control(self, command, timeout=10, **arguments):
         """The reply to @command on the control socket of this host's
@@ -446,6 +479,10 @@ class Lab:
         self.firmware = os.path.join(self.dir, "OVMF-with-migration-helper.fd")
         # first in libvirtd's PATH: qemu-system-x86_64, the stand-in
         self.bin = os.path.join(self.dir, "bin")
+        # the lab's "AMD" root (ARK, ASK), made at set-up
+        self.amd = None
+        self.amd_ark = os.path.join(self.dir, "amd-ark.cert")
+        self.amd_ask = os.path.join(self.dir, "amd-ask.cert")
         self.owner = GuestOwner(self, "owner")
 
     def __enter__(self):
@@ -477,6 +514,10 @@ class Lab:
         os.symlink(STANDIN, os.path.join(self.bin, "qemu-system-x86_64"))
         with open(self.firmware, "w") as f:
             f.write("placeholder: the QEMU stand-in does not load firmware\n")
+        self.amd = sevcerts.Root()
+        for path, data in ((self.amd_ark, self.amd.ark), (self.amd_ask, self.amd.ask)):
+            with open(path, "wb") as f:
+                f.write(data)
         self.owner.setup()
         for h in self.hosts.values():
             h.prepare()
@@ -616,8 +657,11 @@ class GuestOwner:
         with open(self.conf, "w") as f:
             f.write("# the guest owner's requirements (virt-qemu-sev-owner agent)\n"
                     "odh-key=%s\ntransport-key=%s\nkey-id=%s\nfirmware=%s\npolicy=0x%x\n"
+                    "# the platforms' root: the lab's \"AMD\" only (verify-chain)\n"
+                    "ark=%s\nask=%s\n"
                     % (os.path.basename(self.odh_key), os.path.basename(self.transport_key),
-                       self.key_id, self.firmware, self.policy))
+                       self.key_id, self.firmware, self.policy,
+                       self.lab.amd_ark, self.lab.amd_ask))
 
     def variant(self, name, key_id=None, firmware=None, new_transport_key=False):
         """Another directory of the same owner's key with some settings

@@ -108,14 +108,19 @@ def virsh_fields(text):
 
 
 def platform_pdh(host):
-    """The base64 PDH certificate of @host's SEV platform (virsh nodesevinfo).
+    """The base64 PDH certificate of @host's SEV platform (virsh nodesevinfo)."""
+    return platform_info(host)["pdh"]
+
+
+def platform_info(host):
+    """@host's virsh nodesevinfo as a dict (pdh, cert-chain, cpu0-id, ...).
     Tried 3 times: once in a demo run, right after libvirtd's start,
     nodesevinfo failed with "An error occurred, but the cause is unknown"
     (reported; each retry is printed)."""
     for attempt in range(3):
         res = host.virsh("nodesevinfo", check=False)
         if res.returncode == 0:
-            return virsh_fields(res.stdout)["pdh"]
+            return virsh_fields(res.stdout)
         print("note: virsh nodesevinfo on host %s failed (attempt %d): %s"
               % (host.name, attempt + 1, res.stderr.strip().replace("\n", " / ")),
               flush=True)

@@ -4,6 +4,12 @@
 # guest owner's reference tool (virt-qemu-sev-owner) and the QEMU stand-in's
 # simulated secure processor, on the two test hosts of e2e/hosts.py.
 #
+# First, the platforms' certificates: each host's (virsh nodesevinfo: the PDH
+# and the cert-chain the lab signed down from its "AMD" root) verify with
+# virt-qemu-sev-owner verify-chain and the guest owner's owner.conf (the lab's
+# root only), not with AMD's real roots, and a PDH of the host's own making
+# is refused. (The agent does not require the chain yet.)
+#
 # The SEV guest is launched on host a by its owner (sevguest.start_sev_guest:
 # its helper holds the owner's transport key). Host b's attestation agent
 # (qemu.conf mirror_attestation_agent) then fails in each way of issue 12's
@@ -63,6 +69,7 @@ import hosts  # noqa: E402
 import secretscan  # noqa: E402
 import sevguest  # noqa: E402
 import sevsecret  # noqa: E402
+import sevspec  # noqa: E402  (checks/, on the path through hosts)
 import wirecapture  # noqa: E402
 
 GUEST = None
@@ -176,6 +183,41 @@ class AttestationTest(sevguest.SevGuestLabTest):
         self.assertEqual(agent_processes(), [])
 
     # ---------------------------------------------------------- failures
+
+    def test_00_platform_chains(self):
+        """Each host's platform certificates (virsh nodesevinfo) verify to
+        the lab's "AMD" root with the guest owner's owner.conf, and not to
+        AMD's real roots; a PDH of the host's own making is refused."""
+        owner = self.lab.owner
+        into = os.path.join(owner.dir, "platform-chains")
+        os.makedirs(into, exist_ok=True)
+        for host in (self.a, self.b):
+            info = sevguest.platform_info(host)
+            files = {}
+            for field in ("pdh", "cert-chain"):
+                files[field] = os.path.join(into, "%s-%s.b64" % (host.name, field))
+                with open(files[field], "w") as f:
+                    f.write(info[field])
+            args = ["verify-chain", "--pdh", files["pdh"],
+                    "--cert-chain", files["cert-chain"]]
+            res = owner.tool(*(args + ["--owner-dir", owner.dir]), check=False)
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+            self.assertIn("verified: the PDH of chip %s, API version 1.55, root %s"
+                          % (host.chip, self.lab.amd_ark), res.stdout)
+            res = owner.tool(*(args + ["--roots", "all"]), check=False)
+            self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+            self.assertIn("refused: CEK: signature by the ASK does not verify",
+                          res.stderr)
+            # the attack of issue 20: a P-384 key of the host's own as the PDH
+            rogue = os.path.join(into, "%s-rogue-pdh.b64" % host.name)
+            with open(rogue, "w") as f:
+                f.write(base64.b64encode(sevspec.pack_cert(
+                    sevspec.generate_key().public_key(), api_major=1,
+                    api_minor=55)).decode())
+            res = owner.tool("verify-chain", "--owner-dir", owner.dir, "--pdh", rogue,
+                             "--cert-chain", files["cert-chain"], check=False)
+            self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+            self.assertIn("refused: PDH: not signed by the PEK", res.stderr)
 
     def test_01_agent_not_configured(self):
         b = self.b
