@@ -1606,62 +1606,12 @@ KEY_A = "a1" * 32
 KEY_B = "b2" * 32
 
 
-def decode_stream(data, key_hex, direction):
-    """The plaintext of one direction of the encrypted stream (@data, as
-    captured), decrypted with python3-cryptography from the format of
-    docs (the interfaces of issue 12, section 5), independently of the
-    stand-in's C code: (key id, plaintext). Direction 0 (source -> target)
-    starts with the handshake; the salt of direction 1 is that of 0."""
-    import hashlib
-    import hmac
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    key = bytes.fromhex(key_hex)
-    if direction == 0:
-        if data[:16] != b"LVMIRROR-STREAM1":
-            raise AssertionError("no handshake: %r" % data[:16])
-        decode_stream.salt = data[16:48]
-        id_len = data[48]
-        decode_stream.key_id = data[49:49 + id_len].decode()
-        off = 49 + id_len
-    else:
-        off = 0
-    aead = AESGCM(hmac.new(key, b"lvmirror stream key" + decode_stream.salt,
-                           hashlib.sha256).digest())
-    seq = 0
-    out = bytearray()
+def two_free_ports():
+    """Two distinct free ports on 127.0.0.1."""
     while True:
-        if off + 4 > len(data):
-            raise AssertionError("direction %d: no end record" % direction)
-        n = int.from_bytes(data[off:off + 4], "big")
-        nonce = direction.to_bytes(4, "big") + seq.to_bytes(8, "big")
-        aad = data[off:off + 4] + seq.to_bytes(8, "big")
-        try:
-            out += aead.decrypt(nonce, data[off + 4:off + 4 + n + 16], aad)
-        except Exception:
-            raise AssertionError("direction %d: record %d (%d bytes at %d of %d) does not "
-                                 "authenticate" % (direction, seq, n, off, len(data))) from None
-        off += 4 + n + 16
-        seq += 1
-        if n == 0:
-            break
-    if off != len(data):
-        raise AssertionError("direction %d: %d bytes after the end record"
-                             % (direction, len(data) - off))
-    return decode_stream.key_id, bytes(out)
-
-
-def captured_directions(pcap, port):
-    """The two directions of the one connection to @port in @pcap, each
-    as one contiguous run of bytes: (to port, from port)."""
-    flows = wirecapture.streams(pcap)
-    there = [runs for flow, runs in flows.items() if flow[3] == port]
-    back = [runs for flow, runs in flows.items() if flow[1] == port]
-    if len(there) != 1 or len(there[0]) != 1 or len(back) > 1 or \
-       (back and len(back[0]) != 1):
-        raise AssertionError("not one gapless connection: %s"
-                             % {f: [len(r) for r in runs] for f, runs in flows.items()})
-    return there[0][0], back[0][0] if back else b""
+        a, b = free_port(), free_port()
+        if a != b:
+            return a, b
 
 
 class StreamTest(StandinBase):
@@ -1880,25 +1830,23 @@ class StreamTest(StandinBase):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
     def capture_migration(self, name, start_pair):
-        """Capture the loopback traffic of one migration: the pcap file."""
-        port = self.capture_port = free_port()
-        uri = "tcp:127.0.0.1:%d" % port
-        pcap = os.path.join(self.workdir, name + ".pcap")
-        source, target = start_pair(uri)
-        with wirecapture.Capture("lo", pcap, "tcp port %d" % port):
-            source.cmd("migrate", uri=uri)
+        """Record one migration through the recording relay
+        (e2e/wirecapture.py): the source migrates to the relay, the relay
+        to the target. The Recording (whole, or Inconclusive)."""
+        port, relay_port = two_free_ports()
+        path = os.path.join(self.workdir, name + ".rec")
+        source, target = start_pair("tcp:127.0.0.1:%d" % port)
+        with wirecapture.Relay(("127.0.0.1", relay_port), ("127.0.0.1", port), path):
+            source.cmd("migrate", uri="tcp:127.0.0.1:%d" % relay_port)
             self.wait_source(source, "completed")
-            deadline = time.monotonic() + 20
-            while target.cmd("query-migrate").get("status") != "completed":
-                self.assertLess(time.monotonic(), deadline, "target not done")
-                time.sleep(0.1)
-        # the capture holds the whole stream: the guest's 4 MiB pattern and more
-        self.assertGreater(wirecapture.payload_bytes(pcap), 4 << 20)
-        return pcap
+            self.assert_target_done(target)
+        rec = wirecapture.Recording(path)
+        # the recording holds the whole stream: the guest's 4 MiB pattern and more
+        self.assertGreater(rec.total(), 4 << 20)
+        return rec
 
-    def pattern_hits(self, pcap):
-        return sum(wirecapture.count_pattern(pcap, w)
-                   for w in wirecapture.guest_pattern_windows())
+    def pattern_hits(self, rec):
+        return rec.count(wirecapture.guest_pattern_windows())
 
     def test_6_capture(self):
         """The guest's memory pattern is on the wire of a plain migration,
@@ -1924,19 +1872,21 @@ class StreamTest(StandinBase):
         plain = self.capture_migration("plain", plain_pair)
         self.assertGreater(self.pattern_hits(plain), 0)
         # a plain migration passes through the stand-ins untouched
-        self.assertEqual(wirecapture.count_pattern(plain, b"LVMIRROR-STREAM1"), 0)
-        self.assertEqual(captured_directions(plain, self.capture_port)[0][:4], b"QEVM")
+        self.assertEqual(plain.count(b"LVMIRROR-STREAM1"), 0)
+        self.assertEqual(plain.only()[0][:4], b"QEVM")
         confidential = self.capture_migration("confidential", confidential_pair)
         self.assertEqual(self.pattern_hits(confidential), 0)
         # the records decrypt (python3-cryptography, from the format), and
         # the plaintext is QEMU's migration stream with the pattern in it:
-        # what the stand-in hid is what the plain capture showed
-        there, back = captured_directions(confidential, self.capture_port)
-        key_id, plain = decode_stream(there, KEY_A, 0)
+        # what the stand-in hid is what the plain recording showed; every
+        # record authenticates up to the end record, so the recording that
+        # found no pattern is the whole stream
+        key_id, there, back = wirecapture.decode_stream(*confidential.only(),
+                                                        bytes.fromhex(KEY_A))
         self.assertEqual(key_id, "owner-key-1")
-        self.assertEqual(plain[:4], b"QEVM")
-        self.assertGreater(sum(plain.count(w) for w in wirecapture.guest_pattern_windows()), 0)
-        self.assertEqual(decode_stream(back, KEY_A, 1)[1], b"")
+        self.assertEqual(there[:4], b"QEVM")
+        self.assertGreater(sum(there.count(w) for w in wirecapture.guest_pattern_windows()), 0)
+        self.assertEqual(back, b"")
 
     def test_7_qemu_tls_inside(self):
         """QEMU's own TLS (tls-creds, tls-hostname, as libvirt sets them
@@ -1972,25 +1922,25 @@ class StreamTest(StandinBase):
             return ["-object", "tls-creds-x509,id=objlibvirt_migrate_tls0,dir=%s,"
                     "endpoint=%s,verify-peer=on" % (pki, endpoint)]
 
-        port = free_port()
+        port, relay_port = two_free_ports()
         uri = "tcp:127.0.0.1:%d" % port
-        pcap = os.path.join(self.workdir, "tls.pcap")
+        path = os.path.join(self.workdir, "tls.rec")
         tproc, target = self.stream_target(uri, tls=creds("server"))
         target.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0"})
         target.cmd("start-migrate-incoming", uri=uri)
         sproc, source = self.stream_source(tls=creds("client"))
         source.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0",
                                                 "tls-hostname": "127.0.0.1"})
-        with wirecapture.Capture("lo", pcap, "tcp port %d" % port):
-            source.cmd("migrate", uri=uri)
+        with wirecapture.Relay(("127.0.0.1", relay_port), ("127.0.0.1", port), path):
+            source.cmd("migrate", uri="tcp:127.0.0.1:%d" % relay_port)
             self.wait_source(source, "completed")
-        self.assert_target_done(target)
-        self.assertEqual(self.pattern_hits(pcap), 0)
+            self.assert_target_done(target)
+        rec = wirecapture.Recording(path)
+        self.assertEqual(self.pattern_hits(rec), 0)
         # inside the records, both ways: TLS (handshake records: 0x16 0x03),
         # not QEMU's stream ("QEVM") nor the guest's memory
-        there, back = captured_directions(pcap, port)
-        plain_there = decode_stream(there, KEY_A, 0)[1]
-        plain_back = decode_stream(back, KEY_A, 1)[1]
+        _, plain_there, plain_back = wirecapture.decode_stream(*rec.only(),
+                                                               bytes.fromhex(KEY_A))
         self.assertEqual((plain_there[:2], plain_back[:2]), (b"\x16\x03", b"\x16\x03"))
         self.assertNotIn(b"QEVM", plain_there)
         self.assertEqual(sum(plain_there.count(w)
