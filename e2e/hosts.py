@@ -399,10 +399,11 @@ class Host:
                 pass
         return "\n".join(out)
 
-    def kill_daemon(self, sig=signal.SIGTERM, timeout=60):
+    def kill_daemon(self, sig=signal.SIGTERM, timeout=120):
         """Send @sig to libvirtd only (its domains' QEMU processes are not
         in its process group: they daemonize); returns the seconds until
-        it exited."""
+        it exited. (With a migration job running, libvirtd holds a SIGTERM
+        for its 30 s forced-shutdown window: the ceiling is well above.)"""
         start = time.monotonic()
         os.kill(self.daemon.pid, sig)
         try:
