@@ -109,19 +109,25 @@ def virsh_fields(text):
 
 def platform_pdh(host):
     """The base64 PDH certificate of @host's SEV platform (virsh nodesevinfo).
-    Tried 3 times: once in a demo run, right after libvirtd's start,
-    nodesevinfo failed with "An error occurred, but the cause is unknown"
-    (reported; each retry is printed)."""
-    for attempt in range(3):
+    Tried again, once a second, for up to 30 s: in a demo run, right after
+    libvirtd's start, nodesevinfo once failed with "An error occurred, but
+    the cause is unknown" (libvirt's QEMU capabilities lookup returned no
+    capabilities and set no error; not understood yet). Each failure is
+    printed, so that the tests' logs keep showing it."""
+    deadline = time.monotonic() + 30
+    attempt = 0
+    while True:
+        attempt += 1
         res = host.virsh("nodesevinfo", check=False)
         if res.returncode == 0:
             return virsh_fields(res.stdout)["pdh"]
         print("note: virsh nodesevinfo on host %s failed (attempt %d): %s"
-              % (host.name, attempt + 1, res.stderr.strip().replace("\n", " / ")),
+              % (host.name, attempt, res.stderr.strip().replace("\n", " / ")),
               flush=True)
+        if time.monotonic() > deadline:
+            raise hosts.SetupError("virsh nodesevinfo on host %s: %s\n%s"
+                                   % (host.name, res.stderr.strip(), host.log_tail()))
         time.sleep(1)
-    raise hosts.SetupError("virsh nodesevinfo on host %s: %s\n%s"
-                           % (host.name, res.stderr.strip(), host.log_tail()))
 
 
 def set_launch_session(host, lab, name, launch):
