@@ -47,9 +47,11 @@ def pattern_errors(data, limit=5):
 
 
 class QMP:
-    """A minimal QMP client with a bounded timeout on every read."""
+    """A minimal QMP client with a bounded timeout on every read (a
+    ceiling for a QEMU that hangs: a reply takes milliseconds, also on a
+    loaded machine)."""
 
-    def __init__(self, path, timeout=10):
+    def __init__(self, path, timeout=60):
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -99,17 +101,23 @@ class QMP:
         with open(path, "rb") as f:
             return f.read()
 
-    def wait_ready(self, workdir, timeout=20):
+    def wait_ready(self, workdir, timeout=60):
         deadline = time.monotonic() + timeout
         while self.read_word(READY_ADDR, workdir) != READY_MAGIC:
             if time.monotonic() > deadline:
                 raise TimeoutError("guest not ready after %d s" % timeout)
             time.sleep(0.1)
 
-    def counter_grows(self, workdir, wait=0.5):
-        first = self.read_word(COUNTER_ADDR, workdir)
-        time.sleep(wait)
-        return first, self.read_word(COUNTER_ADDR, workdir)
+    def counter_grows(self, workdir, timeout=60):
+        """The pass counter, then a larger value of it: polled until it
+        grows (a busy machine may give the guest's vCPU no time for a
+        while), at most @timeout seconds; then its last value."""
+        first = last = self.read_word(COUNTER_ADDR, workdir)
+        deadline = time.monotonic() + timeout
+        while last <= first and time.monotonic() < deadline:
+            time.sleep(0.1)
+            last = self.read_word(COUNTER_ADDR, workdir)
+        return first, last
 
 
 class PatternCheckTest(unittest.TestCase):

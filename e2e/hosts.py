@@ -14,12 +14,17 @@
 #              no cgroup delegation in this sandbox;
 #              stdio_handler file: no virtlogd needed;
 #              migration_host: the host's own address on the veth link;
-#              mirror_helper_timeout 5 (default 60): the "helper never
-#              ready" test waits this long.
+#              mirror_helper_timeout 60 (libvirt's default): far above
+#              any helper boot the tests configure (a few seconds at
+#              most), so that a loaded machine never ends a legitimate
+#              wait; the "helper never ready" cases (helper=hang: nothing
+#              legitimate competes) restart host b with
+#              HANG_HELPER_TIMEOUT, 5, for their duration.
 #              mirror_attestation_agent: the host's attestation agent
 #              (attestation-agent in the host's directory: a wrapper that
 #              runs the reference agent, virt-qemu-sev-owner agent, with the
-#              guest owner's directory), mirror_attestation_timeout 30;
+#              guest owner's directory), mirror_attestation_timeout 30
+#              (an agent run takes well under a second, also loaded);
 #   qemu-mirror-standin.conf  the QEMU stand-in's settings on this host
 #              (e2e/standin): how long the simulated migration helper
 #              boots and how it ends, and the host's SEV platform key
@@ -86,7 +91,9 @@ LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
 
 HOSTS = {"a": "10.250.0.1", "b": "10.250.0.2"}
 LAB_TAG = os.environ.get("E2E_LAB_TAG", "")
-HELPER_TIMEOUT = 5
+# mirror_helper_timeout and mirror_attestation_timeout (seconds): see above
+HELPER_TIMEOUT = 60
+HANG_HELPER_TIMEOUT = 5
 ATTESTATION_TIMEOUT = 30
 STANDIN = os.path.join(BUILD, "qemu-mirror-standin")
 # the guest owner's reference tool (tools/virt-qemu-sev-owner.c)
@@ -313,7 +320,7 @@ class Host:
                     % (helper, boot_ms, self.pdh_key, self.pdh_cert,
                        self.cert_chain, "true" if test_mode else "false"))
 
-    def standin_control(self, command, timeout=10, **arguments):
+    def standin_control(self, command, timeout=60, **arguments):
         """The reply to @command on the control socket of this host's
         stand-in (test mode): fault injection while libvirt holds the
         monitor, also while it hides an incoming domain."""
@@ -369,7 +376,7 @@ class Host:
                 pass
         return pids
 
-    def start(self, timeout=60):
+    def start(self, timeout=120):
         mounts = " && ".join("mount --bind %s %s" % (self.bound(d), d)
                              for d in BOUND_DIRS)
         libvirtd = os.path.join(LIBVIRT_BUILD, "src", "libvirtd")
@@ -425,10 +432,11 @@ class Host:
                 pass
         return "\n".join(out)
 
-    def kill_daemon(self, sig=signal.SIGTERM, timeout=60):
+    def kill_daemon(self, sig=signal.SIGTERM, timeout=120):
         """Send @sig to libvirtd only (its domains' QEMU processes are not
         in its process group: they daemonize); returns the seconds until
-        it exited."""
+        it exited. (With a migration job running, libvirtd holds a SIGTERM
+        for its 30 s forced-shutdown window: the ceiling is well above.)"""
         start = time.monotonic()
         os.kill(self.daemon.pid, sig)
         try:

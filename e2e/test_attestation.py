@@ -17,7 +17,7 @@
 #
 #   the agent is missing (not configured; configured but not there), exits
 #   non-zero (at the session step, at the attest step), times out
-#   (mirror_attestation_timeout, small here), gives malformed output (not
+#   (mirror_attestation_timeout, 10 s here), gives malformed output (not
 #   JSON; a secret header of the wrong size), refuses a measurement that does
 #   not match (the owner expects another firmware), the platform rejects the
 #   secret (sealed with another TEK/TIK; a secret replayed from an earlier
@@ -46,10 +46,14 @@
 # which proves the search works. The guest owner's directories are left out:
 # they stand for the guest owner's machine, where these secrets belong.
 #
-# The wire, last: with mirror_migration_tls = 0 on both hosts, the link is
-# captured (tcpdump on the target's veth) during a confidential migration
-# without --tls: the guest's memory pattern is not in the capture (0 hits).
-# The same capture during a plain migration of a plain guest finds it.
+# The wire, last: with mirror_migration_tls = 0 on both hosts, a
+# confidential migration without --tls is recorded by a recording TCP relay
+# (e2e/wirecapture.py) in the source's namespace, through which the
+# migration stream goes to the target (--migrateuri): the guest's memory
+# pattern is not in the recording (0 hits), and the recording is the whole
+# stream: every record decrypts with the guest owner's transport key and
+# authenticates up to the end record, to QEMU's stream with the pattern in
+# it. The same recording of a plain migration of a plain guest finds it.
 #
 # Exit status 77 (meson: skipped) when this machine cannot make the test
 # hosts, with the reason printed.
@@ -74,8 +78,12 @@ import wirecapture  # noqa: E402
 
 GUEST = None
 DOMAIN = "e2e-att"
-# host b's mirror_attestation_timeout in these tests (seconds)
-TIMEOUT = 3
+# host b's mirror_attestation_timeout in these tests (seconds). The agent
+# that times out (test_05) is waited for this long; every legitimate agent
+# run, in that test too (its session step), must end within it: the
+# reference agent takes milliseconds, e2e/testagent.py (Python) well under a
+# second also on a loaded machine, so 10 s leaves a margin of 10 and more.
+TIMEOUT = 10
 # the attest runs of a misbehaving agent that hangs carry this name (argv[0])
 HANG_NAME = "e2e-attestation-agent-hangs"
 
@@ -473,25 +481,30 @@ class AttestationTest(sevguest.SevGuestLabTest):
     # ------------------------------------------------------- wire capture
 
     def capture_migration(self, src, dst, name, *flags):
-        """Migrates @name from @src to @dst (without --tls) while host
-        @dst's end of the link is captured; (bytes of TCP payload, hits of
-        the guest's memory pattern) in the capture."""
-        pcap = os.path.join(self.lab.dir, "wire-%s.pcap" % name)
-        with wirecapture.Capture("lvm-e2e-v%s" % dst.name, pcap, "tcp",
-                                 netns=dst.netns):
+        """Migrates @name from @src to @dst (without --tls) through the
+        recording relay: the relay listens on 127.0.0.1 in @src's network
+        namespace, where --migrateuri sends the source's stream, and
+        forwards it to @dst's address, where the target listens on the
+        same port. The Recording (whole, or Inconclusive)."""
+        # a port in neither libvirt's migration range nor the ephemeral one
+        port = 40000 + os.getpid() % 5000
+        path = os.path.join(self.lab.dir, "wire-%s" % name)
+        with wirecapture.Relay(("127.0.0.1", port), (dst.addr, port), path,
+                               netns=src.netns):
             res = src.virsh("migrate", "--live", "--p2p", *flags, name,
-                            "qemu+tls://%s/system" % dst.addr, check=False, timeout=120)
+                            "qemu+tls://%s/system" % dst.addr,
+                            "--migrateuri", "tcp://127.0.0.1:%d" % port,
+                            check=False, timeout=600)
         self.assertEqual(res.returncode, 0, res.stderr + src.log_tail() + dst.log_tail())
-        hits = sum(wirecapture.count_pattern(pcap, w)
-                   for w in wirecapture.guest_pattern_windows())
-        return wirecapture.payload_bytes(pcap), hits
+        return wirecapture.Recording(path)
 
     def test_14_wire_capture(self):
-        """Without --tls (mirror_migration_tls = 0 on both hosts), the link
-        is captured (tcpdump on the target's veth) during a confidential
-        migration of the SEV guest: the guest's memory pattern is not in
-        it. The same capture during a plain migration of a plain guest
-        finds the pattern, which proves the search works."""
+        """Without --tls (mirror_migration_tls = 0 on both hosts), the
+        migration stream of a confidential migration of the SEV guest is
+        recorded whole (the recording relay): the guest's memory pattern is
+        not in it, though it is in the stream the records carry. The same
+        recording of a plain migration of a plain guest finds the pattern,
+        which proves the search works."""
         lab = self.lab
         src, dst = ((self.b, self.a) if sevguest.state(self.b, DOMAIN) == "running"
                     else (self.a, self.b))
@@ -505,20 +518,31 @@ class AttestationTest(sevguest.SevGuestLabTest):
         self.addCleanup(tls, True)
         sevguest.wait_helper_ready(src, DOMAIN)
 
-        moved, hits = self.capture_migration(src, dst, DOMAIN, "--confidential")
-        print("\n    confidential, no --tls: %.1f MiB of TCP payload captured, "
-              "%d hit(s) of the guest's pattern" % (moved / 2 ** 20, hits), flush=True)
+        rec = self.capture_migration(src, dst, DOMAIN, "--confidential")
+        hits = rec.count(wirecapture.guest_pattern_windows())
+        print("\n    confidential, no --tls: %.1f MiB recorded, %d hit(s) of the guest's "
+              "pattern" % (rec.total() / 2 ** 20, hits), flush=True)
         self.assertEqual(sevguest.state(dst, DOMAIN), "running")
         self.assertEqual(sevguest.pattern_errors(dst, lab, DOMAIN), [])
-        self.assertGreater(moved, 4 << 20, "the capture missed the migration")
+        self.assertGreater(rec.total(), 4 << 20, "the recording missed the migration")
         self.assertEqual(hits, 0)
+        # the recording is the whole stream, and it held the pattern: every
+        # record decrypts with the owner's key and authenticates, in order,
+        # up to the end record, to QEMU's stream (no TLS inside: --tls was
+        # not given) with the guest's pattern in it
+        key_id, there, back = wirecapture.decode_stream(*rec.only(), lab.owner.key())
+        self.assertEqual(key_id, lab.owner.key_id)
+        self.assertEqual(there[:4], b"QEVM")
+        self.assertGreater(sum(there.count(w) for w in wirecapture.guest_pattern_windows()),
+                           0)
 
         plain = "e2e-wire-plain"
         sevguest.define_and_start(src, lab, plain, sevguest.domain_xml(lab, plain, GUEST))
         self.addCleanup(lambda: [h.virsh("destroy", plain, check=False) for h in (src, dst)])
-        moved, hits = self.capture_migration(src, dst, plain)
-        print("    plain guest, plain migration: %.1f MiB captured, %d hit(s)"
-              % (moved / 2 ** 20, hits), flush=True)
+        rec = self.capture_migration(src, dst, plain)
+        hits = rec.count(wirecapture.guest_pattern_windows())
+        print("    plain guest, plain migration: %.1f MiB recorded, %d hit(s)"
+              % (rec.total() / 2 ** 20, hits), flush=True)
         self.assertGreater(hits, 0)
 
 

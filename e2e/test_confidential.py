@@ -47,7 +47,7 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         no domain and no QEMU (sevguest.source_untouched)."""
         sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
 
-    def assertCounterGrows(self, host, timeout=10):
+    def assertCounterGrows(self, host, timeout=60):
         """The guest runs on @host: its pass counter grows (bounded wait)."""
         lab = self.lab
         before = sevguest.guest_word(host, lab, DOMAIN, guestcheck.COUNTER_ADDR)
@@ -154,13 +154,20 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         self.assertSourceUntouched()
 
     def test_04_helper_never_ready(self):
-        self.b.standin_config(helper="hang")
+        # the helper hangs, so nothing legitimate races the timeout: host b
+        # waits the short HANG_HELPER_TIMEOUT here, not its usual one
+        b = self.b
+        b.qemu_conf(helper_timeout=hosts.HANG_HELPER_TIMEOUT)
+        b.restart()
+        self.addCleanup(b.restart)
+        self.addCleanup(b.qemu_conf)
+        b.standin_config(helper="hang")
         start = time.monotonic()
         res = self.migrate()
         self.assertIn("migration helper of domain '%s' is not ready after %d ms "
-                      "(status 'booting')" % (DOMAIN, hosts.HELPER_TIMEOUT * 1000),
+                      "(status 'booting')" % (DOMAIN, hosts.HANG_HELPER_TIMEOUT * 1000),
                       res.stderr)
-        self.assertGreaterEqual(time.monotonic() - start, hosts.HELPER_TIMEOUT)
+        self.assertGreaterEqual(time.monotonic() - start, hosts.HANG_HELPER_TIMEOUT)
         self.assertSourceUntouched()
 
     def test_05_helper_failed(self):
@@ -253,7 +260,12 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         self.assertSourceUntouched()
 
     def test_08b_domjobabort_during_helper_boot(self):
-        self.b.standin_config(boot_ms=2000)
+        # the abort must reach host a while host b's helper boots (the
+        # source acts on it once the target's Prepare is over): one virsh
+        # command, well under a second even on a loaded machine, against a
+        # boot of 8 s; and that boot ends far within host b's
+        # mirror_helper_timeout (hosts.HELPER_TIMEOUT)
+        self.b.standin_config(boot_ms=8000)
         since = len(self.b.domain_log(DOMAIN))
         proc = self.start_migration()
         self.wait_log(self.b, "migration helper: booting", since)

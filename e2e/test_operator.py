@@ -167,12 +167,16 @@ class OperatorTest(sevguest.SevGuestLabTest):
         """domjobinfo on both hosts says the migration is confidential; on
         the target, during Prepare, it gives the step and its time. Last:
         the guest ends up on host b."""
-        self.b.standin_config(boot_ms=4000)
+        # the phase lasts the helper's boot: 6 s, in which the loop below
+        # (one virsh call a round, well under a second also on a loaded
+        # machine) looks several times; the boot ends far within host b's
+        # mirror_helper_timeout (hosts.HELPER_TIMEOUT)
+        self.b.standin_config(boot_ms=6000)
         self.addCleanup(self.b.standin_config)
         proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--tls", "--confidential",
                                       DOMAIN, "qemu+tls://%s/system" % self.b.addr)
         seen = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             info = sevguest.job_info(self.b, DOMAIN, completed=False)
             if info.get("Confidential phase", "").startswith("waiting-for-helper"):

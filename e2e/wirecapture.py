@@ -1,98 +1,107 @@
 #!/usr/bin/python3
 #
-# Wire capture for the tests: what crossed a network interface during a
-# migration, and whether a byte pattern (the e2e guest's memory pattern,
-# e2e/guestcheck.py) is in it.
+# What crossed the wire during a migration, recorded without loss, and
+# whether a byte pattern (the e2e guest's memory pattern, e2e/guestcheck.py)
+# is in it.
 #
-#   with Capture("lo", "/tmp/x.pcap", "tcp port 4444"):
-#       ... migrate ...
-#   hits = count_pattern("/tmp/x.pcap", guest_pattern_bytes(100, 8))
+#   with Relay(("127.0.0.1", 4444), ("127.0.0.1", 5555), "/tmp/rec") as relay:
+#       ... migrate to 127.0.0.1:4444 (the target listens on 5555) ...
+#   rec = relay.recording()          # raises Inconclusive if bytes are missing
+#   hits = rec.count(guest_pattern_windows())
 #
-# Capture runs Debian's tcpdump (-w, pcap format; needs CAP_NET_RAW) and
-# waits until it listens. count_pattern() reads the pcap file itself: it
-# reassembles each TCP connection's byte stream per direction (by sequence
-# number, so that a pattern split across two segments is still found) and
-# counts the occurrences in each contiguous run of bytes.
+# Why a relay and not a packet capture: tcpdump drops packets when the
+# machine is busy (the kernel's ring overflows), and the capture then holds
+# a stream with holes. A hole cannot be told from a byte that never crossed,
+# so a confidentiality check ("the pattern is not on the wire") could pass
+# on what it never saw. The relay is a TCP endpoint: it forwards every byte
+# that TCP delivers to it and writes each to the recording *before* it
+# forwards it, so nothing the target received can be missing from the
+# recording. It counts what it forwarded, separately, and recording()
+# compares: a recording that holds fewer bytes than were forwarded is
+# Inconclusive, never a finding.
 #
-# Usage as a program: wirecapture.py FILE.pcap HEXPATTERN   (prints the count)
+# The relay runs as a process of its own (this file run as a program), in a
+# network namespace if asked (ip netns exec), so that it can stand between
+# two test hosts. It records every connection it accepts, in both
+# directions: DIR/conn-N.there (client to server), DIR/conn-N.back, and at
+# the end DIR/summary.json (per connection: bytes forwarded each way, how
+# each direction ended).
+#
+# Test fault (to see the checks fail): WIRECAPTURE_FAULT=skip:OFFSET:LENGTH
+# in the relay's environment leaves LENGTH bytes at OFFSET out of the
+# recording of each connection's "there" direction (they are still
+# forwarded and counted).
+#
+# Usage as a program:
+#   wirecapture.py relay LISTEN_HOST LISTEN_PORT TO_HOST TO_PORT DIR
+#   wirecapture.py count DIR HEXPATTERN     (prints the count)
 
+import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
-TCPDUMP = "/usr/bin/tcpdump"
+# the ceiling for the relay's start and stop: it only bounds a hung relay
+TIMEOUT = 120
 
 
-class Capture:
-    """tcpdump -i IFACE -w PATH [FILTER] (in network namespace @netns, if
-    given), from __enter__/start() until __exit__/stop()."""
+class Inconclusive(AssertionError):
+    """The recording is not the whole of what crossed: no finding can be
+    made from it."""
 
-    def __init__(self, iface, path, bpf_filter=None, timeout=10, netns=None):
-        self.iface = iface
-        self.netns = netns
+
+class Relay:
+    """The recording relay from __enter__/start() to __exit__/stop():
+    listens on @listen (host, port) and forwards each connection to @to
+    (host, port), in network namespace @netns if given."""
+
+    def __init__(self, listen, to, path, netns=None, env=None):
+        self.listen = listen
+        self.to = to
         self.path = path
-        self.filter = bpf_filter
-        self.timeout = timeout
+        self.netns = netns
+        self.env = env
         self.proc = None
-        self.stderr = b""
+        self.output = b""
 
     def start(self):
-        argv = [TCPDUMP, "-i", self.iface, "-w", self.path, "-U", "-n",
-                "--immediate-mode",
-                "-s", "0", "-B", "16384"]
-        if self.filter:
-            argv += self.filter.split()
+        os.makedirs(self.path, exist_ok=True)
+        argv = [sys.executable, os.path.abspath(__file__), "relay",
+                self.listen[0], str(self.listen[1]), self.to[0], str(self.to[1]),
+                self.path]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns] + argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        # tcpdump says "listening on IFACE" once its socket is bound
-        deadline = time.monotonic() + self.timeout
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        while b"listening on" not in self.stderr:
-            if self.proc.poll() is not None:
-                self.stderr += self.proc.stderr.read() or b""
-                raise RuntimeError("tcpdump failed: %s"
-                                   % self.stderr.decode(errors="replace"))
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError("tcpdump does not listen after %d s" % self.timeout)
-            chunk = self.proc.stderr.read()
-            if chunk:
-                self.stderr += chunk
-            else:
-                time.sleep(0.02)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=self.env)
+        # it prints "listening" once its socket is bound; a line is waited
+        # for without a fixed time: the relay either says so or exits
+        line = self.proc.stdout.readline()
+        if not line.startswith(b"listening"):
+            self.output = line + self.proc.stdout.read()
+            self.proc.wait(TIMEOUT)
+            raise RuntimeError("the recording relay did not start: %s"
+                               % self.output.decode(errors="replace"))
         return self
 
-    def stop(self, settle=0.5):
-        """Stop tcpdump, once its file has not grown for @settle seconds
-        (SIGINT drops what it has not read from the kernel yet); its
-        statistics (stderr)."""
+    def stop(self):
+        """Stop accepting, let the connections end, write the summary."""
         if self.proc and self.proc.poll() is None:
-            deadline = time.monotonic() + self.timeout
-            size, since = -1, time.monotonic()
-            while time.monotonic() < deadline:
-                now = os.path.getsize(self.path) if os.path.exists(self.path) else 0
-                if now != size:
-                    size, since = now, time.monotonic()
-                elif time.monotonic() - since >= settle:
-                    break
-                time.sleep(0.05)
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(self.timeout)
+                self.output += self.proc.communicate(timeout=TIMEOUT)[0]
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            os.set_blocking(self.proc.stderr.fileno(), True)
-            self.stderr += self.proc.stderr.read() or b""
-            self.proc.stderr.close()
-        return self.stderr.decode(errors="replace")
+                self.output += self.proc.communicate()[0]
+        return self.output.decode(errors="replace")
+
+    def recording(self):
+        return Recording(self.path)
 
     def __enter__(self):
         return self.start()
@@ -102,133 +111,106 @@ class Capture:
         return False
 
 
-# ------------------------------------------------------------ pcap reading
+class Recording:
+    """What a relay recorded in @path. Opening it checks that it is whole:
+    Inconclusive if the relay did not finish, or if a direction of a
+    connection holds fewer (or more) bytes than the relay forwarded."""
 
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
+    def __init__(self, path):
+        self.path = path
+        try:
+            with open(os.path.join(path, "summary.json")) as f:
+                summary = json.load(f)
+        except FileNotFoundError:
+            raise Inconclusive("%s: no summary: the relay did not finish" % path) from None
+        self.connections = []
+        problems = []
+        for conn in summary["connections"]:
+            dirs = {}
+            for d in ("there", "back"):
+                with open(os.path.join(path, "conn-%d.%s" % (conn["id"], d)), "rb") as f:
+                    data = f.read()
+                forwarded = conn[d]["forwarded"]
+                if len(data) != forwarded:
+                    problems.append("connection %d, %s: %d of the %d bytes forwarded are "
+                                    "in the recording" % (conn["id"], d, len(data), forwarded))
+                dirs[d] = data
+            self.connections.append(
+                {"there": dirs["there"], "back": dirs["back"],
+                 "ended": (conn["there"]["ended"], conn["back"]["ended"])})
+        if problems:
+            raise Inconclusive("the recording is not whole: " + "; ".join(problems))
 
+    def total(self):
+        """Bytes recorded, both directions of every connection."""
+        return sum(len(c["there"]) + len(c["back"]) for c in self.connections)
 
-def packets(path):
-    """(linktype, frame bytes) of each packet of the pcap file @path."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 24:
-        return
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    else:
-        raise ValueError("%s: not a pcap file" % path)
-    linktype = struct.unpack(endian + "I", data[20:24])[0] & 0x0FFFFFFF
-    off = 24
-    while off + 16 <= len(data):
-        incl = struct.unpack(endian + "I", data[off + 8:off + 12])[0]
-        off += 16
-        yield linktype, data[off:off + incl]
-        off += incl
+    def count(self, patterns):
+        """Occurrences of each byte string in @patterns (one, or a list),
+        summed over every direction of every connection."""
+        if isinstance(patterns, bytes):
+            patterns = [patterns]
+        if not all(patterns):
+            raise ValueError("empty pattern")
+        return sum(c[d].count(p) for p in patterns for c in self.connections
+                   for d in ("there", "back"))
 
-
-def _ip_packet(linktype, frame):
-    """The IP packet in @frame, or None."""
-    if linktype == LINKTYPE_ETHERNET:
-        off = 12
-        ethertype = struct.unpack(">H", frame[off:off + 2])[0]
-        while ethertype in (0x8100, 0x88A8):   # VLAN tags
-            off += 4
-            ethertype = struct.unpack(">H", frame[off:off + 2])[0]
-        return frame[off + 2:] if ethertype in (0x0800, 0x86DD) else None
-    if linktype == LINKTYPE_LINUX_SLL:
-        proto = struct.unpack(">H", frame[14:16])[0]
-        return frame[16:] if proto in (0x0800, 0x86DD) else None
-    if linktype == LINKTYPE_LINUX_SLL2:
-        proto = struct.unpack(">H", frame[0:2])[0]
-        return frame[20:] if proto in (0x0800, 0x86DD) else None
-    if linktype == LINKTYPE_NULL:
-        return frame[4:]
-    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
-        return frame
-    return None
-
-
-def _tcp_segment(ip):
-    """(flow, seq, payload) of the TCP segment in IP packet @ip, or None."""
-    if len(ip) < 20:
-        return None
-    version = ip[0] >> 4
-    if version == 4:
-        ihl = (ip[0] & 0x0F) * 4
-        total = struct.unpack(">H", ip[2:4])[0]
-        if ip[9] != 6:
-            return None
-        src, dst = ip[12:16], ip[16:20]
-        tcp = ip[ihl:total] if total else ip[ihl:]
-    elif version == 6:
-        if len(ip) < 40 or ip[6] != 6:    # no extension headers expected
-            return None
-        plen = struct.unpack(">H", ip[4:6])[0]
-        src, dst = ip[8:24], ip[24:40]
-        tcp = ip[40:40 + plen]
-    else:
-        return None
-    if len(tcp) < 20:
-        return None
-    sport, dport, seq = struct.unpack(">HHI", tcp[:8])
-    doff = (tcp[12] >> 4) * 4
-    return (src, sport, dst, dport), seq, tcp[doff:]
+    def only(self):
+        """The one connection's two directions: (there, back)."""
+        if len(self.connections) != 1:
+            raise AssertionError("%d connections recorded, expected one: %s"
+                                 % (len(self.connections),
+                                    [(len(c["there"]), len(c["back"]), c["ended"])
+                                     for c in self.connections]))
+        return self.connections[0]["there"], self.connections[0]["back"]
 
 
-def streams(path):
-    """The TCP payload of each connection direction in capture @path, as
-    lists of contiguous byte runs (a gap, e.g. a packet the capture
-    dropped, starts a new run). {flow: [bytes, ...]}"""
-    segs = {}
-    for linktype, frame in packets(path):
-        ip = _ip_packet(linktype, frame)
-        seg = _tcp_segment(ip) if ip else None
-        if seg and seg[2]:
-            segs.setdefault(seg[0], []).append((seg[1], seg[2]))
-    out = {}
-    for flow, lst in segs.items():
-        base = lst[0][0]
-        rel = sorted((((seq - base) & 0xFFFFFFFF), payload) for seq, payload in lst)
-        runs = []
-        cur = bytearray()
-        end = None
-        for start, payload in rel:
-            if end is None:
-                cur += payload
-                end = start + len(payload)
-            elif start > end:
-                runs.append(bytes(cur))
-                cur = bytearray(payload)
-                end = start + len(payload)
-            elif start + len(payload) > end:
-                cur += payload[end - start:]
-                end = start + len(payload)
-        if cur:
-            runs.append(bytes(cur))
-        out[flow] = runs
-    return out
+# ------------------------------------------------- the stand-in's stream
 
+def decode_stream(there, back, key):
+    """The plaintext of both directions of the stand-in's encrypted stream
+    (e2e/standin/stream.c), decrypted with python3-cryptography from its
+    documented format, independently of the stand-in's C code: (key id,
+    plaintext there, plaintext back). @key is the transport key (32
+    bytes). Every record must authenticate, in sequence, up to the end
+    record, with nothing after it: a recording with a byte missing or
+    changed raises AssertionError."""
+    import hashlib
+    import hmac
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-def payload_bytes(path):
-    """How many TCP payload bytes capture @path holds (retransmissions
-    counted once)."""
-    return sum(len(run) for runs in streams(path).values() for run in runs)
+    if there[:16] != b"LVMIRROR-STREAM1":
+        raise AssertionError("no handshake: %r" % there[:16])
+    salt = there[16:48]
+    id_len = there[48]
+    key_id = there[49:49 + id_len].decode("ascii", "replace")
+    aead = AESGCM(hmac.new(key, b"lvmirror stream key" + salt, hashlib.sha256).digest())
 
+    def records(data, off, direction):
+        seq = 0
+        out = bytearray()
+        while True:
+            if off + 4 > len(data):
+                raise AssertionError("direction %d: no end record" % direction)
+            n = int.from_bytes(data[off:off + 4], "big")
+            nonce = direction.to_bytes(4, "big") + seq.to_bytes(8, "big")
+            aad = data[off:off + 4] + seq.to_bytes(8, "big")
+            try:
+                out += aead.decrypt(nonce, data[off + 4:off + 4 + n + 16], aad)
+            except Exception:
+                raise AssertionError("direction %d: record %d (%d bytes at %d of %d) does "
+                                     "not authenticate" % (direction, seq, n, off, len(data))
+                                     ) from None
+            off += 4 + n + 16
+            seq += 1
+            if n == 0:
+                break
+        if off != len(data):
+            raise AssertionError("direction %d: %d bytes after the end record"
+                                 % (direction, len(data) - off))
+        return bytes(out)
 
-def count_pattern(path, pattern):
-    """Occurrences of bytes @pattern in the TCP streams of capture @path."""
-    if not pattern:
-        raise ValueError("empty pattern")
-    return sum(run.count(pattern) for runs in streams(path).values() for run in runs)
+    return key_id, records(there, 49 + id_len, 0), records(back, 0, 1)
 
 
 def guest_pattern_windows(count=8, words=8):
@@ -243,12 +225,128 @@ def guest_pattern_windows(count=8, words=8):
             for first in (k * step + 100 for k in range(count))]
 
 
-def main(argv):
-    if len(argv) != 3:
-        print("usage: wirecapture.py FILE.pcap HEXPATTERN", file=sys.stderr)
-        return 2
-    print(count_pattern(argv[1], bytes.fromhex(argv[2])))
+# ----------------------------------------------------------- the relay
+
+class _Direction:
+    def __init__(self, path, skip):
+        self.file = open(path, "wb")
+        self.forwarded = 0
+        self.ended = "open"
+        self.skip = skip          # (offset, length) left out: the test fault
+
+    def record(self, data):
+        if self.skip:
+            start, length = self.skip
+            lo = max(self.forwarded, start) - self.forwarded
+            hi = min(self.forwarded + len(data), start + length) - self.forwarded
+            if lo < hi:
+                data = data[:lo] + data[hi:]
+        self.file.write(data)
+
+
+def _pump(src, dst, direction):
+    """Forward @src to @dst until EOF, recording each chunk before it is
+    sent on."""
+    try:
+        while True:
+            data = src.recv(1 << 16)
+            if not data:
+                direction.ended = "eof"
+                break
+            direction.record(data)
+            dst.sendall(data)
+            direction.forwarded += len(data)
+    except OSError as e:
+        direction.ended = "error: %s" % (e.strerror or e)
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _relay_main(listen_host, listen_port, to_host, to_port, path):
+    fault = os.environ.get("WIRECAPTURE_FAULT", "")
+    skip = None
+    if fault.startswith("skip:"):
+        _, offset, length = fault.split(":")
+        skip = (int(offset), int(length))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+
+    family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
+    lsock = socket.socket(family, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((listen_host, listen_port))
+    lsock.listen(8)
+    lsock.settimeout(0.2)
+    print("listening on %s:%d" % (listen_host, listen_port), flush=True)
+
+    conns = []
+    while not stop.is_set():
+        try:
+            client, _ = lsock.accept()
+        except socket.timeout:
+            continue
+        except InterruptedError:
+            continue
+        client.settimeout(None)
+        n = len(conns)
+        conn = {"id": n, "sockets": [client], "threads": [],
+                "there": _Direction(os.path.join(path, "conn-%d.there" % n), skip),
+                "back": _Direction(os.path.join(path, "conn-%d.back" % n), None)}
+        conns.append(conn)
+        try:
+            server = socket.create_connection((to_host, to_port), timeout=TIMEOUT)
+            server.settimeout(None)
+        except OSError as e:
+            conn["there"].ended = conn["back"].ended = "connect: %s" % (e.strerror or e)
+            client.close()
+            continue
+        conn["sockets"].append(server)
+        for a, b, d in ((client, server, conn["there"]), (server, client, conn["back"])):
+            t = threading.Thread(target=_pump, args=(a, b, d), daemon=True)
+            t.start()
+            conn["threads"].append(t)
+    lsock.close()
+    # what is still open ends by itself once the peers close; a connection
+    # left open (the test stopped mid-migration) is cut after the ceiling
+    deadline = time.monotonic() + TIMEOUT
+    for conn in conns:
+        for t in conn["threads"]:
+            t.join(max(0, deadline - time.monotonic()))
+        for s in conn["sockets"]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in conn["threads"]:
+            t.join()
+        for s in conn["sockets"]:
+            s.close()
+    summary = {"connections": []}
+    for conn in conns:
+        entry = {"id": conn["id"]}
+        for d in ("there", "back"):
+            conn[d].file.close()
+            entry[d] = {"forwarded": conn[d].forwarded, "ended": conn[d].ended}
+        summary["connections"].append(entry)
+    tmp = os.path.join(path, "summary.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(summary, f)
+    os.rename(tmp, os.path.join(path, "summary.json"))
     return 0
+
+
+def main(argv):
+    if len(argv) == 7 and argv[1] == "relay":
+        return _relay_main(argv[2], int(argv[3]), argv[4], int(argv[5]), argv[6])
+    if len(argv) == 4 and argv[1] == "count":
+        print(Recording(argv[2]).count(bytes.fromhex(argv[3])))
+        return 0
+    print("usage: wirecapture.py relay LISTEN_HOST LISTEN_PORT TO_HOST TO_PORT DIR\n"
+          "       wirecapture.py count DIR HEXPATTERN", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

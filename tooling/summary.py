@@ -4,8 +4,10 @@
 #   N passed, N failed[, N skipped]
 # A syntax-check failure listed in tooling/syntax-check-baseline.txt (it
 # fails on pristine libvirt 11.3.0 too) is reported as such and not counted
-# as a failure; any other failure, timeout or error is. Exit status: 0 when
-# nothing failed, 1 otherwise.
+# as a failure; any other failure, timeout or error is. Before that line, the
+# time of each suite (the sum of its tests' durations, its slowest test) and
+# of the slowest tests, so that a run shows where its time goes. Exit status:
+# 0 when nothing failed, 1 otherwise.
 
 import json
 import os
@@ -33,12 +35,18 @@ def main():
     known = []
     failures = []
     seen_baseline = set()
+    suites = {}
+    durations = []
     with open(log) as f:
         for line in f:
             t = json.loads(line)
             name, result = t["name"], t["result"]
             # meson names a test "<project>:<suite> / <test>"
             suite, _, short = name.rpartition(" / ")
+            duration = float(t.get("duration") or 0)
+            tests, total, slowest = suites.get(suite, (0, 0.0, 0.0))
+            suites[suite] = (tests + 1, total + duration, max(slowest, duration))
+            durations.append((duration, name))
             if result in ("OK", "EXPECTEDFAIL"):
                 passed += 1
             elif result == "SKIP":
@@ -49,6 +57,11 @@ def main():
             else:
                 failed += 1
                 failures.append("%s (%s)" % (name, result))
+    for suite, (tests, total, slowest) in sorted(suites.items(), key=lambda i: -i[1][1]):
+        print("time: %-24s %7.1f s in %d test(s), the slowest %.1f s"
+              % (suite, total, tests, slowest))
+    for duration, name in sorted(durations, reverse=True)[:5]:
+        print("time: slowest test %7.1f s  %s" % (duration, name))
     for k in sorted(known):
         print("baseline: %s fails on pristine libvirt 11.3.0 too; not counted" % k)
     for fl in failures:

@@ -27,6 +27,13 @@
 #define QEMU_START_TIMEOUT_US (60 * G_USEC_PER_SEC)
 /* how long QEMU may take to exit after SIGTERM before it gets SIGKILL */
 #define QEMU_TERM_TIMEOUT_MS 5000
+/* Ceilings that only bound a hung QEMU: each wait ends as soon as what it
+ * waits for happens, so on a slow or loaded machine they cost nothing. */
+/* QEMU's monitor accepts a new client once its main loop saw the previous
+ * one go */
+#define QEMU_MON_RECONNECT_US (30 * G_USEC_PER_SEC)
+/* what QEMU wrote before it exited is read up to its end of file */
+#define QEMU_DRAIN_US (10 * G_USEC_PER_SEC)
 
 
 /* ------------------------------------------------------------------ */
@@ -118,7 +125,7 @@ onListen(int fd, GIOCondition cond G_GNUC_UNUSED, gpointer opaque)
         qfd = st->spareQemuFd;
         st->spareQemuFd = -1;
     } else {
-        deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+        deadline = g_get_monotonic_time() + QEMU_MON_RECONNECT_US;
         while ((qfd = connectUnix(st->qemuMonPath, true)) < 0 &&
                g_get_monotonic_time() < deadline)
             g_usleep(10 * 1000);
@@ -196,7 +203,7 @@ statusToString(int status)
 static void
 drainAndQuit(Standin *st)
 {
-    gint64 deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+    gint64 deadline = g_get_monotonic_time() + QEMU_DRAIN_US;
 
     if (st->qemu) {
         Chan *q = st->qemu;

@@ -11,10 +11,10 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 SUMMARY = os.path.join(os.path.dirname(HERE), "summary.py")
 
 
-def entry(name, result):
+def entry(name, result, duration=0.1):
     # the shape of meson's testlog.json lines (meson 1.0: no suite field;
     # the name is "<project>:<suite> / <test>")
-    return {"name": name, "result": result, "returncode": 0, "duration": 0.1}
+    return {"name": name, "result": result, "returncode": 0, "duration": duration}
 
 
 class SummaryTest(unittest.TestCase):
@@ -45,6 +45,23 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         self.assertEqual(res.stdout.splitlines()[-1], "2 passed, 1 failed, 1 skipped")
         self.assertIn("FAILED: libvirt:bin / bad (TIMEOUT)", res.stdout)
+
+    def test_suite_times(self):
+        """Each suite's summed time and slowest test, largest first, and the
+        slowest tests, before the closing line (which stays last)."""
+        res = self.summarize([
+            entry("libvirt-mirror:e2e / attestation", "OK", 98.5),
+            entry("libvirt-mirror:e2e / demo", "OK", 40.0),
+            entry("libvirt:bin / qemuxmlconftest", "OK", 20.25),
+        ], baseline="")
+        lines = res.stdout.splitlines()
+        self.assertEqual(lines[-1], "3 passed, 0 failed")
+        times = [ln for ln in lines if ln.startswith("time: ")]
+        self.assertRegex(times[0], r"^time: libvirt-mirror:e2e +138\.5 s in 2 test\(s\), "
+                                   r"the slowest 98\.5 s$")
+        self.assertRegex(times[1], r"^time: libvirt:bin +20\.2 s in 1 test\(s\)")
+        self.assertIn("time: slowest test    98.5 s  libvirt-mirror:e2e / attestation",
+                      times)
 
     def test_baseline_rule_not_counted_only_in_syntax_check(self):
         res = self.summarize([
