@@ -37,6 +37,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sevcerts  # noqa: E402
+
 BUILD = None
 TOOL = None
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -369,6 +372,12 @@ class AgentTest(Base):
     POLICY = 1
     KEY_ID = "owner-key:2026.1"
 
+    @classmethod
+    def setUpClass(cls):
+        # an "AMD" root of the test's own (RSA-4096, AMD's format): the
+        # owner trusts it alone; each test's platform is signed down from it
+        cls.root = sevcerts.Root()
+
     def setUp(self):
         super().setUp()
         owner = self.path("owner")
@@ -392,12 +401,22 @@ class AgentTest(Base):
               "transport-key = transport.key\n"
               "key-id=%s\n"
               "firmware=%s\n"
-              "policy=0x1\n" % (self.KEY_ID, self.firmware))
+              "policy=0x1\n"
+              "ark=ark.cert\n"
+              "ask=ask.cert\n" % (self.KEY_ID, self.firmware))
+        write(os.path.join(owner, "ark.cert"), self.root.ark)
+        write(os.path.join(owner, "ask.cert"), self.root.ask)
 
-        self.pdh_key = ec.generate_private_key(ec.SECP384R1())
-        self.pdh = pdh_cert(self.pdh_key.public_key())
+        self.set_platform(sevcerts.Platform(self.root))
         self.outputs = []
         self.secrets = [self.transport_key]
+
+    def set_platform(self, platform, pdh=None):
+        """The target's platform: its certificates and its PDH key; @pdh
+        replaces the PDH certificate it presents."""
+        self.platform = platform
+        self.pdh_key = platform.pdh_key
+        self.pdh = pdh or platform.pdh
 
     def tearDown(self):
         try:
@@ -425,7 +444,7 @@ class AgentTest(Base):
                "host": "target.example",
                "policy": self.POLICY,
                "platform": {"pdh": b64(self.pdh),
-                            "cert-chain": b64(bytes(3 * 0x824)),
+                            "cert-chain": b64(self.platform.cert_chain()),
                             "cpu0-id": b64(bytes(64))}}
         req.update(extra)
         return req
@@ -573,12 +592,116 @@ class AgentTest(Base):
         launch["policy"] = 3
         self.refused(self.agent(self.request("attest", launch=launch)))
 
-        # a session that is not for this PDH (another platform)
-        self.pdh_key = ec.generate_private_key(ec.SECP384R1())
-        self.pdh = pdh_cert(self.pdh_key.public_key())
+        # a session that is not for this PDH (another genuine platform)
+        self.set_platform(sevcerts.Platform(self.root))
         reason = self.refused(self.agent(self.request(
             "attest", launch=self.launch(rep, tik))))
         self.assertIn("wrap MAC", reason)
+
+    def test_rogue_platform(self):
+        """The attack of issue 20: a target presents a P-384 key of its own
+        as its PDH (no chain to the owner's root), unwraps the session made
+        for it, computes the measurement from the public firmware with a
+        mnonce of its choice, and asks for the secret. Refused at session,
+        and at attest even with a session it made itself; no secret is
+        released (tearDown scans every output for the transport key)."""
+        genuine = self.platform
+        rogue_key = ec.generate_private_key(ec.SECP384R1())
+        rogue = types.SimpleNamespace(pdh_key=rogue_key,
+                                      pdh=pdh_cert(rogue_key.public_key()),
+                                      cert_chain=genuine.cert_chain)
+        # its own key, unsigned, with the genuine platform's chain
+        self.set_platform(rogue)
+        reason = self.refused(self.agent(self.request("session")))
+        self.assertEqual(reason, "PDH: not signed by the PEK (no signature of usage PEK)")
+        # and with no chain at all
+        req = self.request("session")
+        del req["platform"]["cert-chain"]
+        self.assertIn("no certificate chain", self.refused(self.agent(req)))
+        req["platform"]["cert-chain"] = ""
+        self.assertIn("no certificate chain", self.refused(self.agent(req)))
+
+        # attest: a session the rogue host made itself for its own PDH (the
+        # session blob is the owner's format, but anyone who holds the PDH
+        # key can compute it: ECDH is symmetric), and a measurement under
+        # the TIK it chose
+        self.set_platform(genuine)
+        rep, _, _ = self.session()
+        self.set_platform(rogue)
+        odh = cert_public_key(base64.b64decode(rep["dh-cert"]))
+        z = rogue_key.exchange(ec.ECDH(), odh)
+        nonce, iv = os.urandom(16), os.urandom(16)
+        master = sev_kdf(z, b"sev-master-secret", nonce)
+        kek = sev_kdf(master, b"sev-kek", b"")
+        kik = sev_kdf(master, b"sev-kik", b"")
+        tek, tik = os.urandom(16), os.urandom(16)
+        enc = Cipher(algorithms.AES(kek), modes.CTR(iv)).encryptor()
+        wrapped = enc.update(tek + tik) + enc.finalize()
+        session = (nonce + wrapped + iv + hmac.new(kik, wrapped, "sha256").digest()
+                   + hmac.new(tik, struct.pack("<I", self.POLICY), "sha256").digest())
+        # the rogue host's own platform side accepts it: the session is good
+        self.assertEqual(launch_start(rogue_key, base64.b64decode(rep["dh-cert"]),
+                                      session, self.POLICY), (tek, tik))
+        launch = self.launch({"dh-cert": rep["dh-cert"], "session": b64(session)}, tik)
+        reason = self.refused(self.agent(self.request("attest", launch=launch)))
+        self.assertEqual(reason, "PDH: not signed by the PEK (no signature of usage PEK)")
+
+    def test_chain_policy(self):
+        """The owner's policy applies to the agent: a chain under another
+        root, a chip not allowed, an API version or (at attest, from the
+        measured launch) a firmware build below the minimum."""
+        # another "AMD" root: a genuine-looking chain the owner does not trust
+        self.set_platform(sevcerts.Platform(sevcerts.Root(bits=2048)))
+        self.assertIn("CEK", self.refused(self.agent(self.request("session"))))
+
+        self.set_platform(sevcerts.Platform(self.root))
+        rep, tek, tik = self.session()
+        conf = os.path.join(self.owner, "owner.conf")
+        base = read(conf)
+        write(conf, base + "allow-chips=%s\n" % ("00" * 32))
+        self.assertIn("chip", self.refused(self.agent(self.request("session"))))
+        write(conf, base + "allow-chips=%s\n" % self.platform.chip_id())
+        self.session()
+
+        write(conf, base + "min-api=1.56\n")
+        self.assertIn("API", self.refused(self.agent(self.request("session"))))
+
+        # min-build: not known at session, checked at attest against the
+        # build the measurement covers (24 here)
+        write(conf, base + "min-build=25\n")
+        rep, tek, tik = self.session()
+        reason = self.refused(self.agent(self.request(
+            "attest", launch=self.launch(rep, tik))))
+        self.assertIn("build", reason)
+        write(conf, base + "min-build=24\n")
+        out = self.reply(self.agent(self.request("attest", launch=self.launch(rep, tik))))
+        self.assertEqual(out["key-id"], self.KEY_ID)
+
+    def test_cek_dir(self):
+        """A platform whose own CEK carries no ASK signature (as real
+        platforms export it) verifies only with the CEK that AMD's key
+        distribution service gave for its cpu0-id, from owner.conf's
+        cek-dir, and only if that CEK carries the platform's key."""
+        signed = self.platform
+        unsigned = bytearray(signed.cek)
+        struct.pack_into("<II", unsigned, 0x414, 0x1000, 0)
+        unsigned[0x41C:0x61C] = bytes(0x200)
+        chain = signed.pek + signed.oca + bytes(unsigned)
+        self.platform = types.SimpleNamespace(cert_chain=lambda: chain,
+                                              pdh_key=signed.pdh_key, pdh=signed.pdh)
+        self.assertIn("CEK", self.refused(self.agent(self.request("session"))))
+
+        ceks = self.path("kds")
+        os.mkdir(ceks)
+        conf = os.path.join(self.owner, "owner.conf")
+        write(conf, read(conf) + "cek-dir=%s\n" % ceks)
+        chip = "00" * 64        # the request's cpu0-id
+        self.assertIn("cek-dir has no CEK", self.refused(self.agent(self.request("session"))))
+        # another chip's CEK under this chip's id
+        write(os.path.join(ceks, chip + ".cert"), sevcerts.Platform(self.root).cek)
+        self.assertIn("is not the key", self.refused(self.agent(self.request("session"))))
+        write(os.path.join(ceks, chip + ".cert"), signed.cek)
+        self.session()
 
     def test_refuses_foreign_dh_cert(self):
         rep, tek, tik = self.session()
@@ -618,6 +741,8 @@ class AgentTest(Base):
             variant(lambda r: r["platform"].update(
                 pdh=r["platform"]["pdh"][:-4] + "AA=A")),
             variant(lambda r: r["platform"].update(pdh=b64(bytes(100)))),
+            variant(lambda r: r["platform"].update(**{"cert-chain": "%%%"})),
+            variant(lambda r: r["platform"].update(**{"cert-chain": 7})),
             variant(lambda r: r.pop("launch")),
             variant(lambda r: r["launch"].pop("measurement")),
             variant(lambda r: r["launch"].update(measurement=b64(bytes(47)))),
@@ -632,12 +757,13 @@ class AgentTest(Base):
             self.assertNotIn("refused", res.stdout, case)
             self.assertNotIn("secret", res.stdout, case)
 
-        # a PDH that is not a point on the curve
+        # a PDH that is not a point on the curve: its signature by the PEK
+        # does not verify either, and the chain is checked first
         bad = bytearray(self.pdh)
         bad[0x14] ^= 1
         res = self.agent(variant(
             lambda r: r["platform"].update(pdh=b64(bad))))
-        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("PDH", self.refused(res))
 
         # a broken owner configuration is an agent failure, not a refusal
         broken = self.path("broken")

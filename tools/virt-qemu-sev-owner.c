@@ -1384,6 +1384,7 @@ typedef struct {
     char *allowChips;
     char *minAPI;
     char *minBuild;
+    char *cekDir;
     sevOwnerChainPolicy chain;
 } sevOwnerConf;
 
@@ -1404,6 +1405,7 @@ sevOwnerConfClear(sevOwnerConf *conf)
     g_free(conf->allowChips);
     g_free(conf->minAPI);
     g_free(conf->minBuild);
+    g_free(conf->cekDir);
     sevOwnerChainPolicyClear(&conf->chain);
     memset(conf, 0, sizeof(*conf));
 }
@@ -1535,6 +1537,8 @@ sevOwnerConfLoad(const char *dir,
         } else if (STREQ(line, "min-build")) {
             field = &conf->minBuild;
             isPath = false;
+        } else if (STREQ(line, "cek-dir")) {
+            field = &conf->cekDir;
         } else {
             sevOwnerError(_("%1$s:%2$zu: unknown key '%3$s'"), path, i + 1, line);
             return -1;
@@ -1698,14 +1702,121 @@ sevOwnerRefuse(const char *reason)
 }
 
 
+/* The platform's certificate chain (the request's platform.pdh and
+ * platform.cert-chain, as QEMU's query-sev-capabilities exports them),
+ * verified under the owner's policy (owner.conf: roots, allowed chips,
+ * minimum API version and build) before a session is made for its PDH
+ * and again before a secret is released under such a session. A PDH that
+ * does not chain to a root the owner accepts may be a key the host holds
+ * itself: it could unwrap the session's TEK and TIK and read the secret.
+ * At "session" the firmware build is not known yet; at "attest" @buildId
+ * is the one the launch measurement covers, and min-build applies to it.
+ * With cek-dir in owner.conf, the CEK is the one AMD's key distribution
+ * service gave for the chip (cek-dir/CPU0ID.cert, CPU0ID the request's
+ * platform.cpu0-id in hex), and must carry the key of the platform's CEK.
+ *
+ * Returns 0 if the chain verifies, 1 with @reason if it does not, -1 on
+ * a malformed request. */
+static int
+sevOwnerAgentVerifyPlatform(const sevOwnerConf *conf,
+                            virJSONValue *platform,
+                            const sevOwnerBuf *pdhCert,
+                            int buildId,
+                            char **reason)
+{
+    g_auto(sevOwnerBuf) certChain = { 0 };
+    g_auto(sevOwnerBuf) cpu0 = { 0 };
+    g_auto(sevOwnerBuf) cek = { 0 };
+    sevOwnerChainPolicy policy = conf->chain;
+    sevOwnerChain chain = { 0 };
+    sevOwnerChainResult res;
+    const char *str;
+    int rc;
+
+    if (!(str = sevOwnerJSONString(platform, "platform", "cert-chain", false)) ||
+        !*str) {
+        if (virJSONValueObjectHasKey(platform, "cert-chain") &&
+            virJSONValueGetType(virJSONValueObjectGet(platform, "cert-chain")) !=
+            VIR_JSON_TYPE_STRING)
+            return -1;
+        *reason = g_strdup(_("the platform presents no certificate chain (platform.cert-chain)"));
+        return 1;
+    }
+    if (sevOwnerDecodeBase64(_("malformed request: platform.cert-chain"),
+                             str, 0, &certChain) < 0)
+        return -1;
+
+    chain.pdh = pdhCert->data;
+    chain.pdhLen = pdhCert->len;
+    if ((rc = sevOwnerSplitCertChain(certChain.data, certChain.len,
+                                     &chain, reason)) != 0)
+        return rc < 0 ? -1 : 1;
+
+    if (conf->cekDir) {
+        g_autofree char *hex = NULL;
+        g_autofree char *file = NULL;
+        g_autofree char *path = NULL;
+        size_t i;
+
+        if (sevOwnerJSONBase64(platform, "platform", "cpu0-id", 0, &cpu0) < 0)
+            return -1;
+        if (cpu0.len == 0 || cpu0.len > 64) {
+            *reason = g_strdup_printf(_("the platform presents no valid chip id (platform.cpu0-id: %1$zu bytes)"),
+                                      cpu0.len);
+            return 1;
+        }
+        hex = g_malloc0(cpu0.len * 2 + 1);
+        for (i = 0; i < cpu0.len; i++)
+            g_snprintf(hex + 2 * i, 3, "%02x", cpu0.data[i]);
+        file = g_strdup_printf("%s.cert", hex);
+        path = g_build_filename(conf->cekDir, file, NULL);
+        if (!virFileExists(path)) {
+            *reason = g_strdup_printf(_("CEK: cek-dir has no CEK from AMD's key distribution service for chip %1$s"),
+                                      hex);
+            return 1;
+        }
+        if (sevOwnerReadBlobFile(path, &cek) < 0)
+            return -1;
+        if (!chain.cek || cek.len != SEV_CERT_SIZE ||
+            memcmp(chain.cek + SEV_CERT_OFF_PUBKEY,
+                   cek.data + SEV_CERT_OFF_PUBKEY,
+                   SEV_CERT_BODY_SIZE - SEV_CERT_OFF_PUBKEY) != 0) {
+            *reason = g_strdup_printf(_("CEK: the platform's CEK is not the key of the CEK that AMD's key distribution service gave for chip %1$s"),
+                                      hex);
+            return 1;
+        }
+        chain.cek = cek.data;
+        chain.cekLen = cek.len;
+    }
+
+    if (buildId >= 0) {
+        chain.buildSet = true;
+        chain.build = buildId;
+    } else {
+        /* the policy is a shallow copy: nothing of it is freed here */
+        policy.minBuildSet = false;
+    }
+
+    if ((rc = sevOwnerVerifyChain(&chain, &policy, NULL, &res, reason)) != 0)
+        return rc < 0 ? -1 : 1;
+
+    g_printerr(_("%1$s: the platform's certificate chain verified to root '%2$s'\n"),
+               progname, res.root);
+    return 0;
+}
+
+
 /* The "session" operation: a fresh launch session for the target's PDH,
  * with the owner's key and fresh TEK, TIK, nonce and IV. */
 static int
 sevOwnerAgentSession(const sevOwnerConf *conf,
                      const sevOwnerECKey *odh,
-                     const sevOwnerPubKey *pdh)
+                     const sevOwnerPubKey *pdh,
+                     virJSONValue *platform,
+                     const sevOwnerBuf *pdhCert)
 {
     g_autoptr(virJSONValue) reply = NULL;
+    g_autofree char *reason = NULL;
     g_autofree char *certB64 = NULL;
     g_autofree char *sessionB64 = NULL;
     g_auto(sevOwnerTK) tk = { { 0 }, { 0 } };
@@ -1714,6 +1825,10 @@ sevOwnerAgentSession(const sevOwnerConf *conf,
     uint8_t iv[SEV_IV_SIZE];
     g_autofree uint8_t *cert = g_new0(uint8_t, SEV_CERT_SIZE);
     uint8_t session[SEV_SESSION_SIZE];
+    int rc;
+
+    if ((rc = sevOwnerAgentVerifyPlatform(conf, platform, pdhCert, -1, &reason)) != 0)
+        return rc < 0 ? -1 : sevOwnerRefuse(reason);
 
     if (sevOwnerRandom(GNUTLS_RND_NONCE, nonce, sizeof(nonce)) < 0 ||
         sevOwnerRandom(GNUTLS_RND_NONCE, iv, sizeof(iv)) < 0 ||
@@ -1751,6 +1866,8 @@ static int
 sevOwnerAgentAttest(const sevOwnerConf *conf,
                     const sevOwnerECKey *odh,
                     const sevOwnerPubKey *pdh,
+                    virJSONValue *platform,
+                    const sevOwnerBuf *pdhCert,
                     virJSONValue *request)
 {
     g_autoptr(virJSONValue) reply = NULL;
@@ -1814,6 +1931,13 @@ sevOwnerAgentAttest(const sevOwnerConf *conf,
                                  launch.policy, conf->policy);
         return sevOwnerRefuse(reason);
     }
+
+    /* the session is unwrapped with the PDH the request names: it must be
+     * a genuine platform's, and the build the measurement covers must be
+     * one the owner accepts */
+    if ((rc = sevOwnerAgentVerifyPlatform(conf, platform, pdhCert,
+                                          launch.buildId, &reason)) != 0)
+        return rc < 0 ? -1 : sevOwnerRefuse(reason);
 
     /* the session must have been made with this owner's key */
     if (memcmp(launchODH.x, odh->x, P384_SIZE) != 0 ||
@@ -1963,9 +2087,9 @@ cmdAgent(int argc, char **argv)
     }
 
     if (STREQ(operation, "session"))
-        return sevOwnerAgentSession(&conf, &odh, &pdh);
+        return sevOwnerAgentSession(&conf, &odh, &pdh, platform, &pdhCert);
 
-    return sevOwnerAgentAttest(&conf, &odh, &pdh, request);
+    return sevOwnerAgentAttest(&conf, &odh, &pdh, platform, &pdhCert, request);
 }
 
 
