@@ -67,6 +67,8 @@ import os
 import sys
 import time
 
+from cryptography.hazmat.primitives import serialization
+
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import guestcheck  # noqa: E402
 import hosts  # noqa: E402
@@ -226,6 +228,40 @@ class AttestationTest(sevguest.SevGuestLabTest):
                              "--cert-chain", files["cert-chain"], check=False)
             self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
             self.assertIn("refused: PDH: not signed by the PEK", res.stderr)
+
+    def rogue_platform(self, host, pdh):
+        """@host's platform presents the PDH certificate @pdh (bytes) from
+        its next libvirtd start (the stand-in reads it at every probe; the
+        QEMU capabilities cache, where nodesevinfo comes from, is
+        emptied); None restores the host's own."""
+        if not hasattr(host, "genuine_pdh_cert"):
+            with open(host.pdh_cert) as f:
+                host.genuine_pdh_cert = f.read()
+        with open(host.pdh_cert, "w") as f:
+            f.write(base64.b64encode(pdh).decode() if pdh else host.genuine_pdh_cert)
+        caps = os.path.join(host.bound("/var/local/cache/libvirt"), "qemu", "capabilities")
+        for path in glob.glob(os.path.join(caps, "*.xml")):
+            os.unlink(path)
+        host.restart()
+
+    def test_00b_rogue_platform_refused(self):
+        """The attack of issue 20, end to end: host b presents its own
+        P-384 key as its PDH, unsigned (the platform's key here, so that a
+        session made for it would launch). The guest owner's agent refuses
+        at 'session', naming the broken link; nothing starts on host b and
+        the source runs on untouched."""
+        b = self.b
+        with open(b.pdh_key, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        rogue = sevspec.pack_cert(key.public_key(), api_major=1, api_minor=55)
+        self.rogue_platform(b, rogue)
+        try:
+            self.assertEqual(sevguest.platform_pdh(b), base64.b64encode(rogue).decode())
+            res = self.migrate()
+        finally:
+            self.rogue_platform(b, None)
+        self.assertFailedCleanly(res, failed_at("session") + "the guest owner refused: "
+                                 "PDH: not signed by the PEK (no signature of usage PEK)")
 
     def test_01_agent_not_configured(self):
         b = self.b
