@@ -149,8 +149,13 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         self.wait_log(self.b, "migration helper: booting", since)
         self.kill_target_qemu()
         err = self.finish(proc)
-        self.assertIn("QEMU of domain '%s' went away while waiting for its "
-                      "migration helper" % DOMAIN, err)
+        # host b's libvirtd learns of it either from its wait for the helper
+        # (the domain is no longer active) or from the query it has under
+        # way (the monitor closes under it), whichever comes first; on a
+        # loaded machine either does (seen under tooling/stress)
+        self.assertRegex(err, r"QEMU of domain '%s' went away while waiting for its "
+                              r"migration helper|QEMU unexpectedly closed the monitor "
+                              r"\(vm='%s'\)" % (DOMAIN, DOMAIN))
         self.assertSourceUntouched()
 
     def test_04_helper_never_ready(self):
