@@ -32,6 +32,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import sevspec  # noqa: E402
+import sevcerts  # noqa: E402
 
 TOOL = None
 
@@ -372,19 +373,24 @@ class OwnerToolTest(unittest.TestCase):
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
             os.chmod(os.path.join(d, name), 0o600)
+        # the owner trusts a root of the test's own ("AMD"'s format), which
+        # signed the platform's chain (the agent verifies it)
+        self.root = sevcerts.Root(bits=2048)
+        for name, data in (("ark.cert", self.root.ark), ("ask.cert", self.root.ask)):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
         with open(os.path.join(d, "owner.conf"), "w") as f:
             f.write("odh-key=owner.pem\ntransport-key=transport.key\n"
-                    "key-id=owner:key-1\nfirmware=OVMF.fd\npolicy=%s\n" % policy)
+                    "key-id=owner:key-1\nfirmware=OVMF.fd\npolicy=%s\n"
+                    "ark=ark.cert\nask=ask.cert\n" % policy)
         return d
 
     def platform(self):
-        self.pdh_key = sevspec.generate_key()
-        chain = b"".join(sevspec.pack_cert(sevspec.generate_key().public_key(), u,
-                                           sevspec.ALGO_ECDSA_SHA256)
-                         for u in (sevspec.USAGE_PEK, sevspec.USAGE_OCA,
-                                   sevspec.USAGE_CEK))
-        return {"pdh": b64(sevspec.pack_cert(self.pdh_key.public_key())),
-                "cert-chain": b64(chain), "cpu0-id": b64(os.urandom(64))}
+        """A platform signed down from the owner's root (owner_dir first)."""
+        plat = sevcerts.Platform(self.root)
+        self.pdh_key = plat.pdh_key
+        return {"pdh": b64(plat.pdh), "cert-chain": b64(plat.cert_chain()),
+                "cpu0-id": b64(os.urandom(64))}
 
     def agent(self, owner, request):
         res = self.run_tool(["agent", "--owner-dir", owner],
