@@ -39,16 +39,6 @@
 
 
 static void
-putLe32(guint8 *p, guint32 v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-    p[2] = v >> 16;
-    p[3] = v >> 24;
-}
-
-
-static void
 certEncode(guint8 *cert, const StandinConf *conf, guint32 usage, guint32 algo,
            const guint8 *qx, const guint8 *qy)
 {

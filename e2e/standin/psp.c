@@ -104,23 +104,6 @@ static const guint8 cmdlineGuid[16] = {         /* 97d02dd8-bd20-4c94-aa78-e7714
 /* little helpers                                                     */
 
 static void
-putLe32(guint8 *p, guint32 v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-    p[2] = v >> 16;
-    p[3] = v >> 24;
-}
-
-
-static guint32
-getLe32(const guint8 *p)
-{
-    return p[0] | p[1] << 8 | p[2] << 16 | (guint32) p[3] << 24;
-}
-
-
-static void
 randomBytes(guint8 *buf, size_t len)
 {
     if (gnutls_rnd(GNUTLS_RND_KEY, buf, len) < 0)

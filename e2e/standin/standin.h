@@ -239,6 +239,22 @@
 #include <glib.h>
 #include <json.h>
 
+/* SEV's little-endian 32-bit fields (psp.c, platcerts.c) */
+static inline void
+putLe32(guint8 *p, guint32 v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
+static inline guint32
+getLe32(const guint8 *p)
+{
+    return p[0] | p[1] << 8 | p[2] << 16 | (guint32) p[3] << 24;
+}
+
 #define PREFIX "qemu-mirror-standin: "
 #define STANDIN_MAX_FDS 16
 #define SEV_BLOCKER "SEV: Migration is not implemented"
