@@ -300,14 +300,16 @@ class Host:
                          % (os.path.join(TOP, "e2e", "testagent.py"), path))
         return state
 
-    def standin_config(self, helper="ready", boot_ms=200, test_mode=True):
+    def standin_config(self, helper="ready", boot_ms=200, test_mode=True, **platform):
         """Settings of the QEMU stand-in for the QEMU processes this host
         starts from now on: what must hold from the process's start. With
         @test_mode, those processes take the stand-in's x- fault injection
         commands (e2e/standin/standin.h) at run time, on their monitor and
         on their control socket (standin_control). The platform's PDH key
         is the host's own (pdh_key). The helper holds a transport key only
-        when the guest owner injected one at launch."""
+        when the guest owner injected one at launch. @platform: more
+        settings of the stand-in's platform (sev_build_id=N:
+        sev-build-id=N, the firmware build it reports and measures)."""
         path = os.path.join(self.bound("/usr/local/etc/libvirt"),
                             "qemu-mirror-standin.conf")
         os.makedirs(os.path.join(self.bound("/var/local/lib/libvirt"), "standin-control"),
@@ -319,6 +321,8 @@ class Host:
                     "control-dir=/var/local/lib/libvirt/standin-control\n"
                     % (helper, boot_ms, self.pdh_key, self.pdh_cert,
                        self.cert_chain, "true" if test_mode else "false"))
+            for key, value in sorted(platform.items()):
+                f.write("%s=%s\n" % (key.replace("_", "-"), value))
 
     def standin_control(self, command, timeout=60, **arguments):
         """The reply to @command on the control socket of this host's
@@ -661,7 +665,10 @@ class GuestOwner:
         self.write_conf()
         return self
 
-    def write_conf(self):
+    def write_conf(self, **extra):
+        """owner.conf, with the keys of @extra added (allow_chips="...",
+        min_build=N: owner.conf's allow-chips=, min-build=); the agent reads
+        it at each request."""
         with open(self.conf, "w") as f:
             f.write("# the guest owner's requirements (virt-qemu-sev-owner agent)\n"
                     "odh-key=%s\ntransport-key=%s\nkey-id=%s\nfirmware=%s\npolicy=0x%x\n"
@@ -670,6 +677,8 @@ class GuestOwner:
                     % (os.path.basename(self.odh_key), os.path.basename(self.transport_key),
                        self.key_id, self.firmware, self.policy,
                        self.lab.amd_ark, self.lab.amd_ask))
+            for key, value in sorted(extra.items()):
+                f.write("%s=%s\n" % (key.replace("_", "-"), value))
 
     def variant(self, name, key_id=None, firmware=None, new_transport_key=False):
         """Another directory of the same owner's key with some settings

@@ -83,3 +83,44 @@ def scan_files(needles, roots, skip=(), since=None, max_size=512 << 20):
                 nbytes += len(data)
                 hits += [(path, n, f) for n, f in needles.find(data)]
     return nfiles, nbytes, hits
+
+
+def scan_process(needles, pid, chunk=64 << 20):
+    """Every readable mapping of process @pid (/proc/PID/maps and
+    /proc/PID/mem: heap, stacks, anonymous and file mappings, libraries
+    included), looked at for @needles. Mappings that cannot be read
+    ([vvar], guard pages) are counted as skipped. A needle that spans two
+    chunks of a mapping is found: the chunks overlap by the longest
+    needle's length. Returns (mappings read, bytes read, mappings skipped,
+    [(mapping, name, form)]); raises OSError when the process is gone."""
+    longest = max((len(d) for _, _, d in needles.forms), default=0)
+    hits = []
+    nmaps = nbytes = skipped = 0
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read().splitlines()
+    fd = os.open("/proc/%d/mem" % pid, os.O_RDONLY)
+    try:
+        for line in maps:
+            fields = line.split(None, 5)
+            if "r" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            where = "%s %s" % (fields[0], fields[5] if len(fields) > 5 else "[anon]")
+            found = set()
+            try:
+                pos = start
+                while pos < end:
+                    data = os.pread(fd, min(chunk + longest, end - pos), pos)
+                    if not data:
+                        break
+                    nbytes += min(len(data), chunk)
+                    found.update(needles.find(data))
+                    pos += chunk
+            except OSError:
+                skipped += 1
+                continue
+            nmaps += 1
+            hits += [(where, n, f) for n, f in sorted(found)]
+    finally:
+        os.close(fd)
+    return nmaps, nbytes, skipped, hits

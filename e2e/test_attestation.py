@@ -8,7 +8,14 @@
 # and the cert-chain the lab signed down from its "AMD" root) verify with
 # virt-qemu-sev-owner verify-chain and the guest owner's owner.conf (the lab's
 # root only), not with AMD's real roots, and a PDH of the host's own making
-# is refused. (The agent does not require the chain yet.)
+# is refused. The agent requires the chain: a target that presents its own
+# key as PDH (the attack of issue 20) is refused at 'session'; so is a
+# target whose chip the owner does not allow (owner.conf allow-chips); a
+# target with firmware below the owner's min-build is refused at 'attest'.
+# Each of these ends with the key scan: the owner's secrets in no file of
+# either host and in no readable mapping of either libvirtd's memory
+# (/proc/PID/mem), while the same scan of the source's QEMU stand-in (which
+# plays the guest's encrypted memory) finds the transport key.
 #
 # The SEV guest is launched on host a by its owner (sevguest.start_sev_guest:
 # its helper holds the owner's transport key). Host b's attestation agent
@@ -262,6 +269,64 @@ class AttestationTest(sevguest.SevGuestLabTest):
             self.rogue_platform(b, None)
         self.assertFailedCleanly(res, failed_at("session") + "the guest owner refused: "
                                  "PDH: not signed by the PEK (no signature of usage PEK)")
+        self.assertKeyNowhere()
+
+    def assertKeyNowhere(self):
+        """The guest owner's transport key (and its other secrets) in no
+        file of either host (self.scan) and in no readable mapping of
+        either libvirtd (/proc/PID/mem); the same memory scan of the
+        source's QEMU stand-in, which plays the guest's encrypted memory
+        and so holds the key, finds it: the scan works."""
+        lab = self.lab
+        needles = secretscan.Needles()
+        owner_secrets(lab, needles)
+        nfiles, nbytes, hits = self.scan(needles)
+        self.assertEqual(hits, [], "secrets in files")
+        for h in (self.a, self.b):
+            nmaps, mbytes, _, hits = secretscan.scan_process(needles, h.daemon_pid())
+            self.assertGreater(nmaps, 10)
+            self.assertEqual(hits, [], "secrets in the memory of host %s's libvirtd" % h.name)
+        key = secretscan.Needles()
+        key.add("owner transport key", lab.owner.key())
+        # (the stand-in and the QEMU it runs the guest's vCPUs in)
+        pids = self.a.emulator_pids()
+        self.assertTrue(pids)
+        found = {n for pid in pids for _, n, _ in secretscan.scan_process(key, pid)[3]}
+        self.assertEqual(found, {"owner transport key"},
+                         "the memory scan does not find the key where it is")
+        print("\n    key scan: %d files, %.1f MiB; libvirtd memory of both hosts: 0 hits"
+              % (nfiles, nbytes / 2 ** 20), flush=True)
+
+    def test_00c_chip_not_allowed(self):
+        """Host b's chain is valid, but the guest owner allows only host
+        a's chip: refused at 'session' with the chip named, and the key is
+        nowhere on the hosts."""
+        owner = self.lab.owner
+        owner.write_conf(allow_chips=self.a.chip)
+        try:
+            res = self.migrate()
+        finally:
+            owner.write_conf()
+        self.assertFailedCleanly(res, failed_at("session") + "the guest owner refused: "
+                                 "CEK: chip %s is not an allowed chip" % self.b.chip)
+        self.assertKeyNowhere()
+
+    def test_00d_old_firmware(self):
+        """Host b's platform runs firmware build 20 (its chain is valid),
+        and the guest owner requires build 24 at least: the session is
+        made, QEMU launches, and the measurement (which covers the build)
+        is refused at 'attest'; the key is nowhere on the hosts."""
+        owner = self.lab.owner
+        self.b.standin_config(sev_build_id=20)
+        owner.write_conf(min_build=24)
+        try:
+            res = self.migrate()
+        finally:
+            owner.write_conf()
+            self.b.standin_config()
+        self.assertFailedCleanly(res, failed_at("attest") + "the guest owner refused: "
+                                 "firmware build: 20 is below the minimum 24")
+        self.assertKeyNowhere()
 
     def test_01_agent_not_configured(self):
         b = self.b
