@@ -25,6 +25,16 @@
 #   owner's directory on host b has another key-id), and last a target that
 #   gets the same key id but another transport key: the stream fails.
 #
+# Then two cases of libvirt's own conduct while the agent runs: host b's
+# libvirtd killed by SIGKILL while its agent, a wrapper that does not exec,
+# waits for a child that sleeps and would then complete the exchange (both
+# are gone at once, the exchange never completes: the agent's process group
+# has a watchdog); and the incoming domain destroyed on a host that has its
+# persistent definition (the guest goes a -> b, then back to a) while the
+# agent runs there (libvirt names the domain from its own copy of the name:
+# with E2E_VALGRIND=1 host a's libvirtd runs under valgrind, and no invalid
+# access is reported in the attestation code).
+#
 # After each: virsh's error names the step and the cause and carries no
 # secret (the transport key, any TEK or TIK the test knows, the plain secret
 # table: secretscan.py, every form); the guest still runs on host a with its
