@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "testutils.h"
+#include "vircommand.h"
 #include "virfile.h"
 #include "virlog.h"
 #include "qemu/qemu_mirror_attest.h"
@@ -231,12 +232,12 @@ testReadPid(const char *dir,
 {
     g_autofree char *path = g_build_filename(dir, name, NULL);
     g_autofree char *text = NULL;
-    long long pid;
+    long long val;
 
     if (virFileReadAllQuiet(path, 64, &text) < 0 ||
-        virStrToLong_ll(g_strstrip(text), NULL, 10, &pid) < 0 || pid <= 1)
+        virStrToLong_ll(g_strstrip(text), NULL, 10, &val) < 0 || val <= 1)
         return -1;
-    return pid;
+    return val;
 }
 
 
@@ -348,7 +349,7 @@ testDaemonKilled(const void *opaque G_GNUC_UNUSED)
         return -1;
     started = g_build_filename(dir, "wrapper.pid", NULL);
 
-    if ((daemonPid = fork()) < 0)
+    if ((daemonPid = virFork()) < 0)
         goto cleanup;
     if (daemonPid == 0) {
         g_autoptr(virJSONValue) reply = NULL;

@@ -285,8 +285,9 @@ qemuMirrorAttestLogStderr(const char *agent,
  * whole group, itself with it: the agent, and what it started in its
  * group, never outlive the daemon, also when a wrapper does not exec (the
  * agent's own PR_SET_PDEATHSIG reaches it only). Otherwise the watchdog
- * exits with the agent's status. Only async-signal-safe calls: this is a
- * fork of a threaded daemon. */
+ * exits with the agent's status. This is a fork of a threaded daemon:
+ * little more than async-signal-safe calls, and virFork, as virExec
+ * uses it. */
 static int
 qemuMirrorAttestChildHook(void *opaque)
 {
@@ -296,6 +297,7 @@ qemuMirrorAttestChildHook(void *opaque)
     pid_t watchdog;
     pid_t agent;
     int status = 0;
+    int fd;
 
     if (setpgid(0, 0) < 0)
         return -1;
@@ -311,7 +313,7 @@ qemuMirrorAttestChildHook(void *opaque)
         _exit(EXIT_CANCELED); /* the daemon died before prctl */
 
     watchdog = getpid();
-    if ((agent = fork()) < 0)
+    if ((agent = virFork()) < 0)
         return -1;
 
     if (agent == 0) {
@@ -325,9 +327,11 @@ qemuMirrorAttestChildHook(void *opaque)
 
     /* the daemon reads the agent's output to its end: the watchdog holds
      * no end of the agent's pipes */
-    close(STDIN_FILENO);
-    close(STDOUT_FILENO);
-    close(STDERR_FILENO);
+    for (fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+        int tmpfd = fd;
+
+        VIR_FORCE_CLOSE(tmpfd);
+    }
 
     while (true) {
         siginfo_t info;
