@@ -147,6 +147,22 @@ testStderrSanitized(const void *opaque G_GNUC_UNUSED)
 }
 
 
+/* the agent's exit status reaches libvirt through the watchdog: a signal
+ * stays a signal */
+static int
+testSignal(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virJSONValue) reply = NULL;
+    g_autofree char *expected =
+        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '%ssignal.sh' failed (fatal signal %d): about to die",
+                        AGENT_DIR, SIGUSR1);
+
+    if (testRun("signal.sh", 10, NULL, &reply) != -1)
+        return -1;
+    return testCheckError(expected);
+}
+
+
 /* the debug log has the reply's size and the agent's standard error
  * (sanitised), not the reply */
 static int
@@ -392,6 +408,8 @@ mymain(void)
     if (virTestRun("refusal sanitised", testRefusalSanitized, NULL) < 0)
         ret = -1;
     if (virTestRun("standard error sanitised", testStderrSanitized, NULL) < 0)
+        ret = -1;
+    if (virTestRun("killed by a signal", testSignal, NULL) < 0)
         ret = -1;
     if (virTestRun("debug log", testLog, NULL) < 0)
         ret = -1;
