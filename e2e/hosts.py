@@ -59,7 +59,10 @@
 # A test may rewrite libvirtd.conf (libvirtd_conf: debug messages of some
 # modules) and qemu.conf (qemu_conf: the helper timeout) for the daemon's
 # next start, and stop, kill or restart libvirtd alone (kill_daemon,
-# restart; the domains' QEMU processes keep running).
+# restart; the domains' QEMU processes keep running). With a host's
+# valgrind set to a file name, its libvirtd runs under valgrind (memcheck,
+# its report in that file) from its next start (test_attestation's
+# destroy-while-attesting case, with E2E_VALGRIND=1).
 # Every wait is bounded; teardown kills what it started and removes the
 # namespaces and the state directory.
 # With E2E_LAB_TAG=x in the environment, the namespaces are lvm-e2e-xa and
@@ -168,6 +171,8 @@ class Host:
         self.netns = "lvm-e2e-%s%s" % (LAB_TAG, name)
         self.dir = os.path.join(lab.dir, name)
         self.daemon = None
+        # a file name: libvirtd runs under valgrind, its report there
+        self.valgrind = None
         self.host_uuid = str(uuid.uuid4())
         # the platform's PDH private key (the stand-in's sev-pdh-key) and
         # its certificates, signed down from the lab's "AMD" root
@@ -384,6 +389,10 @@ class Host:
         mounts = " && ".join("mount --bind %s %s" % (self.bound(d), d)
                              for d in BOUND_DIRS)
         libvirtd = os.path.join(LIBVIRT_BUILD, "src", "libvirtd")
+        if self.valgrind:
+            libvirtd = ("valgrind --log-file=%s --error-limit=no --num-callers=40 %s"
+                        % (self.valgrind, libvirtd))
+            timeout = max(timeout, 600)
         script = "%s && exec %s --listen --pid-file %s" % (
             mounts, libvirtd, os.path.join(self.dir, "libvirtd.pid"))
         env = libvirt_env()

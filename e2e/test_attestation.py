@@ -32,6 +32,16 @@
 #   owner's directory on host b has another key-id), and last a target that
 #   gets the same key id but another transport key: the stream fails.
 #
+# Then two cases of libvirt's own conduct while the agent runs: host b's
+# libvirtd killed by SIGKILL while its agent, a wrapper that does not exec,
+# waits for a child that sleeps and would then complete the exchange (both
+# are gone at once, the exchange never completes: the agent's process group
+# has a watchdog); and the incoming domain destroyed on a host that has its
+# persistent definition (the guest goes a -> b, then back to a) while the
+# agent runs there (libvirt names the domain from its own copy of the name:
+# with E2E_VALGRIND=1 host a's libvirtd runs under valgrind, and no invalid
+# access is reported in the attestation code).
+#
 # After each: virsh's error names the step and the cause and carries no
 # secret (the transport key, any TEK or TIK the test knows, the plain secret
 # table: secretscan.py, every form); the guest still runs on host a with its
@@ -71,6 +81,8 @@ import base64
 import glob
 import json
 import os
+import re
+import signal
 import sys
 import time
 
@@ -95,6 +107,9 @@ DOMAIN = "e2e-att"
 TIMEOUT = 10
 # the attest runs of a misbehaving agent that hangs carry this name (argv[0])
 HANG_NAME = "e2e-attestation-agent-hangs"
+# how long the child of test_05b's agent sleeps before it would complete
+# the exchange (seconds)
+CHILD_SLEEP = 5
 
 
 def failed_at(step):
@@ -117,6 +132,35 @@ def owner_secrets(lab, needles):
     for path in glob.glob(os.path.join(lab.dir, "owner*", "**", "t[ei]k"), recursive=True):
         with open(path, "rb") as f:
             needles.add(os.path.relpath(path, lab.dir), f.read())
+
+
+def process_gone(pid):
+    """Whether process @pid is gone (or dead, a zombie not reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def valgrind_errors(report):
+    """The errors in valgrind's @report (memcheck), each as its text (the
+    message and its stack)."""
+    errors, cur = [], None
+    for line in report.splitlines():
+        m = re.match(r"==\d+== ?(.*)$", line)
+        if not m:
+            continue
+        text = m.group(1)
+        if re.match(r"(Invalid (read|write|free)|Conditional jump|Use of uninitialised|"
+                    r"Syscall param|Source and destination overlap|Mismatched free)", text):
+            cur = [text]
+            errors.append(cur)
+        elif cur is not None and text.strip():
+            cur.append(text)
+        else:
+            cur = None
+    return ["\n".join(e) for e in errors]
 
 
 def agent_processes():
@@ -161,10 +205,11 @@ class AttestationTest(sevguest.SevGuestLabTest):
                   flush=True)
         return res
 
-    def hook_agent(self, attest=None, session=None):
-        """Host b's agent: the reference agent, but the shell commands
-        @attest (@session) instead for the attest (session) requests."""
-        self.b.write_agent(
+    def hook_agent(self, attest=None, session=None, host=None):
+        """Host b's (@host's) agent: the reference agent, but the shell
+        commands @attest (@session) first for the attest (session)
+        requests."""
+        (host or self.b).write_agent(
             "#!/bin/bash\n"
             "req=$(cat)\n"
             "case \"$req\" in\n"
@@ -373,6 +418,146 @@ class AttestationTest(sevguest.SevGuestLabTest):
         self.assertFailedCleanly(
             res, failed_at("attest") + "the attestation agent '%s' did not answer within "
             "%d seconds (mirror_attestation_timeout) and was killed" % (self.b.agent, TIMEOUT))
+
+    def test_05b_daemon_killed_while_agent_runs(self):
+        """Host b's libvirtd is killed (SIGKILL) while its agent runs at
+        'attest': a wrapper that does not exec and waits for its child, a
+        shell that sleeps CHILD_SLEEP s and would then complete the
+        exchange (it writes a marker; then the wrapper would run the
+        reference agent). The wrapper and its child are gone moments
+        after the kill (the agent's process group has a watchdog that kills
+        it when the daemon dies), the marker is never written, and after
+        libvirtd's restart host b keeps nothing; the source runs on."""
+        b = self.b
+        state = os.path.join(self.lab.dir, "agent-daemon-killed")
+        os.makedirs(state)
+        self.hook_agent(attest=(
+            "sh -c 'echo $$ > %(s)s/child.pid.new && mv %(s)s/child.pid.new %(s)s/child.pid;"
+            " sleep %(d)d; touch %(s)s/completed' & echo $$ > %(s)s/wrapper.pid; wait"
+            % {"s": state, "d": CHILD_SLEEP}))
+        proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential", "--tls",
+                                      DOMAIN, self.target)
+        try:
+            child_pid = os.path.join(state, "child.pid")
+            deadline = time.monotonic() + 120
+            while not os.path.exists(child_pid):
+                self.assertIsNone(proc.poll(), "the migration ended early")
+                self.assertLess(time.monotonic(), deadline, "the agent did not start")
+                time.sleep(0.05)
+            started = time.monotonic()
+            pids = {name: int(open(os.path.join(state, name + ".pid")).read())
+                    for name in ("wrapper", "child")}
+            killed = time.monotonic()
+            took = b.kill_daemon(signal.SIGKILL)
+            gone = {}
+            while len(gone) < len(pids):
+                for name, pid in pids.items():
+                    if name not in gone and process_gone(pid):
+                        gone[name] = time.monotonic() - killed
+                self.assertLess(time.monotonic() - killed, 60,
+                                "still running 60 s after the kill: %s"
+                                % sorted(set(pids) - set(gone)))
+                time.sleep(0.01)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            b.start()
+        self.assertNotEqual(proc.returncode, 0, "migration succeeded")
+        # the child would have completed CHILD_SLEEP s after it started
+        time.sleep(max(0, started + CHILD_SLEEP + 2 - time.monotonic()))
+        self.assertFalse(os.path.exists(os.path.join(state, "completed")),
+                         "the agent's child completed the exchange")
+        print("\n    virsh: %s\n    SIGKILL to libvirtd: it was reaped after %.0f ms, the "
+              "agent's wrapper gone after %.0f ms, its child after %.0f ms; no exchange "
+              "completed %d s after the child began"
+              % ((err.strip().splitlines() or ["(nothing)"])[-1], took * 1000,
+                 gone["wrapper"] * 1000, gone["child"] * 1000, CHILD_SLEEP + 2), flush=True)
+        sevguest.source_untouched(self.a, b, self.lab, DOMAIN)
+
+    def test_05c_destroy_while_agent_runs(self):
+        """Back to a host that has the domain's persistent definition (the
+        guest goes a -> b first, then b -> a): while host a's agent runs at
+        'attest' (it waits for the test), the incoming domain is destroyed
+        on host a (virsh destroy: qemuProcessStop frees the live
+        definition, the persistent one takes its place), then the agent
+        refuses. The error names the domain (libvirt's copy of its name:
+        the freed definition is not read), the guest runs on host b
+        untouched, host a keeps its persistent definition and no QEMU.
+        With E2E_VALGRIND=1 (or a file name: a copy of valgrind's report
+        goes there) host a's libvirtd runs under valgrind meanwhile: no
+        invalid access in the attestation code."""
+        a, b, lab = self.a, self.b, self.lab
+        back = "qemu+tls://%s/system" % a.addr
+        res = a.virsh("migrate", "--live", "--p2p", "--confidential", "--tls", DOMAIN,
+                      self.target, check=False, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
+        self.assertIn("shut off", a.virsh("domstate", DOMAIN).stdout)
+        state = os.path.join(lab.dir, "agent-destroyed")
+        os.makedirs(state)
+        report = os.path.join(lab.dir, "valgrind-a.log") if os.environ.get("E2E_VALGRIND") \
+            else None
+        self.hook_agent(host=a, attest=(
+            "touch %(s)s/started; i=0; while [ ! -e %(s)s/release ] && [ $i -lt 3000 ];"
+            " do sleep 0.1; i=$((i+1)); done;"
+            " echo '{\"refused\": \"released after the destroy\"}'; exit 0" % {"s": state}))
+        try:
+            a.valgrind = report
+            a.qemu_conf(attestation_timeout=300)
+            a.restart()
+            proc = sevguest.migrate_async(b, "--live", "--p2p", "--confidential", "--tls",
+                                          DOMAIN, back)
+            deadline = time.monotonic() + 300
+            while not os.path.exists(os.path.join(state, "started")):
+                self.assertIsNone(proc.poll(), "the migration ended early: %s"
+                                  % (proc.poll() is not None and proc.stderr.read()))
+                self.assertLess(time.monotonic(), deadline, "the agent did not start")
+                time.sleep(0.1)
+            destroyed = a.virsh("destroy", DOMAIN, check=False, timeout=300)
+            open(os.path.join(state, "release"), "w").close()
+            out, err = proc.communicate(timeout=600)
+            vg_errors = None
+            if report:
+                a.valgrind = None
+                a.restart()
+                with open(report) as f:
+                    text = f.read()
+                self.assertIn("Memcheck", text, "libvirtd did not run under valgrind")
+                vg_errors = valgrind_errors(text)
+                if os.environ["E2E_VALGRIND"] != "1":
+                    # a copy of the report, where E2E_VALGRIND names
+                    with open(os.environ["E2E_VALGRIND"], "w") as f:
+                        f.write(text)
+        finally:
+            a.valgrind = None
+            a.qemu_conf()
+            a.write_agent()
+            if a.daemon.poll() is not None or report:
+                a.restart()
+        self.assertEqual(destroyed.returncode, 0, destroyed.stderr)
+        self.assertNotEqual(proc.returncode, 0, "migration succeeded")
+        print("\n    virsh destroy on host a while its agent ran: exit status %d"
+              "\n    virsh migrate: %s" % (destroyed.returncode,
+                                          (err.strip().splitlines() or ["(nothing)"])[-1]),
+              flush=True)
+        self.assertIn(failed_at("attest") + "the guest owner refused: released after the "
+                      "destroy", err)
+        self.assertEqual(sevguest.state(b, DOMAIN), "running")
+        self.assertEqual(sevguest.pattern_errors(b, lab, DOMAIN), [])
+        self.assertEqual(a.emulator_pids(), [])
+        self.assertIn("shut off", a.virsh("domstate", DOMAIN).stdout)
+        if report is not None:
+            ours = [e for e in vg_errors
+                    if "qemu_mirror_attest" in e or "qemu_migration_confidential" in e]
+            print("    valgrind (host a's libvirtd): %d error(s), %d in the attestation code%s"
+                  % (len(vg_errors), len(ours), "".join("\n" + e for e in ours[:3])),
+                  flush=True)
+            self.assertEqual(ours, [])
+        # back to host a, for the tests that follow
+        res = b.virsh("migrate", "--live", "--p2p", "--confidential", "--tls", DOMAIN, back,
+                      check=False, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
+        sevguest.wait_helper_ready(a, DOMAIN)
 
     def test_06_agent_output_malformed(self):
         cases = [

@@ -847,7 +847,10 @@ qemuMigrationConfidentialDstMeasure(virDomainObj *vm,
  * launch secret only between LAUNCH_MEASURE and LAUNCH_FINISH.
  *
  * The domain is unlocked while the agent runs, so that it can be
- * destroyed meanwhile.
+ * destroyed meanwhile. A destroy (or QEMU's end) then runs
+ * qemuProcessStop, which frees vm->def when the domain has a persistent
+ * definition (migrating back to a host that has one): nothing of vm->def,
+ * priv or the job is used while unlocked, only copies made before.
  */
 static int
 qemuMigrationConfidentialDstAttest(virDomainObj *vm,
@@ -860,7 +863,8 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
     g_autoptr(virJSONValue) reply = NULL;
     g_autoptr(qemuMirrorAttestSecret) secret = NULL;
     g_autofree char *hostname = virGetHostname();
-    const char *keyId = qemuMigrationConfidentialJobKeyId(vm);
+    g_autofree char *keyId = g_strdup(qemuMigrationConfidentialJobKeyId(vm));
+    g_autofree char *domname = g_strdup(vm->def->name);
     qemuDomainJobDataPrivate *jobData = NULL;
     unsigned long long start;
     unsigned long long end;
@@ -883,7 +887,7 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
 
     virObjectUnlock(vm);
     rc = qemuMirrorAttestRun(cfg->mirrorAttestationAgent,
-                             cfg->mirrorAttestationTimeout, vm->def->name,
+                             cfg->mirrorAttestationTimeout, domname,
                              QEMU_MIRROR_ATTEST_STEP_ATTEST, request, &reply,
                              &agentMs);
     virObjectLock(vm);

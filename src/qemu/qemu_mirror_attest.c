@@ -7,21 +7,36 @@
  * The agent is a program the operator names in qemu.conf
  * (mirror_attestation_agent). libvirt runs it once per exchange, without
  * arguments, writes one JSON request to its standard input, closes it, and
- * reads one JSON reply from its standard output; its standard error goes
- * to libvirt's debug log. The protocol is documented in
- * docs/kbase/confidential-migration.rst. Nothing libvirt sends the agent is
- * secret, and what it returns is either public (a launch session: the
+ * reads one JSON reply from its standard output. The protocol is documented
+ * in docs/kbase/confidential-migration.rst. Nothing libvirt sends the agent
+ * is secret, and what it returns is either public (a launch session: the
  * guest owner's public key and the wrapped TEK/TIK) or encrypted for the
- * SEV firmware of this host (the launch secret), so neither needs hiding
- * from the logs. What must never leave the firmware and the guest owner
- * (the TEK, the TIK, the transport key) never passes through libvirt.
+ * SEV firmware of this host (the launch secret). What must never leave the
+ * firmware and the guest owner (the TEK, the TIK, the transport key) never
+ * passes through libvirt.
+ *
+ * The agent is not trusted with libvirt's logs and errors: its reply is
+ * not logged (only its size), the last lines of its standard error are
+ * logged at debug level, and what of its text reaches an error (a refusal's
+ * reason, the last line of its standard error) is cut to printable ASCII
+ * and QEMU_MIRROR_ATTEST_TEXT_MAX characters. It runs with a minimal
+ * environment (virCommandAddEnvPassCommon), in a process group of its own
+ * that is killed whole when it times out, when libvirt gives up on it, and
+ * after it exits; on Linux a watchdog process, the group's leader, also
+ * kills the group when the thread of the daemon that started it dies
+ * (PR_SET_PDEATHSIG), libvirtd killed by SIGKILL included.
  */
 
 #include <config.h>
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+# include <sys/prctl.h>
+#endif
 
 #include "qemu_mirror_attest.h"
 #include "vircommand.h"
@@ -40,6 +55,11 @@ VIR_LOG_INIT("qemu.qemu_mirror_attest");
 #define QEMU_MIRROR_ATTEST_OUTPUT_MAX (1024 * 1024)
 
 #define QEMU_MIRROR_ATTEST_PROTOCOL_VERSION 1
+
+/* of the agent's standard error, the debug log gets the last lines, each
+ * cut at this many characters */
+#define QEMU_MIRROR_ATTEST_STDERR_LOG_LINES 64
+#define QEMU_MIRROR_ATTEST_STDERR_LOG_LINE_MAX 1000
 
 
 void
@@ -187,7 +207,36 @@ qemuMirrorAttestExited(pid_t pid,
 }
 
 
-/* the last non-empty line of the agent's standard error, for the error */
+/**
+ * qemuMirrorAttestSanitize:
+ * @text: text of the agent's
+ * @max: how many characters are kept at most
+ *
+ * What of @text may reach an error or the log: each byte that is not
+ * printable ASCII (control characters, escape sequences, line breaks,
+ * anything not ASCII) becomes '?', and the text is cut after @max
+ * characters ("..." marks the cut).
+ */
+char *
+qemuMirrorAttestSanitize(const char *text,
+                         size_t max)
+{
+    GString *out = g_string_new(NULL);
+    const char *p;
+
+    for (p = text; *p; p++) {
+        if (out->len >= max) {
+            g_string_append(out, "...");
+            break;
+        }
+        g_string_append_c(out, g_ascii_isprint(*p) ? *p : '?');
+    }
+    return g_string_free(out, FALSE);
+}
+
+
+/* the last non-empty line of the agent's standard error, sanitised, for
+ * the error */
 static char *
 qemuMirrorAttestLastLine(const char *text)
 {
@@ -197,9 +246,137 @@ qemuMirrorAttestLastLine(const char *text)
     for (i = g_strv_length(lines); i > 0; i--) {
         g_strstrip(lines[i - 1]);
         if (*lines[i - 1])
-            return g_strdup(lines[i - 1]);
+            return qemuMirrorAttestSanitize(lines[i - 1], QEMU_MIRROR_ATTEST_TEXT_MAX);
     }
     return NULL;
+}
+
+
+/* the agent's standard error into the debug log: its last lines, each
+ * sanitised (a line break of the agent's cannot make a log line of its
+ * own) */
+static void
+qemuMirrorAttestLogStderr(const char *agent,
+                          const char *step,
+                          const char *text)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", 0);
+    size_t n = g_strv_length(lines);
+    size_t i;
+
+    if (n > 0 && !*lines[n - 1])
+        n--;
+    for (i = n > QEMU_MIRROR_ATTEST_STDERR_LOG_LINES ?
+             n - QEMU_MIRROR_ATTEST_STDERR_LOG_LINES : 0; i < n; i++) {
+        g_autofree char *line = qemuMirrorAttestSanitize(lines[i],
+                                                         QEMU_MIRROR_ATTEST_STDERR_LOG_LINE_MAX);
+
+        VIR_DEBUG("attestation agent %s, step %s, standard error: %s",
+                  agent, step, line);
+    }
+}
+
+
+#ifdef __linux__
+/* In the child libvirt forked for the agent, before the agent is executed:
+ * a process group of its own; this process stays as the group's leader
+ * and watchdog, the agent runs in a child of it. When the daemon's thread
+ * that started it dies (PR_SET_PDEATHSIG: SIGTERM), the watchdog kills the
+ * whole group, itself with it: the agent, and what it started in its
+ * group, never outlive the daemon, also when a wrapper does not exec (the
+ * agent's own PR_SET_PDEATHSIG reaches it only). Otherwise the watchdog
+ * exits with the agent's status. This is a fork of a threaded daemon:
+ * little more than async-signal-safe calls, and virFork, as virExec
+ * uses it. */
+static int
+qemuMirrorAttestChildHook(void *opaque)
+{
+    pid_t daemonPid = *(pid_t *) opaque;
+    sigset_t waitset;
+    sigset_t none;
+    pid_t watchdog;
+    pid_t agent;
+    int status = 0;
+    int fd;
+
+    if (setpgid(0, 0) < 0)
+        return -1;
+
+    sigemptyset(&none);
+    sigemptyset(&waitset);
+    sigaddset(&waitset, SIGCHLD);
+    sigaddset(&waitset, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &waitset, NULL) < 0 ||
+        prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        return -1;
+    if (getppid() != daemonPid)
+        _exit(EXIT_CANCELED); /* the daemon died before prctl */
+
+    watchdog = getpid();
+    if ((agent = virFork()) < 0)
+        return -1;
+
+    if (agent == 0) {
+        /* the agent: dies with the watchdog */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+            getppid() != watchdog ||
+            sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+            _exit(EXIT_CANCELED);
+        return 0;
+    }
+
+    /* the daemon reads the agent's output to its end: the watchdog holds
+     * no end of the agent's pipes */
+    for (fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+        int tmpfd = fd;
+
+        VIR_FORCE_CLOSE(tmpfd);
+    }
+
+    while (true) {
+        siginfo_t info;
+
+        if (sigwaitinfo(&waitset, &info) < 0)
+            continue;
+        if (info.si_signo == SIGTERM) {
+            /* the daemon died, or was asked to stop the agent */
+            kill(0, SIGKILL);
+            _exit(EXIT_CANCELED);
+        }
+        if (waitpid(agent, &status, WNOHANG) == agent)
+            break;
+    }
+
+    if (WIFSIGNALED(status)) {
+        /* ended by a signal: so does the watchdog, without a core dump
+         * (it is a copy of the daemon) */
+        struct rlimit nocore = { 0, 0 };
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+        setrlimit(RLIMIT_CORE, &nocore);
+        sigaction(WTERMSIG(status), &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        raise(WTERMSIG(status));
+    }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_CANCELED);
+}
+#else /* !__linux__ */
+static int
+qemuMirrorAttestChildHook(void *opaque G_GNUC_UNUSED)
+{
+    return setpgid(0, 0);
+}
+#endif /* !__linux__ */
+
+
+/* SIGKILL to the agent's process group @pgid: the agent, the watchdog and
+ * whatever the agent started in the group */
+static void
+qemuMirrorAttestKillGroup(pid_t pgid)
+{
+    if (kill(-pgid, SIGKILL) < 0 && errno != ESRCH)
+        VIR_WARN("cannot kill the attestation agent's process group %lld: %s",
+                 (long long) pgid, g_strerror(errno));
 }
 
 
@@ -217,8 +394,14 @@ qemuMirrorAttestLastLine(const char *text)
  * Runs the agent once. Every failure is reported with the step and the
  * cause: the agent cannot be run, it exits with a non-zero status (the
  * last line it wrote to standard error is quoted), it takes longer than
- * @timeout (it is killed), its output is not a JSON object, or it refuses
- * (its reason is quoted).
+ * @timeout (its process group is killed), its output is not a JSON object,
+ * or it refuses (its reason is quoted). What is quoted of the agent is
+ * sanitised (qemuMirrorAttestSanitize). Its process group is killed in
+ * every case before this returns.
+ *
+ * The caller may hold no lock the agent's run should not block: in
+ * particular @domname must be the caller's own copy, not a domain
+ * definition's, when the domain is unlocked meanwhile.
  */
 int
 qemuMirrorAttestRun(const char *agent,
@@ -235,6 +418,8 @@ qemuMirrorAttestRun(const char *agent,
     g_autoptr(GString) err = g_string_new(NULL);
     g_autoptr(virJSONValue) json = NULL;
     g_autofree char *lastLine = NULL;
+    g_autofree char *reason = NULL;
+    pid_t daemonPid = getpid();
     VIR_AUTOCLOSE inWrite = -1;
     VIR_AUTOCLOSE outfd = -1;
     VIR_AUTOCLOSE errfd = -1;
@@ -277,6 +462,7 @@ qemuMirrorAttestRun(const char *agent,
     virCommandSetErrorFD(cmd, &errfd);
     virCommandNonblockingFDs(cmd);
     virCommandRawStatus(cmd);
+    virCommandSetPreExecHook(cmd, qemuMirrorAttestChildHook, &daemonPid);
 
     VIR_DEBUG("running attestation agent %s for domain %s, step %s",
               agent, domname, step);
@@ -286,6 +472,11 @@ qemuMirrorAttestRun(const char *agent,
         return -1;
     }
     VIR_FORCE_CLOSE(infds[0]);
+
+    /* the child does it too: the group exists before anything kills it */
+    if (setpgid(pid, pid) < 0)
+        VIR_DEBUG("setpgid of the attestation agent %lld: %s",
+                  (long long) pid, g_strerror(errno));
 
     /* the request is small; a pipe holds it, unless the agent already quit,
      * which its exit status then tells */
@@ -342,6 +533,10 @@ qemuMirrorAttestRun(const char *agent,
     if (!qemuMirrorAttestExited(pid, deadline))
         goto timeout;
 
+    /* what the agent left running in its group; the leader is not reaped
+     * yet, so its process group ID cannot have been reused */
+    qemuMirrorAttestKillGroup(pid);
+
     if (virCommandWait(cmd, &exitstatus) < 0)
         return -1;
 
@@ -350,9 +545,7 @@ qemuMirrorAttestRun(const char *agent,
     if (elapsedMs)
         *elapsedMs = now - start;
 
-    if (err->len > 0)
-        VIR_DEBUG("attestation agent %s, step %s, standard error: %s",
-                  agent, step, err->str);
+    qemuMirrorAttestLogStderr(agent, step, err->str);
     lastLine = qemuMirrorAttestLastLine(err->str);
 
     if (!WIFEXITED(exitstatus) || WEXITSTATUS(exitstatus) != 0) {
@@ -365,7 +558,10 @@ qemuMirrorAttestRun(const char *agent,
         return -1;
     }
 
-    if (!(json = virJSONValueFromString(out->str)) ||
+    /* the reply is not logged: the agent is not trusted with the log */
+    VIR_DEBUG("attestation agent %s, step %s: a reply of %zu bytes",
+              agent, step, out->len);
+    if (!(json = virJSONValueFromStringNoLog(out->str)) ||
         !virJSONValueIsObject(json)) {
         virResetLastError();
         virReportError(VIR_ERR_OPERATION_FAILED,
@@ -375,11 +571,12 @@ qemuMirrorAttestRun(const char *agent,
     }
 
     if (virJSONValueObjectHasKey(json, "refused")) {
-        refused = virJSONValueObjectGetString(json, "refused");
+        if ((refused = virJSONValueObjectGetString(json, "refused")))
+            reason = qemuMirrorAttestSanitize(refused, QEMU_MIRROR_ATTEST_TEXT_MAX);
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("attestation of this host for domain '%1$s' failed at step '%2$s': the guest owner refused: %3$s"),
                        domname, step,
-                       refused ? refused : _("(no reason given)"));
+                       reason ? reason : _("(no reason given)"));
         return -1;
     }
 
@@ -387,6 +584,7 @@ qemuMirrorAttestRun(const char *agent,
     return 0;
 
  timeout:
+    qemuMirrorAttestKillGroup(pid);
     virCommandAbort(cmd);
     virReportError(VIR_ERR_OPERATION_TIMEOUT,
                    _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not answer within %4$u seconds (mirror_attestation_timeout) and was killed"),
@@ -394,6 +592,7 @@ qemuMirrorAttestRun(const char *agent,
     return -1;
 
  abort:
+    qemuMirrorAttestKillGroup(pid);
     virCommandAbort(cmd);
     return -1;
 }

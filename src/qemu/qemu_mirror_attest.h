@@ -20,6 +20,10 @@
 #define QEMU_MIRROR_ATTEST_SECRET_HEADER_SIZE 52
 #define QEMU_MIRROR_ATTEST_KEY_ID_MAX 64
 
+/* what of the agent's own text (a refusal's reason, the last line of its
+ * standard error) an error quotes at most, in characters */
+#define QEMU_MIRROR_ATTEST_TEXT_MAX 200
+
 /* the steps in which libvirt runs the agent, as errors name them */
 #define QEMU_MIRROR_ATTEST_STEP_AGENT "agent"
 #define QEMU_MIRROR_ATTEST_STEP_SESSION "session"
@@ -67,6 +71,10 @@ qemuMirrorAttestParseSecret(virJSONValue *reply,
 
 bool
 qemuMirrorAttestKeyIdValid(const char *keyId);
+
+char *
+qemuMirrorAttestSanitize(const char *text,
+                         size_t max);
 
 int
 qemuMirrorAttestSession(virQEMUDriverConfig *cfg,
