@@ -28,12 +28,16 @@
  *                  (threads, hidden from query-hotpluggable-cpus); stop,
  *                  cont and reset as they affect them
  *   sev.c          QEMU's SEV commands and its SEV migration blocker
- *   psp.c          the simulated AMD secure processor: the platform's PDH,
- *                  LAUNCH_START, the measurement, LAUNCH_SECRET
+ *   psp.c          the simulated AMD secure processor: LAUNCH_START, the
+ *                  measurement, LAUNCH_SECRET (psp.h: its private parts)
+ *   pspkey.c       the platform's PDH key (generated or loaded)
  *   platcerts.c    the platform's certificates (PDH, PEK, OCA, CEK), as the
  *                  test lab signed them, or unsigned
  *   stream.c       the encrypted migration stream: the transport key
- *                  protects it, on the first mirror vCPU thread
+ *                  protects it; its set-up from QMP (stream.h: its
+ *                  private parts)
+ *   streamio.c     the stream on the first mirror vCPU thread: the
+ *                  connections, the handshake, the records
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
