@@ -167,24 +167,66 @@ class Recording:
 
 # ------------------------------------------------- the stand-in's stream
 
+STREAM_MAGIC = b"LVMIRROR-STREAM3"
+
+
+def _prf(key, label, *parts):
+    import hashlib
+    import hmac
+    return hmac.new(key, label + b"\0" + b"".join(parts), hashlib.sha256).digest()
+
+
+def stream_key(key, source_nonce, target_nonce, channel=0):
+    """Contract version 3's stream key (docs/kbase/confidential-migration.rst)."""
+    return _prf(key, b"lvmirror v3 stream key", source_nonce, target_nonce,
+                channel.to_bytes(4, "big"))
+
+
+def target_confirmation(key, key_id, target_nonce):
+    """The target helper's key confirmation (query-migration-helper's
+    "key-confirmation", as bytes)."""
+    return _prf(key, b"lvmirror v3 target confirmation", target_nonce,
+                key_id.encode("ascii"))
+
+
+def parse_header(there):
+    """The header of a contract version 3 stream: a dict with channel,
+    source-nonce, target-nonce, key-id, proof and length (its bytes)."""
+    if there[:16] != STREAM_MAGIC:
+        raise AssertionError("no handshake: %r" % there[:16])
+    fixed = 16 + 4 + 32 + 32 + 1
+    if len(there) < fixed:
+        raise AssertionError("header cut short")
+    id_len = there[fixed - 1]
+    if len(there) < fixed + id_len + 32:
+        raise AssertionError("header cut short")
+    return {"channel": int.from_bytes(there[16:20], "big"),
+            "source-nonce": there[20:52], "target-nonce": there[52:84],
+            "key-id": there[fixed:fixed + id_len].decode("ascii", "replace"),
+            "signed": there[:fixed + id_len],
+            "proof": there[fixed + id_len:fixed + id_len + 32],
+            "length": fixed + id_len + 32}
+
+
 def decode_stream(there, back, key):
     """The plaintext of both directions of the stand-in's encrypted stream
     (e2e/standin/stream.c), decrypted with python3-cryptography from its
-    documented format, independently of the stand-in's C code: (key id,
-    plaintext there, plaintext back). @key is the transport key (32
-    bytes). Every record must authenticate, in sequence, up to the end
+    documented format (contract version 3), independently of the
+    stand-in's C code: (key id, plaintext there, plaintext back). @key is
+    the transport key (32 bytes). The source's key confirmation must
+    verify, and every record must authenticate, in sequence, up to the end
     record, with nothing after it: a recording with a byte missing or
     changed raises AssertionError."""
-    import hashlib
     import hmac
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    if there[:16] != b"LVMIRROR-STREAM1":
-        raise AssertionError("no handshake: %r" % there[:16])
-    salt = there[16:48]
-    id_len = there[48]
-    key_id = there[49:49 + id_len].decode("ascii", "replace")
-    aead = AESGCM(hmac.new(key, b"lvmirror stream key" + salt, hashlib.sha256).digest())
+    hdr = parse_header(there)
+    skey = stream_key(key, hdr["source-nonce"], hdr["target-nonce"], hdr["channel"])
+    if not hmac.compare_digest(_prf(skey, b"lvmirror v3 source confirmation", hdr["signed"]),
+                               hdr["proof"]):
+        raise AssertionError("the source's key confirmation does not verify")
+    key_id = hdr["key-id"]
+    aead = AESGCM(skey)
 
     def records(data, off, direction):
         seq = 0
@@ -210,7 +252,7 @@ def decode_stream(there, back, key):
                                  % (direction, len(data) - off))
         return bytes(out)
 
-    return key_id, records(there, 49 + id_len, 0), records(back, 0, 1)
+    return key_id, records(there, hdr["length"], 0), records(back, 0, 1)
 
 
 def guest_pattern_windows(count=8, words=8):

@@ -38,6 +38,8 @@
  *                  private parts)
  *   streamio.c     the stream on the first mirror vCPU thread: the
  *                  connections, the handshake, the records
+ *   streamkey.c    contract version 3's stream key: the nonces, the KDF,
+ *                  the key confirmations
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -347,6 +349,9 @@ char *cmdlineRewriteMachine(const CmdLine *cl, const char *val);
 /* ---- psp.c ---- */
 
 #define PSP_TRANSPORT_KEY_LEN 32
+/* streamkey.c: contract version 3's nonces and derived keys */
+#define STREAM_NONCE_LEN 32
+#define STREAM_KEY_LEN 32
 #define PSP_KEY_ID_MAX 64
 
 /* this launch, as the secure processor knows it */
@@ -501,6 +506,15 @@ struct _Standin {
      * injected secret */
     guint8 helperKeyBytes[PSP_TRANSPORT_KEY_LEN];
     char *helperKeyId;
+    /* contract version 3 (streamkey.c): a target-mode helper's nonce, made
+     * with its key and used by one incoming stream; a source's peer (the
+     * target's nonce and proof, from migrate-set-parameters), used by the
+     * next 'migrate' */
+    guint8 helperNonce[STREAM_NONCE_LEN];
+    bool helperNonceSet;
+    guint8 peerNonce[STREAM_NONCE_LEN];
+    guint8 peerProof[STREAM_KEY_LEN];
+    bool peerSet;
 
     /* commands.c */
     bool guestAssisted;
@@ -610,6 +624,23 @@ void streamClosefd(Standin *st, const char *name, json_object *id,
 void streamCancel(Standin *st);
 bool streamVcpuWork(Standin *st);
 void streamCleanup(Standin *st);
+void streamSetParameters(Standin *st, const char *name, json_object *id,
+                         json_object *cmd, const char *line, gsize len);
+
+/* ---- streamkey.c ---- */
+bool streamKeyDerive(const guint8 *transportKey,
+                     const guint8 sourceNonce[STREAM_NONCE_LEN],
+                     const guint8 targetNonce[STREAM_NONCE_LEN],
+                     guint32 channel, guint8 out[STREAM_KEY_LEN]);
+bool streamKeyTargetProof(const guint8 *transportKey, const char *keyId,
+                          const guint8 targetNonce[STREAM_NONCE_LEN],
+                          guint8 out[STREAM_KEY_LEN]);
+bool streamKeySourceProof(const guint8 streamKey[STREAM_KEY_LEN],
+                          const guint8 *header, size_t headerLen,
+                          guint8 out[STREAM_KEY_LEN]);
+bool streamKeyEqual(const guint8 *a, const guint8 *b, size_t len);
+char *streamKeyHex(const guint8 *buf, size_t len);
+bool streamKeyUnhex(const char *hex, guint8 *out, size_t len);
 
 /* ---- schema.c ---- */
 json_object *schemaLoad(const char *path, GError **err);

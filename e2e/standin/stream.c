@@ -16,20 +16,34 @@
  * accepts the source's connection, connects to QEMU, checks the handshake,
  * decrypts and authenticates each record and writes the plaintext to QEMU.
  *
- * The wire (both directions after the handshake):
+ * The wire (contract version 3; the key schedule: streamkey.c):
  *
- *   handshake (source -> target, clear):
- *       "LVMIRROR-STREAM1" (16 bytes), salt[32] (random), key-id length u8,
- *       key-id
- *   stream key = HMAC-SHA256(transport key, "lvmirror stream key" || salt)
+ *   before 'migrate', the source's helper gets the target's nonce and its
+ *   key confirmation (migration parameters helper-peer-nonce and
+ *   helper-peer-confirmation, hex) and checks the confirmation under its
+ *   own transport key: 'migrate' fails ("key confirmation failed") before
+ *   anything is sent if it does not match, or was not given.
+ *   header (source -> target, clear):
+ *       "LVMIRROR-STREAM3" (16 bytes), channel_be32 (0: one channel today),
+ *       source nonce[32] (random), target nonce[32], key-id length u8,
+ *       key-id, source proof[32]
+ *   stream key = HMAC-SHA256(transport key, "lvmirror v3 stream key" ||
+ *       0x00 || source nonce || target nonce || channel_be32)
+ *   source proof = HMAC-SHA256(stream key, "lvmirror v3 source
+ *       confirmation" || 0x00 || the header before the proof); the target
+ *       checks the magic, the key id, that the target nonce is its own
+ *       (used once) and the proof before it accepts any record
+ *       ("key confirmation failed" otherwise)
  *   record: len_be32 (plaintext bytes, <= 65536; 0 = end of this
  *       direction) || AES-256-GCM(plaintext) || tag[16],
  *       nonce = dir_be32 || seq_be64, AAD = len_be32 || seq_be64, seq from
  *       0 in each direction; dir 0 is source -> target, 1 target -> source
- *       (QEMU's own TLS handshake needs the way back).
+ *       (QEMU's own TLS handshake needs the way back). Every stream (and
+ *       every channel) has a key of its own, so a record nonce is never
+ *       used twice under one key.
  *
- * Any failure (a record that does not authenticate, a key-id mismatch, a
- * stream cut before its end record, a peer or QEMU that goes away) closes
+ * Any failure (a key confirmation that fails, a record that does not
+ * authenticate, a key-id mismatch, a stream cut before its end record, a peer or QEMU that goes away) closes
  * both sockets: QEMU sees its migration socket close, on both hosts. The
  * stream key lives on the vCPU thread's stack and is wiped after use; no
  * key byte is logged.
@@ -144,6 +158,43 @@ streamNew(Standin *st, StreamRole role, GError **err)
     }
     memcpy(s->key, key, sizeof(s->key));
     s->keyId = g_strdup(keyId);
+    if (role == STREAM_TARGET) {
+        /* contract version 3: the nonce this helper reported, once */
+        if (!st->helperNonceSet) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                        "the migration helper has no unused nonce (its key "
+                        "was taken for another incoming stream)");
+            streamFree(s);
+            return NULL;
+        }
+        memcpy(s->targetNonce, st->helperNonce, STREAM_NONCE_LEN);
+    } else {
+        guint8 proof[STREAM_KEY_LEN];
+        bool ok;
+
+        /* contract version 3: the target proves the transport key and its
+         * nonce before anything leaves this host */
+        if (!st->peerSet) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                        "key confirmation failed: the target's nonce and key "
+                        "confirmation were not set (migration parameters "
+                        "helper-peer-nonce, helper-peer-confirmation)");
+            streamFree(s);
+            return NULL;
+        }
+        st->peerSet = false;
+        ok = streamKeyTargetProof(s->key, s->keyId, st->peerNonce, proof) &&
+            streamKeyEqual(proof, st->peerProof, sizeof(proof));
+        gnutls_memset(proof, 0, sizeof(proof));
+        if (!ok) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                        "key confirmation failed: the target's helper does not "
+                        "prove the transport key '%s'", s->keyId);
+            streamFree(s);
+            return NULL;
+        }
+        memcpy(s->targetNonce, st->peerNonce, STREAM_NONCE_LEN);
+    }
     if (!g_unix_open_pipe(s->cancel, FD_CLOEXEC, err) ||
         !g_unix_set_fd_nonblocking(s->cancel[0], TRUE, err)) {
         streamFree(s);
@@ -180,6 +231,10 @@ streamFinished(gpointer opaque)
 
     if (st->stream == s)
         st->stream = NULL;
+    /* contract version 3: a target's nonce serves one incoming stream; a
+     * second one needs a new key, and a new nonce with it */
+    if (s->role == STREAM_TARGET)
+        st->helperNonceSet = false;
     streamFree(s);
     return G_SOURCE_REMOVE;
 }
@@ -411,6 +466,62 @@ streamIncoming(Standin *st, const char *uri, GError **err)
     standinLog("start-migrate-incoming: encrypted stream on %s port %s (key id '%s'), "
                "QEMU listens on the stand-in's socket", host, port, s->keyId);
     return g_strdup_printf("unix:%s", s->sockPath);
+}
+
+
+/* migrate-set-parameters: helper-peer-nonce and helper-peer-confirmation
+ * (contract version 3) are the helper's, for the next 'migrate'; the rest
+ * goes to QEMU, which does not know them */
+void
+streamSetParameters(Standin *st, const char *name, json_object *id,
+                    json_object *cmd, const char *line, gsize len)
+{
+    json_object *args = NULL;
+    json_object *rest;
+    g_autoptr(json_object) fwd = NULL;
+    g_autofree char *out = NULL;
+    const char *nonce;
+    const char *proof;
+    bool other = false;
+
+    json_object_object_get_ex(cmd, "arguments", &args);
+    nonce = jsonGetString(args, PARAM_PEER_NONCE);
+    proof = jsonGetString(args, PARAM_PEER_PROOF);
+    if (!args || (!json_object_object_get_ex(args, PARAM_PEER_NONCE, NULL) &&
+                  !json_object_object_get_ex(args, PARAM_PEER_PROOF, NULL))) {
+        forward(st, ACT_FORWARD, name, id, line, len);
+        return;
+    }
+    if (!streamKeyUnhex(nonce, st->peerNonce, STREAM_NONCE_LEN) ||
+        !streamKeyUnhex(proof, st->peerProof, STREAM_KEY_LEN)) {
+        st->peerSet = false;
+        replyError(st, name, id, "Parameters '%s' and '%s' expect %d hex digits each",
+                   PARAM_PEER_NONCE, PARAM_PEER_PROOF, STREAM_NONCE_LEN * 2);
+        return;
+    }
+    st->peerSet = true;
+    standinLog("QMP %s: the target's nonce and key confirmation (intercepted)", name);
+
+    rest = json_object_new_object();
+    json_object_object_foreach(args, key, val) {
+        if (!g_str_equal(key, PARAM_PEER_NONCE) && !g_str_equal(key, PARAM_PEER_PROOF)) {
+            json_object_object_add(rest, key, json_object_get(val));
+            other = true;
+        }
+    }
+    if (!other) {
+        json_object_put(rest);
+        replyReturn(st, name, id, NULL);
+        return;
+    }
+    fwd = json_object_new_object();
+    json_object_object_add(fwd, "execute", json_object_new_string(name));
+    json_object_object_add(fwd, "arguments", rest);
+    if (id)
+        json_object_object_add(fwd, "id", json_object_get(id));
+    out = jsonLine(fwd);
+    pendingPush(st, ACT_FORWARD, name, id);
+    chanWrite(st->qemu, out, strlen(out));
 }
 
 

@@ -8,10 +8,12 @@
 
 #include "standin.h"
 
-#define STREAM_MAGIC "LVMIRROR-STREAM1"
+#define STREAM_MAGIC "LVMIRROR-STREAM3"
 #define STREAM_MAGIC_LEN 16
-#define STREAM_SALT_LEN 32
-#define STREAM_KEY_LABEL "lvmirror stream key"
+/* the migration parameters that give a source's helper the target's
+ * nonce and key confirmation (contract version 3) */
+#define PARAM_PEER_NONCE "helper-peer-nonce"
+#define PARAM_PEER_PROOF "helper-peer-confirmation"
 #define STREAM_RECORD_MAX 65536
 #define STREAM_TAG_LEN 16
 #define STREAM_HDR_LEN 4
@@ -36,6 +38,9 @@ struct _Stream {
     int cancel[2];          /* a byte on cancel[1] stops the thread */
     guint8 key[32];         /* the transport key, copied at the start */
     char *keyId;
+    guint8 targetNonce[STREAM_NONCE_LEN];   /* contract version 3 */
+    guint32 channel;        /* 0: one channel today */
+    guint64 accepted;       /* records authenticated from the peer */
     char *error;            /* set by the thread: why it failed */
 };
 

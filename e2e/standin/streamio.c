@@ -216,65 +216,6 @@ readFull(Stream *s, int fd, guint8 *buf, size_t len, const char *what)
 }
 
 
-static bool
-deriveKey(Stream *s, const guint8 *salt, guint8 *out)
-{
-    guint8 msg[sizeof(STREAM_KEY_LABEL) - 1 + STREAM_SALT_LEN];
-
-    memcpy(msg, STREAM_KEY_LABEL, sizeof(STREAM_KEY_LABEL) - 1);
-    memcpy(msg + sizeof(STREAM_KEY_LABEL) - 1, salt, STREAM_SALT_LEN);
-    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, s->key, sizeof(s->key),
-                         msg, sizeof(msg), out) < 0)
-        return fail(s, "HMAC-SHA256 failed");
-    return true;
-}
-
-
-static bool
-sourceHandshake(Stream *s, int remote, guint8 *streamKey)
-{
-    guint8 hs[STREAM_MAGIC_LEN + STREAM_SALT_LEN + 1 + 255];
-    guint8 *salt = hs + STREAM_MAGIC_LEN;
-    size_t idLen = strlen(s->keyId);
-
-    if (idLen > 255)
-        return fail(s, "key id too long");
-    memcpy(hs, STREAM_MAGIC, STREAM_MAGIC_LEN);
-    if (gnutls_rnd(GNUTLS_RND_NONCE, salt, STREAM_SALT_LEN) < 0)
-        return fail(s, "no random salt");
-    hs[STREAM_MAGIC_LEN + STREAM_SALT_LEN] = idLen;
-    memcpy(hs + STREAM_MAGIC_LEN + STREAM_SALT_LEN + 1, s->keyId, idLen);
-    if (!deriveKey(s, salt, streamKey))
-        return false;
-    return writeFull(s, remote, hs, STREAM_MAGIC_LEN + STREAM_SALT_LEN + 1 + idLen,
-                     "the destination");
-}
-
-
-static bool
-targetHandshake(Stream *s, int remote, guint8 *streamKey)
-{
-    guint8 hs[STREAM_MAGIC_LEN + STREAM_SALT_LEN + 1];
-    char id[256];
-    size_t idLen;
-
-    if (!readFull(s, remote, hs, sizeof(hs), "the source"))
-        return false;
-    if (memcmp(hs, STREAM_MAGIC, STREAM_MAGIC_LEN) != 0)
-        return fail(s, "handshake: not an encrypted migration stream (bad magic)");
-    idLen = hs[STREAM_MAGIC_LEN + STREAM_SALT_LEN];
-    if (!readFull(s, remote, (guint8 *) id, idLen, "the source"))
-        return false;
-    id[idLen] = '\0';
-    if (idLen != strlen(s->keyId) || memcmp(id, s->keyId, idLen) != 0) {
-        g_autofree char *shown = g_strescape(id, NULL);
-        return fail(s, "handshake: the source's key id '%s' is not this helper's '%s'",
-                    shown, s->keyId);
-    }
-    return deriveKey(s, hs + STREAM_MAGIC_LEN, streamKey);
-}
-
-
 static void
 putBe32(guint8 *p, guint32 v)
 {
@@ -298,6 +239,80 @@ putBe64(guint8 *p, guint64 v)
 {
     putBe32(p, v >> 32);
     putBe32(p + 4, (guint32) v);
+}
+
+
+/* the header up to the source's proof: magic, channel, nonces, key id */
+#define HDR_FIXED (STREAM_MAGIC_LEN + 4 + 2 * STREAM_NONCE_LEN + 1)
+
+
+static bool
+sourceHandshake(Stream *s, int remote, guint8 *streamKey)
+{
+    guint8 hs[HDR_FIXED + 255 + STREAM_KEY_LEN];
+    guint8 *sourceNonce = hs + STREAM_MAGIC_LEN + 4;
+    size_t idLen = strlen(s->keyId);
+    size_t len;
+
+    if (idLen > 255)
+        return fail(s, "key id too long");
+    memcpy(hs, STREAM_MAGIC, STREAM_MAGIC_LEN);
+    putBe32(hs + STREAM_MAGIC_LEN, s->channel);
+    if (gnutls_rnd(GNUTLS_RND_NONCE, sourceNonce, STREAM_NONCE_LEN) < 0)
+        return fail(s, "no random nonce");
+    memcpy(sourceNonce + STREAM_NONCE_LEN, s->targetNonce, STREAM_NONCE_LEN);
+    hs[HDR_FIXED - 1] = idLen;
+    memcpy(hs + HDR_FIXED, s->keyId, idLen);
+    len = HDR_FIXED + idLen;
+    if (!streamKeyDerive(s->key, sourceNonce, s->targetNonce, s->channel, streamKey) ||
+        !streamKeySourceProof(streamKey, hs, len, hs + len))
+        return fail(s, "HMAC-SHA256 failed");
+    return writeFull(s, remote, hs, len + STREAM_KEY_LEN, "the destination");
+}
+
+
+static bool
+targetHandshake(Stream *s, int remote, guint8 *streamKey)
+{
+    guint8 hs[HDR_FIXED + 255 + STREAM_KEY_LEN];
+    guint8 proof[STREAM_KEY_LEN];
+    const guint8 *sourceNonce = hs + STREAM_MAGIC_LEN + 4;
+    char id[256];
+    size_t idLen;
+    bool ok;
+
+    if (!readFull(s, remote, hs, HDR_FIXED, "the source"))
+        return false;
+    if (memcmp(hs, STREAM_MAGIC, STREAM_MAGIC_LEN) != 0)
+        return fail(s, "handshake: not an encrypted migration stream of "
+                    "contract version 3 (bad magic)");
+    if (getBe32(hs + STREAM_MAGIC_LEN) != s->channel)
+        return fail(s, "handshake: channel %u, this stream is channel %u",
+                    getBe32(hs + STREAM_MAGIC_LEN), s->channel);
+    idLen = hs[HDR_FIXED - 1];
+    if (!readFull(s, remote, hs + HDR_FIXED, idLen + STREAM_KEY_LEN, "the source"))
+        return false;
+    memcpy(id, hs + HDR_FIXED, idLen);
+    id[idLen] = '\0';
+    if (idLen != strlen(s->keyId) || memcmp(id, s->keyId, idLen) != 0) {
+        g_autofree char *shown = g_strescape(id, NULL);
+        return fail(s, "handshake: the source's key id '%s' is not this helper's '%s'",
+                    shown, s->keyId);
+    }
+    /* key confirmation, before any record: the stream is for this
+     * helper's nonce, and the source proves the key derived from it */
+    if (!streamKeyEqual(sourceNonce + STREAM_NONCE_LEN, s->targetNonce, STREAM_NONCE_LEN))
+        return fail(s, "key confirmation failed: the stream was made for another "
+                    "target's nonce (a replayed or misdirected stream)");
+    if (!streamKeyDerive(s->key, sourceNonce, s->targetNonce, s->channel, streamKey) ||
+        !streamKeySourceProof(streamKey, hs, HDR_FIXED + idLen, proof))
+        return fail(s, "HMAC-SHA256 failed");
+    ok = streamKeyEqual(proof, hs + HDR_FIXED + idLen, STREAM_KEY_LEN);
+    gnutls_memset(proof, 0, sizeof(proof));
+    if (!ok)
+        return fail(s, "key confirmation failed: the source does not prove the "
+                    "stream key");
+    return true;
 }
 
 
@@ -481,6 +496,7 @@ relay(Stream *s, int local, int remote, const guint8 *streamKey)
                     goto out;
                 }
                 recvSeq++;
+                s->accepted = recvSeq;
                 recHave = 0;
                 if (len == 0) {
                     endReceived = true;
@@ -543,6 +559,9 @@ streamRun(Stream *s)
     gnutls_memset(s->key, 0, sizeof(s->key));
     /* logged here, before QEMU learns of it: a target's QEMU exits at
      * once, and the stand-in with it */
+    if (s->role == STREAM_TARGET)
+        standinLog("migration stream (incoming): %" G_GUINT64_FORMAT " records accepted",
+                   s->accepted);
     if (s->error)
         standinLog("migration stream (%s) failed: %s",
                    s->role == STREAM_SOURCE ? "outgoing" : "incoming", s->error);
