@@ -118,6 +118,23 @@ class RelayTest(unittest.TestCase):
         self.assertIn("connection 0, there: %d of the %d bytes forwarded"
                       % ((2 << 20) - 4096, 2 << 20), str(cm.exception))
 
+    def test_replay(self):
+        """replay=FILE: the server gets the file's bytes, not what the
+        client sends (a raw TCP sender of a recording); the way back is
+        relayed."""
+        recorded = os.urandom(1 << 20)
+        replay = os.path.join(self.dir, "recorded")
+        with open(replay, "wb") as f:
+            f.write(recorded)
+        server = Server(b"back")
+        port = free_port()
+        with wirecapture.Relay(("127.0.0.1", port), ("127.0.0.1", server.port),
+                               os.path.join(self.dir, "rec"), replay=replay):
+            got = exchange(port, os.urandom(1 << 20))
+            server.thread.join(TIMEOUT)
+        self.assertEqual(bytes(server.received), recorded)
+        self.assertEqual(got, b"back")
+
     def test_unfinished_is_inconclusive(self):
         """No summary (the relay was killed, or is still running)."""
         self.assertRaises(wirecapture.Inconclusive, wirecapture.Recording, self.dir)

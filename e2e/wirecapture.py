@@ -60,12 +60,16 @@ class Relay:
     listens on @listen (host, port) and forwards each connection to @to
     (host, port), in network namespace @netns if given."""
 
-    def __init__(self, listen, to, path, netns=None, env=None):
+    def __init__(self, listen, to, path, netns=None, env=None, replay=None):
         self.listen = listen
         self.to = to
         self.path = path
         self.netns = netns
         self.env = env
+        if replay:
+            # each connection's target gets the bytes of the file @replay
+            # instead of what the client sends (which is dropped)
+            self.env = dict(env or os.environ, WIRECAPTURE_REPLAY=os.path.abspath(replay))
         self.proc = None
         self.output = b""
 
@@ -306,6 +310,36 @@ def _pump(src, dst, direction):
         pass
 
 
+def _replay(recording, dst, direction):
+    """Send the bytes of the file @recording to @dst, as a raw TCP sender,
+    instead of what the client sends (WIRECAPTURE_REPLAY)."""
+    try:
+        with open(recording, "rb") as f:
+            while True:
+                data = f.read(1 << 16)
+                if not data:
+                    direction.ended = "eof"
+                    break
+                direction.record(data)
+                dst.sendall(data)
+                direction.forwarded += len(data)
+    except OSError as e:
+        direction.ended = "error: %s" % (e.strerror or e)
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _drain(src):
+    """Read @src until EOF, and forget it."""
+    try:
+        while src.recv(1 << 16):
+            pass
+    except OSError:
+        pass
+
+
 def _relay_main(listen_host, listen_port, to_host, to_port, path):
     fault = os.environ.get("WIRECAPTURE_FAULT", "")
     skip = None
@@ -346,8 +380,17 @@ def _relay_main(listen_host, listen_port, to_host, to_port, path):
             client.close()
             continue
         conn["sockets"].append(server)
-        for a, b, d in ((client, server, conn["there"]), (server, client, conn["back"])):
-            t = threading.Thread(target=_pump, args=(a, b, d), daemon=True)
+        replay = os.environ.get("WIRECAPTURE_REPLAY")
+        if replay:
+            # the replay attack: the target gets the recording, not the
+            # client's stream (which is read and dropped)
+            jobs = ((_replay, (replay, server, conn["there"])), (_drain, (client,)),
+                    (_pump, (server, client, conn["back"])))
+        else:
+            jobs = ((_pump, (client, server, conn["there"])),
+                    (_pump, (server, client, conn["back"])))
+        for fn, args in jobs:
+            t = threading.Thread(target=fn, args=args, daemon=True)
             t.start()
             conn["threads"].append(t)
     lsock.close()

@@ -129,15 +129,24 @@
  *    URI), or takes the socket libvirt connected (getfd "migrate" of an
  *    SEV guest is kept by the stand-in, never reaches QEMU, and 'migrate'
  *    "fd:migrate" uses it; closefd "migrate" closes it), and sends a
- *    handshake (magic, salt, key id) and AES-256-GCM records under a key
- *    derived from the transport key (the format: stream.c). On the
+ *    header (magic, channel, both helpers' nonces, key id, the source's
+ *    key confirmation) and AES-256-GCM records under a key derived from
+ *    the transport key and both nonces (contract version 3; the format:
+ *    stream.c, the key schedule: streamkey.c). Before it, 'migrate' checks
+ *    the target's key confirmation, given with migrate-set-parameters
+ *    (helper-peer-nonce, helper-peer-confirmation, intercepted): without
+ *    it, or if it does not verify, 'migrate' fails ("key confirmation
+ *    failed") and nothing is sent. A target-mode helper holding a key
+ *    reports a fresh nonce and its key confirmation in
+ *    query-migration-helper, for one incoming stream. On the
  *    target, start-migrate-incoming with a tcp: URI binds that address in
  *    the stand-in (a bind failure is the command's error: "Failed to bind
  *    socket: ..."), QEMU gets migrate-incoming on a unix socket, and the
- *    first mirror vCPU thread accepts, checks the key id, decrypts and
- *    authenticates every record. Records flow both ways (QEMU's own TLS,
- *    with tls-creds, runs end to end inside them). Any failure (a record
- *    that does not authenticate, another key id, a stream cut before its
+ *    first mirror vCPU thread accepts, checks the key id, the target
+ *    nonce and the source's key confirmation before any record, then
+ *    decrypts and authenticates every record. Records flow both ways (QEMU's own TLS,
+ *    with tls-creds, runs end to end inside them). Any failure (a key
+ *    confirmation that fails, a record that does not authenticate, another key id, a stream cut before its
  *    end record, a peer that goes away) closes both sockets: both QEMUs
  *    see their migration fail; the source's guest keeps running. Other
  *    URIs (unix:, other fd: names, exec:) of a confidential migration are
