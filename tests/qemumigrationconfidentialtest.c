@@ -409,6 +409,7 @@ testDstCheck(const void *opaque)
 
 #define KEY "owner-key-1"
 #define NONCE "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define CONFIRMATION "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 #define CONTRACT2_HERE \
     "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' supports confidential migration contract version 2 only, but libvirt needs version 3 (a fresh stream key for every migration)"
 #define AGENT_DIR abs_srcdir "/qemumirrorattestdata/"
@@ -756,6 +757,12 @@ testSrcIsAllowedHelper(const void *opaque)
                         " \"transport-key-id\": \"owner-key-2\"}}"
 #define READY_KEY_NO_ID "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
 #define READY_NO_KEY "{\"return\": {\"status\": \"ready\"}}"
+#define READY_NONCE "{\"return\": {\"status\": \"ready\", \"transport-key\": true," \
+                    " \"transport-key-id\": \"owner-key-1\", \"nonce\": \"" NONCE "\"," \
+                    " \"key-confirmation\": \"" CONFIRMATION "\"}}"
+#define READY_BAD_NONCE "{\"return\": {\"status\": \"ready\", \"transport-key\": true," \
+                        " \"transport-key-id\": \"owner-key-1\", \"nonce\": \"00\"," \
+                        " \"key-confirmation\": \"" CONFIRMATION "\"}}"
 #define OK "{\"return\": {}}"
 #define MEASURE "query-sev-launch-measure"
 #define MEASUREMENT "{\"return\": {\"data\": \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\"}}"
@@ -832,6 +839,53 @@ static const struct testFlowData dstRunTests[] = {
     { "daemon shutting down", { ATTESTED, NULL },
       "operation aborted: the confidential migration of domain 'guest' was aborted: libvirt is shutting down",
       ABSENT, true, NULL, NULL },
+};
+
+/* the target's Prepare cookie (contract version 3): its helper's nonce and
+ * key confirmation, asked of the helper when the cookie is made */
+static int
+testDstCookie(const void *opaque)
+{
+    const struct testFlowData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMonitorAttach(vm, data->items)))
+        return -1;
+
+    testSetJobKeyId(vm, KEY);
+    vm->job->asyncJob = VIR_ASYNC_JOB_MIGRATION_IN;
+    conf = qemuMigrationCookieConfidentialNew(vm);
+    vm->job->asyncJob = VIR_ASYNC_JOB_NONE;
+    testMonitorDetach(vm);
+
+    if (conf &&
+        (conf->contract != QEMU_MIRROR_CONTRACT ||
+         STRNEQ_NULLABLE(conf->nonce, NONCE) ||
+         STRNEQ_NULLABLE(conf->keyConfirmation, CONFIRMATION))) {
+        VIR_TEST_VERBOSE("contract %u nonce '%s' confirmation '%s'", conf->contract,
+                         NULLSTR(conf->nonce), NULLSTR(conf->keyConfirmation));
+        return -1;
+    }
+    return testCheckResult(conf ? 0 : -1, data->error);
+}
+
+
+#define NO_NONCE \
+    "operation failed: the migration helper of domain 'guest' reports no valid nonce and key confirmation (contract version 3)"
+
+static const struct testFlowData dstCookieTests[] = {
+    { "nonce", { HELPER, READY_NONCE, NULL }, NULL, ABSENT, false, NULL, NULL },
+    { "no nonce", { HELPER, READY_KEY, NULL }, NO_NONCE, ABSENT, false, NULL, NULL },
+    { "invalid nonce", { HELPER, READY_BAD_NONCE, NULL }, NO_NONCE, ABSENT, false, NULL, NULL },
+    { "key lost", { HELPER, READY_NO_KEY, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected",
+      ABSENT, false, NULL, NULL },
 };
 
 static const struct testFlowData srcHelperTests[] = {
@@ -1336,6 +1390,14 @@ mymain(void)
         g_autofree char *name = g_strdup_printf("target flow: %s", dstRunTests[i].name);
 
         if (virTestRun(name, testDstRun, &dstRunTests[i]) < 0)
+            ret = -1;
+    }
+
+    for (i = 0; i < G_N_ELEMENTS(dstCookieTests); i++) {
+        g_autofree char *name = g_strdup_printf("target's Prepare cookie: %s",
+                                                dstCookieTests[i].name);
+
+        if (virTestRun(name, testDstCookie, &dstCookieTests[i]) < 0)
             ret = -1;
     }
 
