@@ -888,6 +888,44 @@ static const struct testFlowData dstCookieTests[] = {
       ABSENT, false, NULL, NULL },
 };
 
+/* the source hands the target's nonce and key confirmation to its helper:
+ * migrate-set-parameters, its arguments checked against the schema of a
+ * QEMU of contract version 3 */
+static int
+testSrcSetPeer(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    const char *items[] = { "migrate-set-parameters", OK, NULL };
+    const char *none[] = { NULL };
+    qemuMigrationCookieConfidential conf = { 1, (char *) KEY, QEMU_MIRROR_CONTRACT,
+                                             (char *) NONCE, (char *) CONFIRMATION };
+    qemuMigrationCookieConfidential old = { 1, (char *) KEY, 2, NULL, NULL };
+    int rc;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMonitorAttach(vm, items)))
+        return -1;
+    rc = qemuMigrationConfidentialSrcSetPeer(vm, &conf, VIR_ASYNC_JOB_NONE, CONF_FLAGS);
+    testMonitorDetach(vm);
+    g_clear_pointer(&test, qemuMonitorTestFree);
+    if (testCheckResult(rc, NULL) < 0)
+        return -1;
+
+    /* nothing for a plain migration, and never without a nonce */
+    if (!(test = testMonitorAttach(vm, none)))
+        return -1;
+    rc = qemuMigrationConfidentialSrcSetPeer(vm, &conf, VIR_ASYNC_JOB_NONE, VIR_MIGRATE_LIVE);
+    if (rc == 0)
+        rc = qemuMigrationConfidentialSrcSetPeer(vm, &old, VIR_ASYNC_JOB_NONE, CONF_FLAGS) < 0 ? 0 : -2;
+    testMonitorDetach(vm);
+    return rc == 0 ? 0 : -1;
+}
+
+
 static const struct testFlowData srcHelperTests[] = {
     { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT, false, NULL, NULL },
     { "booting", { HELPER, "{\"return\": {\"status\": \"booting\"}}", NULL },
@@ -1392,6 +1430,9 @@ mymain(void)
         if (virTestRun(name, testDstRun, &dstRunTests[i]) < 0)
             ret = -1;
     }
+
+    if (virTestRun("source hands the target's nonce to its helper", testSrcSetPeer, NULL) < 0)
+        ret = -1;
 
     for (i = 0; i < G_N_ELEMENTS(dstCookieTests); i++) {
         g_autofree char *name = g_strdup_printf("target's Prepare cookie: %s",
