@@ -463,7 +463,7 @@ static const struct testDstData dstTests[] = {
     { "no attestation agent, plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false,
       VIR_MIGRATE_LIVE, NULL, NULL, NULL, 0 },
     { "source of contract version 2", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Operation not supported: the source of domain 'guest' supports confidential migration contract version 2, but this host needs version 3 (a fresh stream key for every migration)",
+      "Operation not supported: the source of domain 'guest' does not support confidential migration contract version 3 (a fresh stream key for every migration)",
       KEY, AGENT, 2 },
     { "QEMU of contract version 2 here", GUEST_SEV_MIRROR, 1, QEMU_CONTRACT2, true, 1, true, CONF_FLAGS,
       CONTRACT2_HERE, KEY, AGENT, 0 },

@@ -146,9 +146,10 @@
  *    nonce and the source's key confirmation before any record, then
  *    decrypts and authenticates every record. Records flow both ways (QEMU's own TLS,
  *    with tls-creds, runs end to end inside them). Any failure (a key
- *    confirmation that fails, a record that does not authenticate, another key id, a stream cut before its
- *    end record, a peer that goes away) closes both sockets: both QEMUs
- *    see their migration fail; the source's guest keeps running. Other
+ *    confirmation that fails, a record that does not authenticate,
+ *    another key id, a stream cut before its end record, a peer that goes
+ *    away) closes both sockets: both QEMUs see their migration fail; the
+ *    source's guest keeps running. Other
  *    URIs (unix:, other fd: names, exec:) of a confidential migration are
  *    refused; the helper must hold a key; one stream at a time (no
  *    multifd). Plain migrations are untouched.

@@ -43,10 +43,10 @@
  *       used twice under one key.
  *
  * Any failure (a key confirmation that fails, a record that does not
- * authenticate, a key-id mismatch, a stream cut before its end record, a peer or QEMU that goes away) closes
- * both sockets: QEMU sees its migration socket close, on both hosts. The
- * stream key lives on the vCPU thread's stack and is wiped after use; no
- * key byte is logged.
+ * authenticate, a key-id mismatch, a stream cut before its end record, a
+ * peer or QEMU that goes away) closes both sockets: QEMU sees its
+ * migration socket close, on both hosts. The stream key lives on the vCPU
+ * thread's stack and is wiped after use; no key byte is logged.
  */
 
 #define _GNU_SOURCE /* accept4 */

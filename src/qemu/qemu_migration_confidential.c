@@ -795,8 +795,8 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
 
     if (conf->contract < QEMU_MIRROR_CONTRACT) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("the source of domain '%1$s' supports confidential migration contract version %2$u, but this host needs version %3$u (a fresh stream key for every migration)"),
-                       def->name, conf->contract, QEMU_MIRROR_CONTRACT);
+                       _("the source of domain '%1$s' does not support confidential migration contract version %2$u (a fresh stream key for every migration)"),
+                       def->name, QEMU_MIRROR_CONTRACT);
         return -1;
     }
 
