@@ -33,6 +33,8 @@ import ctypes
 import hashlib
 import importlib.machinery
 import importlib.util
+import errno
+import hmac
 import json
 import os
 import shlex
@@ -908,8 +910,12 @@ class StandinTest(StandinBase):
         self.assertEqual((status["status"], status["running"]), ("running", True))
         self.assertEqual(target.wait_event("MIGRATION_HELPER")["data"],
                          {"status": "booting"})
-        self.assertEqual(target.wait_event("MIGRATION_HELPER")["data"],
-                         READY)
+        ready = target.wait_event("MIGRATION_HELPER")["data"]
+        # contract version 3: a target's helper adds its nonce and its key
+        # confirmation (hex, 32 bytes each)
+        self.assertEqual(len(bytes.fromhex(ready.pop("nonce"))), 32)
+        self.assertEqual(len(bytes.fromhex(ready.pop("key-confirmation"))), 32)
+        self.assertEqual(ready, READY)
 
         # migrate-incoming's arguments, checked as QEMU checks them;
         # exit-on-error is dropped (QEMU 7.2 does not have it)
@@ -932,6 +938,7 @@ class StandinTest(StandinBase):
             source.wait_event("MIGRATION_HELPER")
         source.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
         set_guest_assisted(source, True)
+        give_peer(source, target)
         source.cmd("migrate", uri=uri)
         deadline = time.monotonic() + WAIT
         while True:
@@ -1645,6 +1652,45 @@ def two_free_ports():
             return a, b
 
 
+def stream_header(key, target_nonce, key_id, source_nonce=None):
+    """A contract version 3 stream header made here from the format, under
+    transport key @key."""
+    source_nonce = source_nonce or os.urandom(32)
+    channel = (0).to_bytes(4, "big")
+    skey = hmac.new(key, b"lvmirror v3 stream key\0" + source_nonce + target_nonce
+                    + channel, hashlib.sha256).digest()
+    header = (b"LVMIRROR-STREAM3" + channel + source_nonce + target_nonce
+              + bytes([len(key_id)]) + key_id)
+    return header + hmac.new(skey, b"lvmirror v3 source confirmation\0" + header,
+                             hashlib.sha256).digest()
+
+
+def send_raw(port, data):
+    """A raw TCP sender: @data to 127.0.0.1:@port, then close; the peer may
+    close first."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(1 << 16):
+                pass
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOTCONN:
+                raise
+
+
+def give_peer(source, target):
+    """Contract version 3: the target's nonce and key confirmation, from its
+    query-migration-helper, to the source's helper (as libvirt hands them
+    over, through the Prepare cookie)."""
+    info = target.cmd("query-migration-helper")
+    return source.cmd("migrate-set-parameters",
+                      **{"helper-peer-nonce": info["nonce"],
+                         "helper-peer-confirmation": info["key-confirmation"]})
+
+
 class StreamTest(StandinBase):
     """The encrypted migration stream (e2e/standin/stream.c): two stand-ins
     with an SEV guest, each helper holding a transport key set with
@@ -1717,11 +1763,11 @@ class StreamTest(StandinBase):
         with open(os.path.join(self.workdir, "src-pattern"), "rb") as f:
             self.assertEqual(guestcheck.pattern_errors(f.read()), [])
 
-    def assert_target_failed(self, tproc, cause):
+    def assert_target_failed(self, tproc, cause, name="target"):
         """The target's QEMU ended its failed incoming migration (QEMU 7.2
         exits), and its stand-in with it; the log names @cause."""
         self.assertNotEqual(tproc.wait(WAIT), 0)
-        self.assertIn("migration stream (incoming) failed: " + cause, self.log("target"))
+        self.assertIn("migration stream (incoming) failed: " + cause, self.log(name))
 
     def test_1_same_key(self):
         """Both helpers hold the same key: the guest arrives, the stream
@@ -1732,6 +1778,7 @@ class StreamTest(StandinBase):
         target.wait_event("STOP")
         # QEMU listens on the stand-in's unix socket, the stand-in on @uri
         sproc, source = self.stream_source()
+        give_peer(source, target)
         source.cmd("migrate", uri=uri)
         self.wait_source(source, "completed")
         self.assert_target_done(target)
@@ -1756,30 +1803,42 @@ class StreamTest(StandinBase):
         self.assertEqual(os.listdir(os.path.join(self.workdir, "tmp")), [])
 
     def test_2_other_key_same_id(self):
-        """The target holds another key under the same id: no record
-        authenticates, the migration fails on both hosts, the source guest
+        """The target holds another key under the same id: its key
+        confirmation does not verify under the source's key, and the
+        source's 'migrate' fails before anything is sent; the source guest
         runs on."""
         uri = "tcp:127.0.0.1:%d" % free_port()
         tproc, target = self.stream_target(uri, key=KEY_B)
         target.cmd("start-migrate-incoming", uri=uri)
         sproc, source = self.stream_source(key=KEY_A)
-        source.cmd("migrate", uri=uri)
-        self.wait_source(source, "failed")
-        self.assert_target_failed(tproc, "record 0 does not authenticate")
+        give_peer(source, target)
+        self.assertEqual(source.error("migrate", uri=uri),
+                         "key confirmation failed: the target's helper does not "
+                         "prove the transport key 'owner-key-1'")
+        self.assertIn("key confirmation failed", self.log("source"))
+        # the peer parameters served that one attempt: not set, refused
+        self.assertIn("were not set", source.error("migrate", uri=uri))
+        self.assertNotIn("migration stream", self.log("target"))
         self.assert_source_untouched(source)
 
     def test_3_other_key_id(self):
-        """Another key id: refused at the handshake, before any record."""
+        """Another key id: the target's confirmation covers its key id, the
+        source refuses it; a header with another key id is refused by the
+        target before any record."""
         uri = "tcp:127.0.0.1:%d" % free_port()
         tproc, target = self.stream_target(uri, key_id="owner-key-2")
         target.cmd("start-migrate-incoming", uri=uri)
         sproc, source = self.stream_source(key_id="owner-key-1")
-        source.cmd("migrate", uri=uri)
-        self.wait_source(source, "failed")
+        give_peer(source, target)
+        self.assertIn("key confirmation failed", source.error("migrate", uri=uri))
+        self.assert_source_untouched(source)
+        info = target.cmd("query-migration-helper")
+        header = stream_header(bytes.fromhex(KEY_A), bytes.fromhex(info["nonce"]),
+                               b"owner-key-1")
+        send_raw(int(uri.rsplit(":", 1)[1]), header)
         self.assert_target_failed(
             tproc, "handshake: the source's key id 'owner-key-1' is not this "
                    "helper's 'owner-key-2'")
-        self.assert_source_untouched(source)
 
     def test_4_truncated(self):
         """The source dies mid-stream: the target sees the stream cut
@@ -1788,6 +1847,7 @@ class StreamTest(StandinBase):
         tproc, target = self.stream_target(uri)
         target.cmd("start-migrate-incoming", uri=uri)
         sproc, source = self.stream_source(bandwidth=1 << 20)
+        give_peer(source, target)
         source.cmd("migrate", uri=uri)
         deadline = time.monotonic() + WAIT
         while source.cmd("query-migrate").get("ram", {}).get("transferred", 0) < 1 << 20:
@@ -1796,6 +1856,49 @@ class StreamTest(StandinBase):
         sproc.kill()
         self.assert_target_failed(tproc, "truncated: the source closed the stream "
                                          "before its end")
+
+    def test_7_replay(self):
+        """Contract version 3: the recorded stream of a completed migration,
+        replayed by a raw TCP sender into a fresh target that holds the same
+        transport key, is refused at key confirmation: the error names it,
+        no record is accepted, the fresh target's QEMU ends."""
+        def pair(uri):
+            tproc, target = self.stream_target(uri)
+            target.cmd("start-migrate-incoming", uri=uri)
+            sproc, source = self.stream_source()
+            return source, target
+
+        rec = self.capture_migration("replayed", pair)
+        there, _ = rec.only()
+        # the recording is whole and genuine: it decodes under the key
+        self.assertEqual(wirecapture.decode_stream(*rec.only(), bytes.fromhex(KEY_A))[0],
+                         "owner-key-1")
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, fresh = self.stream_target(uri, name="fresh")
+        fresh.cmd("start-migrate-incoming", uri=uri)
+        send_raw(port, there)
+        self.assert_target_failed(tproc, "key confirmation failed: the stream was made "
+                                         "for another target's nonce", name="fresh")
+        self.assertIn("migration stream (incoming): 0 records accepted", self.log("fresh"))
+
+    def test_7_forged_proof(self):
+        """A header for the target's own nonce, but made without the
+        transport key: the source's proof fails, before any record."""
+        port = free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        tproc, target = self.stream_target(uri)
+        target.cmd("start-migrate-incoming", uri=uri)
+        info = target.cmd("query-migration-helper")
+        # the target's proof is the documented HMAC of its nonce and key id
+        self.assertEqual(bytes.fromhex(info["key-confirmation"]),
+                         wirecapture.target_confirmation(bytes.fromhex(KEY_A), "owner-key-1",
+                                                         bytes.fromhex(info["nonce"])))
+        send_raw(port, stream_header(bytes.fromhex(KEY_B), bytes.fromhex(info["nonce"]),
+                                     b"owner-key-1") + b"\0" * 64)
+        self.assert_target_failed(tproc, "key confirmation failed: the source does not "
+                                         "prove the stream key")
+        self.assertIn("migration stream (incoming): 0 records accepted", self.log("target"))
 
     def test_8_fd_from_libvirt(self):
         """libvirt connects to the destination itself and passes the socket
@@ -1806,6 +1909,7 @@ class StreamTest(StandinBase):
         tproc, target = self.stream_target(uri)
         target.cmd("start-migrate-incoming", uri=uri)
         sproc, source = self.stream_source()
+        give_peer(source, target)
         # a closefd of it before migrate: the stand-in's to close
         with socket.create_connection(("127.0.0.1", port)) as sock:
             self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
@@ -1819,6 +1923,7 @@ class StreamTest(StandinBase):
         target.cmd("start-migrate-incoming", uri=uri)
         with socket.create_connection(("127.0.0.1", port)) as sock:
             self.assertEqual(source.cmd("getfd", fds=[sock.fileno()], fdname="migrate"), {})
+        give_peer(source, target)
         source.cmd("migrate", uri="fd:migrate")
         self.wait_source(source, "completed")
         self.assert_target_done(target)
@@ -1860,7 +1965,7 @@ class StreamTest(StandinBase):
                                     uri="tcp:[::ffff:127.0.0.1]:%d" % port), {})
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
-    def capture_migration(self, name, start_pair):
+    def capture_migration(self, name, start_pair, confidential=True):
         """Record one migration through the recording relay
         (e2e/wirecapture.py): the source migrates to the relay, the relay
         to the target. The Recording (whole, or Inconclusive)."""
@@ -1868,6 +1973,8 @@ class StreamTest(StandinBase):
         path = os.path.join(self.workdir, name + ".rec")
         source, target = start_pair("tcp:127.0.0.1:%d" % port)
         with wirecapture.Relay(("127.0.0.1", relay_port), ("127.0.0.1", port), path):
+            if confidential:
+                give_peer(source, target)
             source.cmd("migrate", uri="tcp:127.0.0.1:%d" % relay_port)
             self.wait_source(source, "completed")
             self.assert_target_done(target)
@@ -1900,10 +2007,10 @@ class StreamTest(StandinBase):
             sproc, source = self.stream_source()
             return source, target
 
-        plain = self.capture_migration("plain", plain_pair)
+        plain = self.capture_migration("plain", plain_pair, confidential=False)
         self.assertGreater(self.pattern_hits(plain), 0)
         # a plain migration passes through the stand-ins untouched
-        self.assertEqual(plain.count(b"LVMIRROR-STREAM1"), 0)
+        self.assertEqual(plain.count(b"LVMIRROR-STREAM3"), 0)
         self.assertEqual(plain.only()[0][:4], b"QEVM")
         confidential = self.capture_migration("confidential", confidential_pair)
         self.assertEqual(self.pattern_hits(confidential), 0)
@@ -1963,6 +2070,7 @@ class StreamTest(StandinBase):
         source.cmd("migrate-set-parameters", **{"tls-creds": "objlibvirt_migrate_tls0",
                                                 "tls-hostname": "127.0.0.1"})
         with wirecapture.Relay(("127.0.0.1", relay_port), ("127.0.0.1", port), path):
+            give_peer(source, target)
             source.cmd("migrate", uri="tcp:127.0.0.1:%d" % relay_port)
             self.wait_source(source, "completed")
             self.assert_target_done(target)

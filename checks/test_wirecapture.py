@@ -118,6 +118,23 @@ class RelayTest(unittest.TestCase):
         self.assertIn("connection 0, there: %d of the %d bytes forwarded"
                       % ((2 << 20) - 4096, 2 << 20), str(cm.exception))
 
+    def test_replay(self):
+        """replay=FILE: the server gets the file's bytes, not what the
+        client sends (a raw TCP sender of a recording); the way back is
+        relayed."""
+        recorded = os.urandom(1 << 20)
+        replay = os.path.join(self.dir, "recorded")
+        with open(replay, "wb") as f:
+            f.write(recorded)
+        server = Server(b"back")
+        port = free_port()
+        with wirecapture.Relay(("127.0.0.1", port), ("127.0.0.1", server.port),
+                               os.path.join(self.dir, "rec"), replay=replay):
+            got = exchange(port, os.urandom(1 << 20))
+            server.thread.join(TIMEOUT)
+        self.assertEqual(bytes(server.received), recorded)
+        self.assertEqual(got, b"back")
+
     def test_unfinished_is_inconclusive(self):
         """No summary (the relay was killed, or is still running)."""
         self.assertRaises(wirecapture.Inconclusive, wirecapture.Recording, self.dir)
@@ -141,10 +158,19 @@ class DecodeStreamTest(unittest.TestCase):
     KEY = bytes(range(32))
 
     def stream(self, chunks_there, chunks_back, key_id=b"owner-key-1"):
+        """Contract version 3: header (magic, channel, source nonce, target
+        nonce, key id, source proof), then the records."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        salt = os.urandom(32)
-        aead = AESGCM(hmac.new(self.KEY, b"lvmirror stream key" + salt,
-                               hashlib.sha256).digest())
+        source_nonce, target_nonce = os.urandom(32), os.urandom(32)
+        channel = (0).to_bytes(4, "big")
+        skey = hmac.new(self.KEY, b"lvmirror v3 stream key\0" + source_nonce + target_nonce
+                        + channel, hashlib.sha256).digest()
+        aead = AESGCM(skey)
+        header = (b"LVMIRROR-STREAM3" + channel + source_nonce + target_nonce
+                  + bytes([len(key_id)]) + key_id)
+        header += hmac.new(skey, b"lvmirror v3 source confirmation\0" + header,
+                           hashlib.sha256).digest()
+        self.header_len = len(header)
 
         def records(chunks, direction):
             out = bytearray()
@@ -154,8 +180,7 @@ class DecodeStreamTest(unittest.TestCase):
                 out += head + aead.encrypt(nonce, chunk, head + seq.to_bytes(8, "big"))
             return bytes(out)
 
-        there = (b"LVMIRROR-STREAM1" + salt + bytes([len(key_id)]) + key_id
-                 + records(chunks_there, 0))
+        there = header + records(chunks_there, 0)
         return there, records(chunks_back, 1)
 
     def test_decodes(self):
@@ -165,18 +190,31 @@ class DecodeStreamTest(unittest.TestCase):
 
     def test_refuses_damage(self):
         there, back = self.stream([b"QEVM", b"y" * 5000, b"z" * 10], [])
+        h = self.header_len
+        self.assertEqual(h, 16 + 4 + 32 + 32 + 1 + len(b"owner-key-1") + 32)
         for name, t in (("byte missing", there[:100] + there[101:]),
                         ("byte changed", there[:100] + bytes([there[100] ^ 1]) + there[101:]),
                         ("end record missing", there[:-20]),
                         ("bytes after the end", there + b"\0"),
+                        # the source's key confirmation (the header's
+                        # last 32 bytes)
+                        ("proof changed", there[:h - 1] + bytes([there[h - 1] ^ 1]) + there[h:]),
+                        ("a nonce changed", there[:30] + bytes([there[30] ^ 1]) + there[31:]),
                         # the first record ("QEVM": 4 + 4 + 16 bytes) after
-                        # the 60 bytes of the handshake
-                        ("a record missing", there[:60] + there[60 + 4 + 4 + 16:])):
+                        # the header
+                        ("a record missing", there[:h] + there[h + 4 + 4 + 16:])):
             with self.subTest(name):
                 self.assertRaises(AssertionError, wirecapture.decode_stream, t, back,
                                   self.KEY)
         self.assertRaises(AssertionError, wirecapture.decode_stream, there, back,
                           bytes(32))
+
+    def test_target_confirmation(self):
+        """The target's proof, as the contract page defines it."""
+        nonce = bytes(range(100, 132))
+        self.assertEqual(wirecapture.target_confirmation(self.KEY, "owner-key-1", nonce),
+                         hmac.new(self.KEY, b"lvmirror v3 target confirmation\0" + nonce
+                                  + b"owner-key-1", hashlib.sha256).digest())
 
 
 if __name__ == "__main__":

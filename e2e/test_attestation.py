@@ -624,8 +624,9 @@ class AttestationTest(sevguest.SevGuestLabTest):
     def test_11_other_key_same_id_fails_in_stream(self):
         """Host b's owner directory has the same key id but another
         transport key: attestation passes, the key check too (the ids
-        match), and the stream, encrypted with the source's key, does not
-        authenticate on host b: the migration fails, fail closed."""
+        match), and the source's helper refuses host b's key confirmation
+        (contract version 3) before it sends anything: the migration
+        fails, fail closed."""
         a, b = self.a, self.b
         owner = self.lab.owner.variant("owner-other-key", new_transport_key=True)
         self.assertNotEqual(owner.key(), self.lab.owner.key())
@@ -643,11 +644,14 @@ class AttestationTest(sevguest.SevGuestLabTest):
         print("\n    virsh: %s" % res.stderr.strip().splitlines()[-1], flush=True)
         self.assertNotIn("failed at step", res.stderr)
         self.assertFailedCleanly(res)
-        # why: host b's stand-in could not authenticate the first record
+        # why: host b's helper does not prove the source's key; the source's
+        # helper said so before its first record: host b accepted none (libvirt
+        # had connected the socket, which closed with nothing on it)
+        self.assertIn("key confirmation failed: the target's helper does not prove the "
+                      "transport key '%s'" % hosts.OWNER_KEY_ID, res.stderr)
         log = b.domain_log(DOMAIN)[since:]
-        self.assertIn("does not authenticate", log)
-        print("    (host b: %s)" % [line for line in log.splitlines()
-                                    if "does not authenticate" in line][0], flush=True)
+        self.assertIn("migration stream (incoming): 0 records accepted", log)
+        self.assertNotIn("does not authenticate", log)
 
     def test_12_attested_migration(self):
         """With the reference agent: the migration succeeds, and host b's
@@ -830,6 +834,74 @@ class AttestationTest(sevguest.SevGuestLabTest):
         print("    plain guest, plain migration: %.1f MiB recorded, %d hit(s)"
               % (rec.total() / 2 ** 20, hits), flush=True)
         self.assertGreater(hits, 0)
+
+    def test_15_replayed_stream_refused(self):
+        """Contract version 3: the recorded stream of a completed
+        confidential migration, replayed into a fresh target that holds the
+        same transport key, is refused at key confirmation. The fresh
+        target is prepared by libvirt the normal way (attested, provisioned
+        by the guest owner, listening): a confidential migration back
+        whose stream the relay replaces with the recording (a raw TCP
+        sender of its 'there' direction, the live stream dropped). The
+        target's helper refuses the header, no record is accepted, libvirt
+        cleans the target up, the source guest runs on."""
+        lab = self.lab
+        src, dst = ((self.b, self.a) if sevguest.state(self.b, DOMAIN) == "running"
+                    else (self.a, self.b))
+        timeouts = {self.a.name: hosts.ATTESTATION_TIMEOUT, self.b.name: TIMEOUT}
+
+        def tls(on):
+            for h in (src, dst):
+                h.qemu_conf(attestation_timeout=timeouts[h.name], migration_tls=on)
+                h.restart()
+        tls(False)
+        self.addCleanup(tls, True)
+        sevguest.wait_helper_ready(src, DOMAIN)
+        rec = self.capture_migration(src, dst, DOMAIN, "--confidential")
+        there, _ = rec.only()
+        self.assertEqual(wirecapture.decode_stream(*rec.only(), lab.owner.key())[0],
+                         lab.owner.key_id)
+        recording = os.path.join(lab.dir, "replay-there")
+        with open(recording, "wb") as f:
+            f.write(there)
+
+        # the guest runs on dst now; src becomes the fresh target
+        src, dst = dst, src
+        sevguest.wait_helper_ready(src, DOMAIN)
+        since = len(dst.domain_log(DOMAIN))
+        # the fresh target may keep the guest's persistent definition from
+        # before (it migrated away from there without --undefinesource)
+        defined = dst.virsh("list", "--all", "--name").stdout.split()
+
+        port = 40000 + os.getpid() % 5000
+        with wirecapture.Relay(("127.0.0.1", port), (dst.addr, port),
+                               os.path.join(lab.dir, "wire-replay"), netns=src.netns,
+                               replay=recording):
+            res = src.virsh("migrate", "--live", "--p2p", "--confidential", DOMAIN,
+                            "qemu+tls://%s/system" % dst.addr,
+                            "--migrateuri", "tcp://127.0.0.1:%d" % port,
+                            check=False, timeout=600)
+        self.assertNotEqual(res.returncode, 0, "the replayed migration succeeded")
+        print("\n    virsh: %s" % (res.stderr.strip().splitlines() or ["(nothing)"])[-1],
+              flush=True)
+        log = dst.domain_log(DOMAIN)[since:]
+        refusal = [line for line in log.splitlines() if "key confirmation failed" in line]
+        self.assertEqual(len(refusal), 1, log)
+        self.assertIn("migration stream (incoming) failed: key confirmation failed: the "
+                      "stream was made for another target's nonce", refusal[0])
+        print("    (host %s: %s)" % (dst.name, refusal[0].strip()), flush=True)
+        self.assertIn("migration stream (incoming): 0 records accepted", log)
+        self.assertNoSecrets(res.stderr + res.stdout)
+        try:
+            sevguest.source_untouched(src, dst, lab, DOMAIN)
+        except AssertionError as e:
+            # the source's checks passed; the target keeps only the inactive
+            # definition it had before, no QEMU
+            if DOMAIN not in defined or str(e) != "host %s keeps the domain" % dst.name:
+                raise
+            self.assertEqual(dst.emulator_pids(), [])
+            self.assertEqual(sevguest.state(dst, DOMAIN), "shut off")
+        self.assertEqual(agent_processes(), [])
 
 
 def main():

@@ -60,12 +60,16 @@ class Relay:
     listens on @listen (host, port) and forwards each connection to @to
     (host, port), in network namespace @netns if given."""
 
-    def __init__(self, listen, to, path, netns=None, env=None):
+    def __init__(self, listen, to, path, netns=None, env=None, replay=None):
         self.listen = listen
         self.to = to
         self.path = path
         self.netns = netns
         self.env = env
+        if replay:
+            # each connection's target gets the bytes of the file @replay
+            # instead of what the client sends (which is dropped)
+            self.env = dict(env or os.environ, WIRECAPTURE_REPLAY=os.path.abspath(replay))
         self.proc = None
         self.output = b""
 
@@ -167,24 +171,66 @@ class Recording:
 
 # ------------------------------------------------- the stand-in's stream
 
+STREAM_MAGIC = b"LVMIRROR-STREAM3"
+
+
+def _prf(key, label, *parts):
+    import hashlib
+    import hmac
+    return hmac.new(key, label + b"\0" + b"".join(parts), hashlib.sha256).digest()
+
+
+def stream_key(key, source_nonce, target_nonce, channel=0):
+    """Contract version 3's stream key (docs/kbase/confidential-migration.rst)."""
+    return _prf(key, b"lvmirror v3 stream key", source_nonce, target_nonce,
+                channel.to_bytes(4, "big"))
+
+
+def target_confirmation(key, key_id, target_nonce):
+    """The target helper's key confirmation (query-migration-helper's
+    "key-confirmation", as bytes)."""
+    return _prf(key, b"lvmirror v3 target confirmation", target_nonce,
+                key_id.encode("ascii"))
+
+
+def parse_header(there):
+    """The header of a contract version 3 stream: a dict with channel,
+    source-nonce, target-nonce, key-id, proof and length (its bytes)."""
+    if there[:16] != STREAM_MAGIC:
+        raise AssertionError("no handshake: %r" % there[:16])
+    fixed = 16 + 4 + 32 + 32 + 1
+    if len(there) < fixed:
+        raise AssertionError("header cut short")
+    id_len = there[fixed - 1]
+    if len(there) < fixed + id_len + 32:
+        raise AssertionError("header cut short")
+    return {"channel": int.from_bytes(there[16:20], "big"),
+            "source-nonce": there[20:52], "target-nonce": there[52:84],
+            "key-id": there[fixed:fixed + id_len].decode("ascii", "replace"),
+            "signed": there[:fixed + id_len],
+            "proof": there[fixed + id_len:fixed + id_len + 32],
+            "length": fixed + id_len + 32}
+
+
 def decode_stream(there, back, key):
     """The plaintext of both directions of the stand-in's encrypted stream
     (e2e/standin/stream.c), decrypted with python3-cryptography from its
-    documented format, independently of the stand-in's C code: (key id,
-    plaintext there, plaintext back). @key is the transport key (32
-    bytes). Every record must authenticate, in sequence, up to the end
+    documented format (contract version 3), independently of the
+    stand-in's C code: (key id, plaintext there, plaintext back). @key is
+    the transport key (32 bytes). The source's key confirmation must
+    verify, and every record must authenticate, in sequence, up to the end
     record, with nothing after it: a recording with a byte missing or
     changed raises AssertionError."""
-    import hashlib
     import hmac
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    if there[:16] != b"LVMIRROR-STREAM1":
-        raise AssertionError("no handshake: %r" % there[:16])
-    salt = there[16:48]
-    id_len = there[48]
-    key_id = there[49:49 + id_len].decode("ascii", "replace")
-    aead = AESGCM(hmac.new(key, b"lvmirror stream key" + salt, hashlib.sha256).digest())
+    hdr = parse_header(there)
+    skey = stream_key(key, hdr["source-nonce"], hdr["target-nonce"], hdr["channel"])
+    if not hmac.compare_digest(_prf(skey, b"lvmirror v3 source confirmation", hdr["signed"]),
+                               hdr["proof"]):
+        raise AssertionError("the source's key confirmation does not verify")
+    key_id = hdr["key-id"]
+    aead = AESGCM(skey)
 
     def records(data, off, direction):
         seq = 0
@@ -210,7 +256,7 @@ def decode_stream(there, back, key):
                                  % (direction, len(data) - off))
         return bytes(out)
 
-    return key_id, records(there, 49 + id_len, 0), records(back, 0, 1)
+    return key_id, records(there, hdr["length"], 0), records(back, 0, 1)
 
 
 def guest_pattern_windows(count=8, words=8):
@@ -264,6 +310,36 @@ def _pump(src, dst, direction):
         pass
 
 
+def _replay(recording, dst, direction):
+    """Send the bytes of the file @recording to @dst, as a raw TCP sender,
+    instead of what the client sends (WIRECAPTURE_REPLAY)."""
+    try:
+        with open(recording, "rb") as f:
+            while True:
+                data = f.read(1 << 16)
+                if not data:
+                    direction.ended = "eof"
+                    break
+                direction.record(data)
+                dst.sendall(data)
+                direction.forwarded += len(data)
+    except OSError as e:
+        direction.ended = "error: %s" % (e.strerror or e)
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _drain(src):
+    """Read @src until EOF, and forget it."""
+    try:
+        while src.recv(1 << 16):
+            pass
+    except OSError:
+        pass
+
+
 def _relay_main(listen_host, listen_port, to_host, to_port, path):
     fault = os.environ.get("WIRECAPTURE_FAULT", "")
     skip = None
@@ -304,8 +380,17 @@ def _relay_main(listen_host, listen_port, to_host, to_port, path):
             client.close()
             continue
         conn["sockets"].append(server)
-        for a, b, d in ((client, server, conn["there"]), (server, client, conn["back"])):
-            t = threading.Thread(target=_pump, args=(a, b, d), daemon=True)
+        replay = os.environ.get("WIRECAPTURE_REPLAY")
+        if replay:
+            # the replay attack: the target gets the recording, not the
+            # client's stream (which is read and dropped)
+            jobs = ((_replay, (replay, server, conn["there"])), (_drain, (client,)),
+                    (_pump, (server, client, conn["back"])))
+        else:
+            jobs = ((_pump, (client, server, conn["there"])),
+                    (_pump, (server, client, conn["back"])))
+        for fn, args in jobs:
+            t = threading.Thread(target=fn, args=args, daemon=True)
             t.start()
             conn["threads"].append(t)
     lsock.close()

@@ -43,6 +43,7 @@ typedef enum {
     QEMU_MIRROR,    /* QEMU with the whole confidential migration interface */
     QEMU_PARTIAL,   /* QEMU that lacks start-migrate-incoming */
     QEMU_NO_GUEST_ASSISTED, /* QEMU without the guest-assisted capability */
+    QEMU_CONTRACT2, /* QEMU of contract version 2: no helper nonce */
     QEMU_NONE,      /* no capabilities known */
 } testQemu;
 
@@ -107,6 +108,8 @@ testDomain(const struct testData *data)
             virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_START_MIGRATE_INCOMING);
         if (data->qemu != QEMU_NO_GUEST_ASSISTED)
             virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_MIGRATE_GUEST_ASSISTED);
+        if (data->qemu != QEMU_CONTRACT2)
+            virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_MIGRATION_HELPER_NONCE);
     }
 
     return g_steal_pointer(&vm);
@@ -343,6 +346,7 @@ struct testDstData {
     const char *error;         /* NULL: accepted */
     const char *cookieKeyId;   /* the transport key the source's helper holds */
     const char *agent;         /* qemu.conf: mirror_attestation_agent */
+    unsigned int contract;     /* the source's contract version; 0: this one */
 };
 
 
@@ -368,7 +372,9 @@ testDstCheck(const void *opaque)
     g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
     qemuDomainObjPrivate *priv;
     qemuMigrationCookieConfidential conf = { data->cookieMirrorVcpus,
-                                             (char *) data->cookieKeyId };
+                                             (char *) data->cookieKeyId,
+                                             data->contract ? data->contract :
+                                             QEMU_MIRROR_CONTRACT, NULL, NULL };
     int rc;
 
     if (!vm)
@@ -402,56 +408,65 @@ testDstCheck(const void *opaque)
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"
 
 #define KEY "owner-key-1"
+#define NONCE "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define CONFIRMATION "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define CONTRACT2_HERE \
+    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' supports confidential migration contract version 2 only, but libvirt needs version 3 (a fresh stream key for every migration)"
 #define AGENT_DIR abs_srcdir "/qemumirrorattestdata/"
 #define AGENT AGENT_DIR "ok.sh"
 
 static const struct testDstData dstTests[] = {
-    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false, VIR_MIGRATE_LIVE, NULL, KEY, AGENT },
-    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NULL, KEY, AGENT },
+    { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false, VIR_MIGRATE_LIVE, NULL, KEY, AGENT, 0 },
+    { "confidential", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NULL, KEY, AGENT, 0 },
     { "cookie without the flag", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, VIR_MIGRATE_LIVE,
-      "Requested operation is not valid: the migration cookie of domain 'guest' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set", KEY, AGENT },
+      "Requested operation is not valid: the migration cookie of domain 'guest' asks for a confidential migration, but VIR_MIGRATE_CONFIDENTIAL is not set", KEY, AGENT, 0 },
     { "flag without the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, false, 0, true, CONF_FLAGS,
-      "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'", KEY, AGENT },
+      "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'", KEY, AGENT, 0 },
     { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), KEY, AGENT },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), KEY, AGENT, 0 },
     { "rdma pin all", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
-      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), KEY, AGENT },
+      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), KEY, AGENT, 0 },
     { "not live", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
-      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED, KEY, AGENT },
+      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED, KEY, AGENT, 0 },
     { "no TLS", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED, KEY, AGENT },
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED, KEY, AGENT, 0 },
     { "source QEMU without guest-assisted", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, false, CONF_FLAGS,
-      "Operation not supported: the source's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'", KEY, AGENT },
+      "Operation not supported: the source's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'", KEY, AGENT, 0 },
     { "not SEV", GUEST_PLAIN, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest", KEY, AGENT },
+      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest", KEY, AGENT, 0 },
     { "SEV-SNP", GUEST_SEV_SNP, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest", KEY, AGENT },
-    { "SEV-ES", GUEST_SEV_ES_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, SEV_ES_REFUSED, KEY, AGENT },
-    { "NOSEND", GUEST_SEV_NOSEND_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NOSEND_REFUSED, KEY, AGENT },
+      "Requested operation is not valid: the incoming definition of domain 'guest' is not an SEV guest", KEY, AGENT, 0 },
+    { "SEV-ES", GUEST_SEV_ES_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, SEV_ES_REFUSED, KEY, AGENT, 0 },
+    { "NOSEND", GUEST_SEV_NOSEND_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS, NOSEND_REFUSED, KEY, AGENT, 0 },
     { "no mirror", GUEST_SEV, 0, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 0", KEY, AGENT },
+      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 0", KEY, AGENT, 0 },
     { "other mirror vCPUs", GUEST_SEV_MIRROR, 2, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 2", KEY, AGENT },
-    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT },
+      "Requested operation is not valid: the source runs domain 'guest' with 1 mirror vCPUs, but the incoming definition has 2", KEY, AGENT, 0 },
+    { "partial QEMU", GUEST_SEV_MIRROR, 1, QEMU_PARTIAL, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT, 0 },
     { "QEMU without guest-assisted", GUEST_SEV_MIRROR, 1, QEMU_NO_GUEST_ASSISTED, true, 1, true,
-      CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT },
-    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT },
+      CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT, 0 },
+    { "no QEMU", GUEST_SEV_MIRROR, 1, QEMU_NONE, true, 1, true, CONF_FLAGS, NO_INTERFACE_HERE, KEY, AGENT, 0 },
     { "no transport key in the cookie", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Requested operation is not valid: the source did not say which transport key the migration helper of domain 'guest' holds",
-      NULL, AGENT },
+      NULL, AGENT, 0 },
     { "invalid transport key identifier", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Requested operation is not valid: the source did not say which transport key the migration helper of domain 'guest' holds",
-      "key id with spaces", AGENT },
+      "key id with spaces", AGENT, 0 },
     { "no attestation agent", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "Operation not supported: attestation of this host for domain 'guest' failed at step 'agent': this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key here",
-      KEY, NULL },
+      KEY, NULL, 0 },
     { "attestation agent missing", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
       "operation failed: attestation of this host for domain 'guest' failed at step 'agent': the attestation agent '" AGENT_DIR "missing.sh' (mirror_attestation_agent in qemu.conf) is not an executable file",
-      KEY, AGENT_DIR "missing.sh" },
+      KEY, AGENT_DIR "missing.sh", 0 },
     { "no attestation agent, plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false,
-      VIR_MIGRATE_LIVE, NULL, NULL, NULL },
+      VIR_MIGRATE_LIVE, NULL, NULL, NULL, 0 },
+    { "source of contract version 2", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
+      "Operation not supported: the source of domain 'guest' does not support confidential migration contract version 3 (a fresh stream key for every migration)",
+      KEY, AGENT, 2 },
+    { "QEMU of contract version 2 here", GUEST_SEV_MIRROR, 1, QEMU_CONTRACT2, true, 1, true, CONF_FLAGS,
+      CONTRACT2_HERE, KEY, AGENT, 0 },
 };
 
 
@@ -463,6 +478,7 @@ struct testSrcCookieData {
     unsigned int flags;
     const char *error;
     const char *keyId;         /* the transport key the target's helper holds */
+    bool noNonce;              /* the target sent no helper nonce (contract 2) */
 };
 
 
@@ -473,7 +489,9 @@ testSrcCheckCookie(const void *opaque)
     struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
-    qemuMigrationCookieConfidential conf = { data->mirrorVcpus, (char *) data->keyId };
+    qemuMigrationCookieConfidential conf = { data->mirrorVcpus, (char *) data->keyId,
+                                             QEMU_MIRROR_CONTRACT, (char *) NONCE,
+                                             (char *) NONCE };
     qemuDomainJobPrivate *jobPriv;
 
     if (!vm)
@@ -482,6 +500,11 @@ testSrcCheckCookie(const void *opaque)
     /* the source's helper holds the key KEY (qemuMigrationConfidentialSrcCheckHelper) */
     jobPriv = vm->job->privateData;
     jobPriv->mirrorKeyId = g_strdup(KEY);
+    if (data->noNonce) {
+        conf.contract = 2;
+        conf.nonce = NULL;
+        conf.keyConfirmation = NULL;
+    }
 
     return testCheckResult(qemuMigrationConfidentialSrcCheckCookie(vm,
                                                                    data->cookie ? &conf : NULL,
@@ -492,20 +515,23 @@ testSrcCheckCookie(const void *opaque)
 
 
 static const struct testSrcCookieData srcCookieTests[] = {
-    { "plain", false, 0, false, VIR_MIGRATE_LIVE, NULL, NULL },
-    { "confirmed", true, 1, true, CONF_FLAGS, NULL, KEY },
+    { "plain", false, 0, false, VIR_MIGRATE_LIVE, NULL, NULL, false },
+    { "confirmed", true, 1, true, CONF_FLAGS, NULL, KEY, false },
     { "not confirmed", false, 0, true, CONF_FLAGS,
-      "operation failed: the target did not confirm the confidential migration of domain 'guest'", KEY },
+      "operation failed: the target did not confirm the confidential migration of domain 'guest'", KEY, false },
     { "other mirror vCPUs", true, 3, true, CONF_FLAGS,
-      "operation failed: the target prepared domain 'guest' with 3 mirror vCPUs, but the source has 1", KEY },
+      "operation failed: the target prepared domain 'guest' with 3 mirror vCPUs, but the source has 1", KEY, false },
     { "target QEMU without guest-assisted", true, 1, false, CONF_FLAGS,
-      "operation failed: the target's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'", KEY },
+      "operation failed: the target's QEMU for domain 'guest' does not support the migration capability 'guest-assisted'", KEY, false },
     { "other transport key", true, 1, true, CONF_FLAGS,
       "operation failed: the migration helper of domain 'guest' on the target holds the transport key 'owner-key-2', but the source's holds 'owner-key-1'",
-      "owner-key-2" },
+      "owner-key-2", false },
     { "no transport key confirmed", true, 1, true, CONF_FLAGS,
       "operation failed: the migration helper of domain 'guest' on the target holds the transport key '<null>', but the source's holds 'owner-key-1'",
-      NULL },
+      NULL, false },
+    { "Prepare cookie without a nonce", true, 1, true, CONF_FLAGS,
+      "operation failed: the target's Prepare cookie for domain 'guest' carries no helper nonce and key confirmation: the target does not support confidential migration contract version 3 (a fresh stream key for every migration)",
+      KEY, true },
 };
 
 
@@ -731,6 +757,12 @@ testSrcIsAllowedHelper(const void *opaque)
                         " \"transport-key-id\": \"owner-key-2\"}}"
 #define READY_KEY_NO_ID "{\"return\": {\"status\": \"ready\", \"transport-key\": true}}"
 #define READY_NO_KEY "{\"return\": {\"status\": \"ready\"}}"
+#define READY_NONCE "{\"return\": {\"status\": \"ready\", \"transport-key\": true," \
+                    " \"transport-key-id\": \"owner-key-1\", \"nonce\": \"" NONCE "\"," \
+                    " \"key-confirmation\": \"" CONFIRMATION "\"}}"
+#define READY_BAD_NONCE "{\"return\": {\"status\": \"ready\", \"transport-key\": true," \
+                        " \"transport-key-id\": \"owner-key-1\", \"nonce\": \"00\"," \
+                        " \"key-confirmation\": \"" CONFIRMATION "\"}}"
 #define OK "{\"return\": {}}"
 #define MEASURE "query-sev-launch-measure"
 #define MEASUREMENT "{\"return\": {\"data\": \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\"}}"
@@ -809,6 +841,91 @@ static const struct testFlowData dstRunTests[] = {
       ABSENT, true, NULL, NULL },
 };
 
+/* the target's Prepare cookie (contract version 3): its helper's nonce and
+ * key confirmation, asked of the helper when the cookie is made */
+static int
+testDstCookie(const void *opaque)
+{
+    const struct testFlowData *data = opaque;
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMonitorAttach(vm, data->items)))
+        return -1;
+
+    testSetJobKeyId(vm, KEY);
+    vm->job->asyncJob = VIR_ASYNC_JOB_MIGRATION_IN;
+    conf = qemuMigrationCookieConfidentialNew(vm);
+    vm->job->asyncJob = VIR_ASYNC_JOB_NONE;
+    testMonitorDetach(vm);
+
+    if (conf &&
+        (conf->contract != QEMU_MIRROR_CONTRACT ||
+         STRNEQ_NULLABLE(conf->nonce, NONCE) ||
+         STRNEQ_NULLABLE(conf->keyConfirmation, CONFIRMATION))) {
+        VIR_TEST_VERBOSE("contract %u nonce '%s' confirmation '%s'", conf->contract,
+                         NULLSTR(conf->nonce), NULLSTR(conf->keyConfirmation));
+        return -1;
+    }
+    return testCheckResult(conf ? 0 : -1, data->error);
+}
+
+
+#define NO_NONCE \
+    "operation failed: the migration helper of domain 'guest' reports no valid nonce and key confirmation (contract version 3)"
+
+static const struct testFlowData dstCookieTests[] = {
+    { "nonce", { HELPER, READY_NONCE, NULL }, NULL, ABSENT, false, NULL, NULL },
+    { "no nonce", { HELPER, READY_KEY, NULL }, NO_NONCE, ABSENT, false, NULL, NULL },
+    { "invalid nonce", { HELPER, READY_BAD_NONCE, NULL }, NO_NONCE, ABSENT, false, NULL, NULL },
+    { "key lost", { HELPER, READY_NO_KEY, NULL },
+      "Requested operation is not valid: the migration helper of domain 'guest' holds no transport key: guest pages would leave the guest unprotected",
+      ABSENT, false, NULL, NULL },
+};
+
+/* the source hands the target's nonce and key confirmation to its helper:
+ * migrate-set-parameters, its arguments checked against the schema of a
+ * QEMU of contract version 3 */
+static int
+testSrcSetPeer(const void *opaque G_GNUC_UNUSED)
+{
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    const char *items[] = { "migrate-set-parameters", OK, NULL };
+    const char *none[] = { NULL };
+    qemuMigrationCookieConfidential conf = { 1, (char *) KEY, QEMU_MIRROR_CONTRACT,
+                                             (char *) NONCE, (char *) CONFIRMATION };
+    qemuMigrationCookieConfidential old = { 1, (char *) KEY, 2, NULL, NULL };
+    int rc;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMonitorAttach(vm, items)))
+        return -1;
+    rc = qemuMigrationConfidentialSrcSetPeer(vm, &conf, VIR_ASYNC_JOB_NONE, CONF_FLAGS);
+    testMonitorDetach(vm);
+    g_clear_pointer(&test, qemuMonitorTestFree);
+    if (testCheckResult(rc, NULL) < 0)
+        return -1;
+
+    /* nothing for a plain migration, and never without a nonce */
+    if (!(test = testMonitorAttach(vm, none)))
+        return -1;
+    rc = qemuMigrationConfidentialSrcSetPeer(vm, &conf, VIR_ASYNC_JOB_NONE, VIR_MIGRATE_LIVE);
+    if (rc == 0)
+        rc = qemuMigrationConfidentialSrcSetPeer(vm, &old, VIR_ASYNC_JOB_NONE, CONF_FLAGS) < 0 ? 0 : -2;
+    testMonitorDetach(vm);
+    return rc == 0 ? 0 : -1;
+}
+
+
 static const struct testFlowData srcHelperTests[] = {
     { "ready", { HELPER, READY_KEY, NULL }, NULL, ABSENT, false, NULL, NULL },
     { "booting", { HELPER, "{\"return\": {\"status\": \"booting\"}}", NULL },
@@ -874,7 +991,7 @@ testCookie(const void *opaque G_GNUC_UNUSED)
         return -1;
     qemuMigrationCookieConfidentialFormat(&buf, conf);
     if (STRNEQ(virBufferCurrentContent(&buf),
-               "<confidential mirrorVcpus='1' keyId='owner-key-1'/>\n")) {
+               "<confidential mirrorVcpus='1' keyId='owner-key-1' contract='3'/>\n")) {
         VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
         return -1;
     }
@@ -884,7 +1001,31 @@ testCookie(const void *opaque G_GNUC_UNUSED)
                           virBufferCurrentContent(&buf));
     if (!(doc = virXMLParseStringCtxt(xml, "(cookie)", &ctxt)) ||
         !(parsed = qemuMigrationCookieConfidentialParse(ctxt)) ||
-        parsed->mirrorVcpus != 1 || STRNEQ_NULLABLE(parsed->keyId, KEY))
+        parsed->mirrorVcpus != 1 || STRNEQ_NULLABLE(parsed->keyId, KEY) ||
+        parsed->contract != QEMU_MIRROR_CONTRACT || parsed->nonce)
+        return -1;
+
+    /* a target's Prepare cookie: its helper's nonce and key confirmation */
+    conf->nonce = g_strdup(NONCE);
+    conf->keyConfirmation = g_strdup(NONCE);
+    virBufferFreeAndReset(&buf);
+    qemuMigrationCookieConfidentialFormat(&buf, conf);
+    if (STRNEQ(virBufferCurrentContent(&buf),
+               "<confidential mirrorVcpus='1' keyId='owner-key-1' contract='3' nonce='" NONCE
+               "' keyConfirmation='" NONCE "'/>\n")) {
+        VIR_TEST_VERBOSE("formatted '%s'", virBufferCurrentContent(&buf));
+        return -1;
+    }
+    g_clear_pointer(&xml, g_free);
+    g_clear_pointer(&parsed, qemuMigrationCookieConfidentialFree);
+    g_clear_pointer(&ctxt, xmlXPathFreeContext);
+    g_clear_pointer(&doc, xmlFreeDoc);
+    xml = g_strdup_printf("<qemu-migration>%s</qemu-migration>",
+                          virBufferCurrentContent(&buf));
+    if (!(doc = virXMLParseStringCtxt(xml, "(cookie)", &ctxt)) ||
+        !(parsed = qemuMigrationCookieConfidentialParse(ctxt)) ||
+        STRNEQ_NULLABLE(parsed->nonce, NONCE) ||
+        STRNEQ_NULLABLE(parsed->keyConfirmation, NONCE))
         return -1;
 
     if (testCookieParse("<qemu-migration><confidential mirrorVcpus='3'/></qemu-migration>",
@@ -894,7 +1035,14 @@ testCookie(const void *opaque G_GNUC_UNUSED)
         testCookieParse("<qemu-migration><confidential/></qemu-migration>",
                         "XML error: Missing required attribute 'mirrorVcpus' in element 'confidential'") < 0 ||
         testCookieParse("<qemu-migration><confidential mirrorVcpus='0'/></qemu-migration>",
-                        "XML error: Invalid value for attribute 'mirrorVcpus' in element 'confidential': Zero is not permitted") < 0)
+                        "XML error: Invalid value for attribute 'mirrorVcpus' in element 'confidential': Zero is not permitted") < 0 ||
+        testCookieParse("<qemu-migration><confidential mirrorVcpus='1' nonce='00'/></qemu-migration>",
+                        "internal error: invalid helper nonce or key confirmation in the migration cookie") < 0 ||
+        testCookieParse("<qemu-migration><confidential mirrorVcpus='1' nonce='" NONCE
+                        "' keyConfirmation='" NONCE "0'/></qemu-migration>",
+                        "internal error: invalid helper nonce or key confirmation in the migration cookie") < 0 ||
+        testCookieParse("<qemu-migration><confidential mirrorVcpus='1' contract='x'/></qemu-migration>",
+                        "XML error: Invalid value for attribute 'contract' in element 'confidential': 'x'. Expected non-negative integer value") < 0)
         return -1;
 
     return 0;
@@ -1221,6 +1369,8 @@ static const struct testData tests[] = {
       QEMU_NO_GUEST_ASSISTED, CONF_FLAGS, NO_INTERFACE_SRC, false },
     { "confidential unknown QEMU", GUEST_SEV_MIRROR, true, QEMU_NONE, CONF_FLAGS,
       NO_INTERFACE_SRC, false },
+    { "confidential QEMU of contract version 2", GUEST_SEV_MIRROR, true, QEMU_CONTRACT2,
+      CONF_FLAGS, CONTRACT2_HERE, false },
 };
 
 
@@ -1278,6 +1428,17 @@ mymain(void)
         g_autofree char *name = g_strdup_printf("target flow: %s", dstRunTests[i].name);
 
         if (virTestRun(name, testDstRun, &dstRunTests[i]) < 0)
+            ret = -1;
+    }
+
+    if (virTestRun("source hands the target's nonce to its helper", testSrcSetPeer, NULL) < 0)
+        ret = -1;
+
+    for (i = 0; i < G_N_ELEMENTS(dstCookieTests); i++) {
+        g_autofree char *name = g_strdup_printf("target's Prepare cookie: %s",
+                                                dstCookieTests[i].name);
+
+        if (virTestRun(name, testDstCookie, &dstCookieTests[i]) < 0)
             ret = -1;
     }
 

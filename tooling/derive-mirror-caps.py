@@ -24,6 +24,9 @@
 #   - enum MigrationHelperStatus: inactive, booting, ready, failed
 #   - contract version 2: the migration capability guest-assisted
 #     (MigrationCapability, query-migrate-capabilities)
+#   - contract version 3: query-migration-helper's "*nonce" and
+#     "*key-confirmation"; migrate-set-parameters' "*helper-peer-nonce" and
+#     "*helper-peer-confirmation"
 #
 # What is added is not written here: it is read from
 # e2e/standin/qapi-additions.json, the file the QEMU stand-in reads too, so
@@ -123,6 +126,13 @@ def main():
             enums[0]["values"].append(value)
             if "members" in enums[0]:
                 enums[0]["members"].append({"name": value})
+
+    for add in adds["arg-members"]:
+        cmd = next(e for e in schema if e["name"] == add["of"])
+        args = next(e for e in schema if e["name"] == cmd["arg-type"])
+        for member in add["members"]:
+            assert member["name"] not in [m["name"] for m in args["members"]]
+            args["members"].append(member)
 
     caps = reply_of(objs, "query-migrate-capabilities")
     for add in adds["migrate-capabilities"]:

@@ -367,6 +367,7 @@ static const Command commands[] = {
     { "query-hotpluggable-cpus", NULL, NULL, ACT_HOTPLUGGABLE },
     { "query-migrate-capabilities", NULL, NULL, ACT_MIGRATE_CAPS },
     { "migrate-set-capabilities", NULL, cmdMigrateSetCaps, 0 },
+    { "migrate-set-parameters", NULL, streamSetParameters, 0 },
 
     /* the contract's own */
     { "query-mirror-vcpus", NULL, cmdQueryMirrorVcpus, 0 },

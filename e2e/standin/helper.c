@@ -18,7 +18,9 @@
  * if there was one; a reset loses it; x-transport-key drops it and brings
  * back the injected one. MIGRATION_HELPER goes out on every status change
  * and when the key changes while ready; "transport-key-id" is there
- * whenever "transport-key" is.
+ * whenever "transport-key" is. A target-mode helper holding a key also
+ * reports its nonce and key confirmation (contract version 3, streamkey.c)
+ * until its incoming stream ends or target mode does.
  */
 
 #include <pthread.h>
@@ -26,6 +28,9 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 
 #include "standin.h"
 
@@ -53,6 +58,20 @@ helperInfo(Standin *st)
         json_object_object_add(data, "transport-key-id",
                                json_object_new_string(st->helperKeyId));
     }
+    if (helperHasKey(st) && st->helperNonceSet && st->lifecycle != LC_GUEST) {
+        /* contract version 3: the target's nonce and its proof of the key */
+        guint8 proof[STREAM_KEY_LEN];
+        g_autofree char *nonce = streamKeyHex(st->helperNonce, STREAM_NONCE_LEN);
+        g_autofree char *hex = NULL;
+
+        if (streamKeyTargetProof(st->helperKeyBytes, st->helperKeyId,
+                                 st->helperNonce, proof)) {
+            hex = streamKeyHex(proof, sizeof(proof));
+            json_object_object_add(data, "nonce", json_object_new_string(nonce));
+            json_object_object_add(data, "key-confirmation", json_object_new_string(hex));
+        }
+        gnutls_memset(proof, 0, sizeof(proof));
+    }
     if (st->helper == HELPER_FAILED && st->helperError)
         json_object_object_add(data, "error", json_object_new_string(st->helperError));
     return data;
@@ -79,11 +98,19 @@ helperTakeKey(Standin *st, bool take)
     memset(st->helperKeyBytes, 0, sizeof(st->helperKeyBytes));
     g_clear_pointer(&st->helperKeyId, g_free);
     st->helperKey = false;
+    st->helperNonceSet = false;
     if (!take || !st->injected.valid)
         return false;
     memcpy(st->helperKeyBytes, st->injected.key, sizeof(st->helperKeyBytes));
     st->helperKeyId = g_strdup(st->injected.keyId);
     st->helperKey = true;
+    /* a target-mode helper makes a fresh nonce with its key (contract
+     * version 3), for one incoming stream */
+    if (st->cl.target && st->lifecycle != LC_GUEST) {
+        if (gnutls_rnd(GNUTLS_RND_NONCE, st->helperNonce, STREAM_NONCE_LEN) < 0)
+            g_error("no random nonce");
+        st->helperNonceSet = true;
+    }
     return true;
 }
 

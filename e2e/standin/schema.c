@@ -2,6 +2,7 @@
  * The QAPI schema additions of the contract, from qapi-additions.json, the
  * file tooling/derive-mirror-caps.py reads too: the entries added to
  * query-qmp-schema, the values added to enums (MigrationCapability), the
+ * members added to a command's arguments (migrate-set-parameters), the
  * -smp parameter added to query-command-line-options, and the capabilities
  * added to query-migrate-capabilities. The format is described in the file.
  */
@@ -16,7 +17,7 @@ schemaLoad(const char *path, GError **err)
 {
     g_autoptr(json_object) obj = json_object_from_file(path);
     json_object *tmp;
-    const char *keys[] = { "schema", "enum-values", "smp-opts",
+    const char *keys[] = { "schema", "enum-values", "arg-members", "smp-opts",
                            "migrate-capabilities" };
     size_t i;
 
@@ -96,6 +97,44 @@ enumHasValue(json_object *entry, const char *value)
             return true;
     }
     return false;
+}
+
+
+/* "arg-members": members added to the arguments object of a command */
+static void
+schemaAmendArgs(Standin *st, json_object *schema)
+{
+    json_object *adds = schemaList(st, "arg-members");
+    size_t i, j, k;
+
+    for (j = 0; j < json_object_array_length(adds); j++) {
+        json_object *add = json_object_array_get_idx(adds, j);
+        const char *of = jsonGetString(add, "of");
+        const char *argType = NULL;
+        json_object *members = NULL;
+
+        if (!of || !json_object_object_get_ex(add, "members", &members))
+            continue;
+        for (i = 0; i < json_object_array_length(schema) && !argType; i++) {
+            json_object *entry = json_object_array_get_idx(schema, i);
+            const char *name = jsonGetString(entry, "name");
+
+            if (name && g_str_equal(name, of))
+                argType = jsonGetString(entry, "arg-type");
+        }
+        for (i = 0; argType && i < json_object_array_length(schema); i++) {
+            json_object *entry = json_object_array_get_idx(schema, i);
+            const char *name = jsonGetString(entry, "name");
+            json_object *list = NULL;
+
+            if (!name || !g_str_equal(name, argType) ||
+                !json_object_object_get_ex(entry, "members", &list))
+                continue;
+            for (k = 0; k < json_object_array_length(members); k++)
+                json_object_array_add(list, json_object_get(
+                                          json_object_array_get_idx(members, k)));
+        }
+    }
 }
 
 
@@ -186,6 +225,7 @@ schemaAmend(Standin *st, json_object *schema)
     }
 
     schemaAmendEnums(st, schema);
+    schemaAmendArgs(st, schema);
     return true;
 }
 

@@ -28,12 +28,18 @@
  *                  (threads, hidden from query-hotpluggable-cpus); stop,
  *                  cont and reset as they affect them
  *   sev.c          QEMU's SEV commands and its SEV migration blocker
- *   psp.c          the simulated AMD secure processor: the platform's PDH,
- *                  LAUNCH_START, the measurement, LAUNCH_SECRET
+ *   psp.c          the simulated AMD secure processor: LAUNCH_START, the
+ *                  measurement, LAUNCH_SECRET (psp.h: its private parts)
+ *   pspkey.c       the platform's PDH key (generated or loaded)
  *   platcerts.c    the platform's certificates (PDH, PEK, OCA, CEK), as the
  *                  test lab signed them, or unsigned
  *   stream.c       the encrypted migration stream: the transport key
- *                  protects it, on the first mirror vCPU thread
+ *                  protects it; its set-up from QMP (stream.h: its
+ *                  private parts)
+ *   streamio.c     the stream on the first mirror vCPU thread: the
+ *                  connections, the handshake, the records
+ *   streamkey.c    contract version 3's stream key: the nonces, the KDF,
+ *                  the key confirmations
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -123,17 +129,27 @@
  *    URI), or takes the socket libvirt connected (getfd "migrate" of an
  *    SEV guest is kept by the stand-in, never reaches QEMU, and 'migrate'
  *    "fd:migrate" uses it; closefd "migrate" closes it), and sends a
- *    handshake (magic, salt, key id) and AES-256-GCM records under a key
- *    derived from the transport key (the format: stream.c). On the
+ *    header (magic, channel, both helpers' nonces, key id, the source's
+ *    key confirmation) and AES-256-GCM records under a key derived from
+ *    the transport key and both nonces (contract version 3; the format:
+ *    stream.c, the key schedule: streamkey.c). Before it, 'migrate' checks
+ *    the target's key confirmation, given with migrate-set-parameters
+ *    (helper-peer-nonce, helper-peer-confirmation, intercepted): without
+ *    it, or if it does not verify, 'migrate' fails ("key confirmation
+ *    failed") and nothing is sent. A target-mode helper holding a key
+ *    reports a fresh nonce and its key confirmation in
+ *    query-migration-helper, for one incoming stream. On the
  *    target, start-migrate-incoming with a tcp: URI binds that address in
  *    the stand-in (a bind failure is the command's error: "Failed to bind
  *    socket: ..."), QEMU gets migrate-incoming on a unix socket, and the
- *    first mirror vCPU thread accepts, checks the key id, decrypts and
- *    authenticates every record. Records flow both ways (QEMU's own TLS,
- *    with tls-creds, runs end to end inside them). Any failure (a record
- *    that does not authenticate, another key id, a stream cut before its
- *    end record, a peer that goes away) closes both sockets: both QEMUs
- *    see their migration fail; the source's guest keeps running. Other
+ *    first mirror vCPU thread accepts, checks the key id, the target
+ *    nonce and the source's key confirmation before any record, then
+ *    decrypts and authenticates every record. Records flow both ways (QEMU's own TLS,
+ *    with tls-creds, runs end to end inside them). Any failure (a key
+ *    confirmation that fails, a record that does not authenticate,
+ *    another key id, a stream cut before its end record, a peer that goes
+ *    away) closes both sockets: both QEMUs see their migration fail; the
+ *    source's guest keeps running. Other
  *    URIs (unix:, other fd: names, exec:) of a confidential migration are
  *    refused; the helper must hold a key; one stream at a time (no
  *    multifd). Plain migrations are untouched.
@@ -343,6 +359,9 @@ char *cmdlineRewriteMachine(const CmdLine *cl, const char *val);
 /* ---- psp.c ---- */
 
 #define PSP_TRANSPORT_KEY_LEN 32
+/* streamkey.c: contract version 3's nonces and derived keys */
+#define STREAM_NONCE_LEN 32
+#define STREAM_KEY_LEN 32
 #define PSP_KEY_ID_MAX 64
 
 /* this launch, as the secure processor knows it */
@@ -497,6 +516,15 @@ struct _Standin {
      * injected secret */
     guint8 helperKeyBytes[PSP_TRANSPORT_KEY_LEN];
     char *helperKeyId;
+    /* contract version 3 (streamkey.c): a target-mode helper's nonce, made
+     * with its key and used by one incoming stream; a source's peer (the
+     * target's nonce and proof, from migrate-set-parameters), used by the
+     * next 'migrate' */
+    guint8 helperNonce[STREAM_NONCE_LEN];
+    bool helperNonceSet;
+    guint8 peerNonce[STREAM_NONCE_LEN];
+    guint8 peerProof[STREAM_KEY_LEN];
+    bool peerSet;
 
     /* commands.c */
     bool guestAssisted;
@@ -606,6 +634,23 @@ void streamClosefd(Standin *st, const char *name, json_object *id,
 void streamCancel(Standin *st);
 bool streamVcpuWork(Standin *st);
 void streamCleanup(Standin *st);
+void streamSetParameters(Standin *st, const char *name, json_object *id,
+                         json_object *cmd, const char *line, gsize len);
+
+/* ---- streamkey.c ---- */
+bool streamKeyDerive(const guint8 *transportKey,
+                     const guint8 sourceNonce[STREAM_NONCE_LEN],
+                     const guint8 targetNonce[STREAM_NONCE_LEN],
+                     guint32 channel, guint8 out[STREAM_KEY_LEN]);
+bool streamKeyTargetProof(const guint8 *transportKey, const char *keyId,
+                          const guint8 targetNonce[STREAM_NONCE_LEN],
+                          guint8 out[STREAM_KEY_LEN]);
+bool streamKeySourceProof(const guint8 streamKey[STREAM_KEY_LEN],
+                          const guint8 *header, size_t headerLen,
+                          guint8 out[STREAM_KEY_LEN]);
+bool streamKeyEqual(const guint8 *a, const guint8 *b, size_t len);
+char *streamKeyHex(const guint8 *buf, size_t len);
+bool streamKeyUnhex(const char *hex, guint8 *out, size_t len);
 
 /* ---- schema.c ---- */
 json_object *schemaLoad(const char *path, GError **err);

@@ -395,6 +395,26 @@ qemuMigrationConfidentialCheckPolicy(const virDomainDef *def)
 }
 
 
+/* A QEMU with the confidential migration interface of contract version 2
+ * only: it would derive the stream key from the transport key and the
+ * source's salt alone, so that a recorded stream could be replayed into
+ * any later target. Refused with its own error. */
+static int
+qemuMigrationConfidentialCheckContract(virQEMUCaps *qemuCaps,
+                                       const char *emulator)
+{
+    if (!qemuCaps ||
+        !virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATE_GUEST_ASSISTED) ||
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATION_HELPER_NONCE))
+        return 0;
+
+    virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                   _("the QEMU binary '%1$s' supports confidential migration contract version 2 only, but libvirt needs version %2$u (a fresh stream key for every migration)"),
+                   NULLSTR(emulator), QEMU_MIRROR_CONTRACT);
+    return -1;
+}
+
+
 /**
  * qemuMigrationConfidentialSrcCheck:
  * @vm: the domain to migrate
@@ -466,6 +486,9 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
                        def->name);
         return -1;
     }
+
+    if (qemuMigrationConfidentialCheckContract(priv->qemuCaps, def->emulator) < 0)
+        return -1;
 
     if (!priv->qemuCaps || !qemuMirrorSupported(priv->qemuCaps)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
@@ -642,6 +665,13 @@ qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
         return -1;
     }
 
+    if (conf->contract < QEMU_MIRROR_CONTRACT || !conf->nonce || !conf->keyConfirmation) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("the target's Prepare cookie for domain '%1$s' carries no helper nonce and key confirmation: the target does not support confidential migration contract version %2$u (a fresh stream key for every migration)"),
+                       vm->def->name, QEMU_MIRROR_CONTRACT);
+        return -1;
+    }
+
     if (STRNEQ_NULLABLE(conf->keyId, qemuMigrationConfidentialJobKeyId(vm))) {
         virReportError(VIR_ERR_OPERATION_FAILED,
                        _("the migration helper of domain '%1$s' on the target holds the transport key '%2$s', but the source's holds '%3$s'"),
@@ -660,6 +690,54 @@ qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
     }
 
     return 0;
+}
+
+
+/**
+ * qemuMigrationConfidentialSrcSetPeer:
+ * @vm: the domain being migrated (locked, in @asyncJob)
+ * @conf: <confidential/> from the target's Prepare cookie, checked by
+ *        qemuMigrationConfidentialSrcCheckCookie
+ * @asyncJob: the migration job
+ * @flags: virDomainMigrateFlags
+ *
+ * Source, right before 'migrate' (contract version 3): the source's helper
+ * gets the target's nonce and key confirmation (migration parameters
+ * helper-peer-nonce and helper-peer-confirmation). It checks the
+ * confirmation before it sends anything, and derives the stream key from
+ * both helpers' nonces.
+ */
+int
+qemuMigrationConfidentialSrcSetPeer(virDomainObj *vm,
+                                    const qemuMigrationCookieConfidential *conf,
+                                    virDomainAsyncJob asyncJob,
+                                    unsigned int flags)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    g_autoptr(virJSONValue) params = NULL;
+    int rc;
+
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL))
+        return 0;
+
+    if (!conf || !conf->nonce || !conf->keyConfirmation) {
+        virReportError(VIR_ERR_INTERNAL_ERROR,
+                       _("no helper nonce from the target for domain '%1$s'"),
+                       vm->def->name);
+        return -1;
+    }
+
+    if (virJSONValueObjectAdd(&params,
+                              "s:helper-peer-nonce", conf->nonce,
+                              "s:helper-peer-confirmation", conf->keyConfirmation,
+                              NULL) < 0)
+        return -1;
+
+    if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
+        return -1;
+    rc = qemuMonitorSetMigrationParams(priv->mon, &params);
+    qemuDomainObjExitMonitor(vm);
+    return rc;
 }
 
 
@@ -715,6 +793,13 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
         return -1;
     }
 
+    if (conf->contract < QEMU_MIRROR_CONTRACT) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("the source of domain '%1$s' does not support confidential migration contract version %2$u (a fresh stream key for every migration)"),
+                       def->name, QEMU_MIRROR_CONTRACT);
+        return -1;
+    }
+
     if (!remoteCaps ||
         !virBitmapIsBitSet(remoteCaps, QEMU_MIGRATION_CAP_GUEST_ASSISTED)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
@@ -741,6 +826,9 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
                        def->mirror ? def->mirror->vcpus : 0);
         return -1;
     }
+
+    if (qemuMigrationConfidentialCheckContract(qemuCaps, def->emulator) < 0)
+        return -1;
 
     if (!qemuCaps || !qemuMirrorSupported(qemuCaps)) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
@@ -1088,18 +1176,39 @@ qemuMigrationConfidentialDstPersistSession(virDomainObj *vm,
 }
 
 
+/* a helper nonce or key confirmation: 32 bytes, as 64 hex digits */
+static bool
+qemuMigrationCookieConfidentialHexValid(const char *str)
+{
+    size_t i;
+
+    if (!str || strlen(str) != 64)
+        return false;
+    for (i = 0; i < 64; i++) {
+        if (!g_ascii_isxdigit(str[i]))
+            return false;
+    }
+    return true;
+}
+
+
 /**
  * qemuMigrationCookieConfidentialNew:
  * @vm: the domain
  *
- * The cookie element for a guest with mirror vCPUs: their number and the
- * identifier of the migration's transport key. NULL for a guest without
- * (which qemuMigrationConfidentialSrcCheck refuses).
+ * The cookie element for a guest with mirror vCPUs: their number, the
+ * identifier of the migration's transport key and the contract version
+ * libvirt needs of both QEMUs. The target's (its Prepare cookie, in the
+ * incoming migration job) adds its helper's nonce and key confirmation,
+ * asked of the helper now (contract version 3). NULL for a guest without
+ * mirror vCPUs (which qemuMigrationConfidentialSrcCheck refuses), or
+ * when the target's helper cannot be asked (the source then refuses the
+ * cookie).
  */
 qemuMigrationCookieConfidential *
 qemuMigrationCookieConfidentialNew(virDomainObj *vm)
 {
-    qemuMigrationCookieConfidential *conf;
+    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
 
     if (!vm->def->mirror)
         return NULL;
@@ -1107,7 +1216,28 @@ qemuMigrationCookieConfidentialNew(virDomainObj *vm)
     conf = g_new0(qemuMigrationCookieConfidential, 1);
     conf->mirrorVcpus = vm->def->mirror->vcpus;
     conf->keyId = g_strdup(qemuMigrationConfidentialJobKeyId(vm));
-    return conf;
+    conf->contract = QEMU_MIRROR_CONTRACT;
+
+    if (vm->job->asyncJob == VIR_ASYNC_JOB_MIGRATION_IN &&
+        virDomainObjIsActive(vm)) {
+        g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
+
+        if (qemuMirrorQueryHelper(vm, VIR_ASYNC_JOB_MIGRATION_IN, &info) < 0)
+            return NULL;
+        if (qemuMigrationConfidentialCheckHelper(vm, &info, conf->keyId) < 0)
+            return NULL;
+        if (!qemuMigrationCookieConfidentialHexValid(info.nonce) ||
+            !qemuMigrationCookieConfidentialHexValid(info.keyConfirmation)) {
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the migration helper of domain '%1$s' reports no valid nonce and key confirmation (contract version %2$u)"),
+                           vm->def->name, QEMU_MIRROR_CONTRACT);
+            return NULL;
+        }
+        conf->nonce = g_steal_pointer(&info.nonce);
+        conf->keyConfirmation = g_steal_pointer(&info.keyConfirmation);
+    }
+
+    return g_steal_pointer(&conf);
 }
 
 
@@ -1118,6 +1248,8 @@ qemuMigrationCookieConfidentialFree(qemuMigrationCookieConfidential *conf)
         return;
 
     g_free(conf->keyId);
+    g_free(conf->nonce);
+    g_free(conf->keyConfirmation);
     g_free(conf);
 }
 
@@ -1131,6 +1263,10 @@ qemuMigrationCookieConfidentialFormat(virBuffer *buf,
 
     virBufferAsprintf(buf, "<confidential mirrorVcpus='%u'", conf->mirrorVcpus);
     virBufferEscapeString(buf, " keyId='%s'", conf->keyId);
+    if (conf->contract)
+        virBufferAsprintf(buf, " contract='%u'", conf->contract);
+    virBufferEscapeString(buf, " nonce='%s'", conf->nonce);
+    virBufferEscapeString(buf, " keyConfirmation='%s'", conf->keyConfirmation);
     virBufferAddLit(buf, "/>\n");
 }
 
@@ -1155,6 +1291,21 @@ qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt)
         return NULL;
 
     conf->keyId = virXMLPropString(node, "keyId");
+
+    /* absent: a libvirt of contract version 2 or older */
+    if (virXMLPropUInt(node, "contract", 10, VIR_XML_PROP_NONE,
+                       &conf->contract) < 0)
+        return NULL;
+
+    conf->nonce = virXMLPropString(node, "nonce");
+    conf->keyConfirmation = virXMLPropString(node, "keyConfirmation");
+    if ((conf->nonce && !qemuMigrationCookieConfidentialHexValid(conf->nonce)) ||
+        (conf->keyConfirmation &&
+         !qemuMigrationCookieConfidentialHexValid(conf->keyConfirmation))) {
+        virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
+                       _("invalid helper nonce or key confirmation in the migration cookie"));
+        return NULL;
+    }
 
     return g_steal_pointer(&conf);
 }

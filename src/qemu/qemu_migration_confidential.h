@@ -23,6 +23,11 @@ typedef struct _qemuMigrationCookieConfidential qemuMigrationCookieConfidential;
 struct _qemuMigrationCookieConfidential {
     unsigned int mirrorVcpus; /* mirror vCPUs of the migrating guest */
     char *keyId;              /* the transport key both helpers must hold */
+    unsigned int contract;    /* the contract version of the sender's QEMU */
+    /* contract 3, the target's Prepare cookie: its helper's nonce and its
+     * proof of the transport key over it (hex), for the source's helper */
+    char *nonce;
+    char *keyConfirmation;
 };
 
 void
@@ -107,6 +112,12 @@ int
 qemuMigrationConfidentialSrcCheckHelper(virDomainObj *vm,
                                         virDomainAsyncJob asyncJob,
                                         unsigned int flags);
+
+int
+qemuMigrationConfidentialSrcSetPeer(virDomainObj *vm,
+                                    const qemuMigrationCookieConfidential *conf,
+                                    virDomainAsyncJob asyncJob,
+                                    unsigned int flags);
 
 int
 qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,

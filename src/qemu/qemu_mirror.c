@@ -52,7 +52,8 @@ qemuMirrorSupported(virQEMUCaps *qemuCaps)
         virQEMUCapsGet(qemuCaps, QEMU_CAPS_QUERY_MIRROR_VCPUS) &&
         virQEMUCapsGet(qemuCaps, QEMU_CAPS_START_MIGRATE_INCOMING) &&
         virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATION_HELPER) &&
-        virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATE_GUEST_ASSISTED);
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATE_GUEST_ASSISTED) &&
+        virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATION_HELPER_NONCE);
 }
 
 

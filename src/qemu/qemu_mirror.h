@@ -21,7 +21,7 @@
 
 /* The version of the QEMU interface in docs/kbase/confidential-migration.rst
  * that libvirt relies on; domain capabilities report it */
-#define QEMU_MIRROR_CONTRACT 2
+#define QEMU_MIRROR_CONTRACT 3
 
 bool
 qemuMirrorSupported(virQEMUCaps *qemuCaps);
