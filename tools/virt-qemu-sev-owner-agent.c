@@ -45,9 +45,6 @@
 
 static const char *progname = SEV_OWNER_PROGNAME;
 
-/* the largest JSON request the agent reads */
-#define AGENT_REQUEST_MAX (1024 * 1024)
-
 
 static const char *
 sevOwnerJSONString(virJSONValue *obj,
@@ -118,8 +115,25 @@ sevOwnerJSONBase64(virJSONValue *obj,
 }
 
 
+void
+sevOwnerAgentResultClear(sevOwnerAgentResult *res)
+{
+    g_free(res->operation);
+    g_free(res->domain);
+    g_free(res->chip);
+    g_free(res->measurement);
+    g_free(res->keyId);
+    g_free(res->reason);
+    g_free(res->reply);
+    memset(res, 0, sizeof(*res));
+}
+
+
+/* The reply, kept in @out->reply: the agent prints it, the service sends
+ * it. */
 static int
-sevOwnerReply(virJSONValue *reply)
+sevOwnerReply(sevOwnerAgentResult *out,
+              virJSONValue *reply)
 {
     g_autofree char *str = NULL;
 
@@ -128,29 +142,29 @@ sevOwnerReply(virJSONValue *reply)
         return -1;
     }
 
-    printf("%s\n", str);
-    if (fflush(stdout) != 0) {
-        sevOwnerError(_("cannot write the reply: %1$s"), g_strerror(errno));
-        return -1;
-    }
-
+    g_free(out->reply);
+    out->reply = g_steal_pointer(&str);
     return 0;
 }
 
 
 static int
-sevOwnerRefuse(const char *reason)
+sevOwnerRefuse(sevOwnerAgentResult *out,
+               const char *reason)
 {
     g_autoptr(virJSONValue) reply = NULL;
 
     g_printerr(_("%1$s: refused: %2$s\n"), progname, reason);
+    out->verdict = "refused";
+    g_free(out->reason);
+    out->reason = g_strdup(reason);
 
     if (virJSONValueObjectAdd(&reply, "s:refused", reason, NULL) < 0) {
         sevOwnerError(_("cannot format the reply: %1$s"), virGetLastErrorMessage());
         return -1;
     }
 
-    return sevOwnerReply(reply);
+    return sevOwnerReply(out, reply);
 }
 
 
@@ -174,6 +188,7 @@ sevOwnerAgentVerifyPlatform(const sevOwnerConf *conf,
                             virJSONValue *platform,
                             const sevOwnerBuf *pdhCert,
                             int buildId,
+                            sevOwnerAgentResult *out,
                             char **reason)
 {
     g_auto(sevOwnerBuf) certChain = { 0 };
@@ -241,6 +256,20 @@ sevOwnerAgentVerifyPlatform(const sevOwnerConf *conf,
         chain.cekLen = cek.len;
     }
 
+    /* the chip's identity, for the audit record, even when the chain is
+     * refused below */
+    if (!out->chip && chain.cek) {
+        uint8_t chip[SEV_CHIP_ID_SIZE];
+
+        if (sevOwnerChainChipId(chain.cek, chain.cekLen, chip) == 0) {
+            size_t i;
+
+            out->chip = g_malloc0(2 * SEV_CHIP_ID_SIZE + 1);
+            for (i = 0; i < SEV_CHIP_ID_SIZE; i++)
+                g_snprintf(out->chip + 2 * i, 3, "%02x", chip[i]);
+        }
+    }
+
     if (buildId >= 0) {
         chain.buildSet = true;
         chain.build = buildId;
@@ -261,7 +290,8 @@ sevOwnerAgentVerifyPlatform(const sevOwnerConf *conf,
 /* The "session" operation: a fresh launch session for the target's PDH,
  * with the owner's key and fresh TEK, TIK, nonce and IV. */
 static int
-sevOwnerAgentSession(const sevOwnerConf *conf,
+sevOwnerAgentSession(sevOwnerAgentResult *out,
+                     const sevOwnerConf *conf,
                      const sevOwnerECKey *odh,
                      const sevOwnerPubKey *pdh,
                      virJSONValue *platform,
@@ -279,8 +309,8 @@ sevOwnerAgentSession(const sevOwnerConf *conf,
     uint8_t session[SEV_SESSION_SIZE];
     int rc;
 
-    if ((rc = sevOwnerAgentVerifyPlatform(conf, platform, pdhCert, -1, &reason)) != 0)
-        return rc < 0 ? -1 : sevOwnerRefuse(reason);
+    if ((rc = sevOwnerAgentVerifyPlatform(conf, platform, pdhCert, -1, out, &reason)) != 0)
+        return rc < 0 ? -1 : sevOwnerRefuse(out, reason);
 
     if (sevOwnerRandom(GNUTLS_RND_NONCE, nonce, sizeof(nonce)) < 0 ||
         sevOwnerRandom(GNUTLS_RND_NONCE, iv, sizeof(iv)) < 0 ||
@@ -308,14 +338,16 @@ sevOwnerAgentSession(const sevOwnerConf *conf,
     }
 
     g_printerr(_("%1$s: session created for the platform's PDH\n"), progname);
-    return sevOwnerReply(reply);
+    out->verdict = "session";
+    return sevOwnerReply(out, reply);
 }
 
 
 /* The "attest" operation: recover TEK and TIK from the launch session,
  * check policy and measurement, return the secret. */
 static int
-sevOwnerAgentAttest(const sevOwnerConf *conf,
+sevOwnerAgentAttest(sevOwnerAgentResult *out,
+                    const sevOwnerConf *conf,
                     const sevOwnerECKey *odh,
                     const sevOwnerPubKey *pdh,
                     virJSONValue *platform,
@@ -378,32 +410,36 @@ sevOwnerAgentAttest(const sevOwnerConf *conf,
         }
     }
 
+    /* the measurement and its nonce (not secret), for the audit record */
+    out->measurement = g_base64_encode(measurement.data, measurement.len);
+    out->keyId = g_strdup(conf->keyId);
+
     if (launch.policy != conf->policy) {
         reason = g_strdup_printf(_("the guest was launched with policy 0x%1$x, the owner requires 0x%2$x"),
                                  launch.policy, conf->policy);
-        return sevOwnerRefuse(reason);
+        return sevOwnerRefuse(out, reason);
     }
 
     /* the session is unwrapped with the PDH the request names: it must be
      * a genuine platform's, and the build the measurement covers must be
      * one the owner accepts */
     if ((rc = sevOwnerAgentVerifyPlatform(conf, platform, pdhCert,
-                                          launch.buildId, &reason)) != 0)
-        return rc < 0 ? -1 : sevOwnerRefuse(reason);
+                                          launch.buildId, out, &reason)) != 0)
+        return rc < 0 ? -1 : sevOwnerRefuse(out, reason);
 
     /* the session must have been made with this owner's key */
     if (memcmp(launchODH.x, odh->x, P384_SIZE) != 0 ||
         memcmp(launchODH.y, odh->y, P384_SIZE) != 0)
-        return sevOwnerRefuse(_("the launch's dh-cert is not this guest owner's key"));
+        return sevOwnerRefuse(out, _("the launch's dh-cert is not this guest owner's key"));
 
     if ((rc = sevOwnerUnwrapSession(odh, pdh, session.data, launch.policy, &tk)) < 0)
         return -1;
 
     switch ((sevOwnerUnwrapResult) rc) {
     case SEV_OWNER_UNWRAP_BAD_WRAP_MAC:
-        return sevOwnerRefuse(_("the launch session was not made for this platform's PDH by this owner (wrap MAC mismatch)"));
+        return sevOwnerRefuse(out, _("the launch session was not made for this platform's PDH by this owner (wrap MAC mismatch)"));
     case SEV_OWNER_UNWRAP_BAD_POLICY_MAC:
-        return sevOwnerRefuse(_("the launch session does not match the launch policy (policy MAC mismatch)"));
+        return sevOwnerRefuse(out, _("the launch session does not match the launch policy (policy MAC mismatch)"));
     case SEV_OWNER_UNWRAP_OK:
         break;
     }
@@ -418,7 +454,7 @@ sevOwnerAgentAttest(const sevOwnerConf *conf,
         return -1;
 
     if (!memeql_sec(expected, measurement.data, SEV_MEASURE_SIZE))
-        return sevOwnerRefuse(_("the launch measurement does not match the owner's firmware and policy"));
+        return sevOwnerRefuse(out, _("the launch measurement does not match the owner's firmware and policy"));
 
     if (sevOwnerReadRawKey(conf->transportKey, key, sizeof(key)) < 0 ||
         sevOwnerRandom(GNUTLS_RND_NONCE, iv, sizeof(iv)) < 0)
@@ -441,7 +477,8 @@ sevOwnerAgentAttest(const sevOwnerConf *conf,
 
     g_printerr(_("%1$s: measurement verified, secret for key id '%2$s' released\n"),
                progname, conf->keyId);
-    ret = sevOwnerReply(reply);
+    out->verdict = "released";
+    ret = sevOwnerReply(out, reply);
 
  cleanup:
     virSecureErase(key, sizeof(key));
@@ -449,17 +486,21 @@ sevOwnerAgentAttest(const sevOwnerConf *conf,
 }
 
 
+/*
+ * Handles one request of the agent's protocol (@input, JSON) with the
+ * guest owner's directory @ownerDir (owner.conf read anew). Returns 0
+ * with the reply in @out->reply (a session, a secret or a refusal), -1 on
+ * a malformed request or an error (reported on stderr). @out also
+ * receives what the audit record names; never a secret.
+ */
 int
-cmdAgent(int argc, char **argv)
+sevOwnerAgentHandle(const char *ownerDir,
+                    const char *input,
+                    sevOwnerAgentResult *out)
 {
-    sevOwnerOpt opts[] = {
-        { "owner-dir", true, NULL },
-        { NULL, false, NULL },
-    };
     g_auto(sevOwnerConf) conf = { 0 };
     g_auto(sevOwnerECKey) odh = { { 0 }, { 0 }, { 0 } };
     g_autoptr(virJSONValue) request = NULL;
-    g_autofree char *input = NULL;
     g_auto(sevOwnerBuf) pdhCert = { 0 };
     virJSONValue *platform;
     const char *operation;
@@ -467,15 +508,6 @@ cmdAgent(int argc, char **argv)
     sevOwnerPubKey pdh;
     unsigned int version;
     unsigned int policy;
-    int len;
-
-    if (sevOwnerParseOpts("agent", argc, argv, opts) < 0)
-        return -1;
-
-    if ((len = virFileReadLimFD(STDIN_FILENO, AGENT_REQUEST_MAX, &input)) < 0) {
-        sevOwnerError(_("cannot read the request: %1$s"), virGetLastErrorMessage());
-        return -1;
-    }
 
     if (!(request = virJSONValueFromString(input)) ||
         !virJSONValueIsObject(request)) {
@@ -496,6 +528,7 @@ cmdAgent(int argc, char **argv)
         sevOwnerError(_("malformed request: unknown operation '%1$s'"), operation);
         return -1;
     }
+    out->operation = g_strdup(operation);
 
     if (virJSONValueObjectHasKey(request, "domain")) {
         virJSONValue *domain = virJSONValueObjectGet(request, "domain");
@@ -507,6 +540,7 @@ cmdAgent(int argc, char **argv)
         if (virJSONValueObjectHasKey(domain, "name") &&
             !(domainName = sevOwnerJSONString(domain, "domain", "name", true)))
             return -1;
+        out->domain = g_strdup(domainName);
     }
 
     if (sevOwnerJSONUInt(request, "request", "policy", UINT32_MAX, &policy) < 0)
@@ -523,7 +557,7 @@ cmdAgent(int argc, char **argv)
                           pdhCert.data, pdhCert.len, &pdh) < 0)
         return -1;
 
-    if (sevOwnerConfLoad(sevOwnerOptGet(opts, "owner-dir"), true, &conf) < 0 ||
+    if (sevOwnerConfLoad(ownerDir, true, &conf) < 0 ||
         sevOwnerLoadKey(conf.odhKey, &odh) < 0)
         return -1;
 
@@ -535,11 +569,48 @@ cmdAgent(int argc, char **argv)
 
         reason = g_strdup_printf(_("the domain's policy 0x%1$x is not the owner's required policy 0x%2$x"),
                                  policy, conf.policy);
-        return sevOwnerRefuse(reason);
+        return sevOwnerRefuse(out, reason);
     }
 
     if (STREQ(operation, "session"))
-        return sevOwnerAgentSession(&conf, &odh, &pdh, platform, &pdhCert);
+        return sevOwnerAgentSession(out, &conf, &odh, &pdh, platform, &pdhCert);
 
-    return sevOwnerAgentAttest(&conf, &odh, &pdh, platform, &pdhCert, request);
+    return sevOwnerAgentAttest(out, &conf, &odh, &pdh, platform, &pdhCert, request);
+}
+
+
+/* Reads at most AGENT_REQUEST_MAX bytes of request from @fd. */
+char *
+sevOwnerAgentReadRequest(int fd)
+{
+    g_autofree char *input = NULL;
+
+    if (virFileReadLimFD(fd, AGENT_REQUEST_MAX, &input) < 0) {
+        sevOwnerError(_("cannot read the request: %1$s"), virGetLastErrorMessage());
+        return NULL;
+    }
+    return g_steal_pointer(&input);
+}
+
+
+/* 'agent --owner-dir DIR': the owner's directory on the host itself; for
+ * tests only (see the man page). */
+int
+sevOwnerAgentLocal(const char *ownerDir)
+{
+    g_auto(sevOwnerAgentResult) out = { 0 };
+    g_autofree char *input = NULL;
+
+    if (!(input = sevOwnerAgentReadRequest(STDIN_FILENO)))
+        return -1;
+
+    if (sevOwnerAgentHandle(ownerDir, input, &out) < 0)
+        return -1;
+
+    printf("%s\n", out.reply);
+    if (fflush(stdout) != 0) {
+        sevOwnerError(_("cannot write the reply: %1$s"), g_strerror(errno));
+        return -1;
+    }
+    return 0;
 }

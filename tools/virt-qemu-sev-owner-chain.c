@@ -69,6 +69,24 @@ sevOwnerChipId(const sevOwnerSEVCert *cek,
 }
 
 
+/* The chip identity (SHA-256 of the CEK's public point) of the CEK @cek,
+ * or -1 if it is no valid CEK. */
+int
+sevOwnerChainChipId(const uint8_t *cek,
+                    size_t len,
+                    uint8_t chip[SEV_CHIP_ID_SIZE])
+{
+    g_autofree char *reason = NULL;
+    sevOwnerSEVCert cert;
+
+    if (sevOwnerSEVCertParse("CEK", cek, len, SEV_USAGE_CEK, &cert, &reason) != 0)
+        return -1;
+
+    sevOwnerChipId(&cert, chip);
+    return 0;
+}
+
+
 static bool
 sevOwnerAPIBelow(unsigned int major,
                  unsigned int minor,

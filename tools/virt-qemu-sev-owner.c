@@ -51,11 +51,12 @@
 #include "virstring.h"
 
 
-#include "virt-qemu-sev-owner-agent.h"
+#include "virt-qemu-sev-owner-client.h"
 #include "virt-qemu-sev-owner-cert.h"
 #include "virt-qemu-sev-owner-cmd.h"
 #include "virt-qemu-sev-owner-conf.h"
 #include "virt-qemu-sev-owner-roots.h"
+#include "virt-qemu-sev-owner-serve.h"
 #include "virt-qemu-sev-owner-util.h"
 
 #define VIR_FROM_THIS VIR_FROM_NONE
@@ -261,7 +262,10 @@ sevOwnerUsage(FILE *out)
               "  %1$s secret --measurement B64 --tek FILE --tik FILE\n"
               "          --transport-key FILE --key-id ID\n"
               "          --header-out FILE --secret-out FILE [--iv HEX]\n"
-              "  %1$s agent --owner-dir DIR\n"
+              "  %1$s serve --owner-dir DIR --listen ADDR:PORT --tls-dir DIR\n"
+              "          --audit FILE [--timeout SECONDS]\n"
+              "  %1$s agent --service ADDR:PORT --tls-dir DIR [--timeout SECONDS]\n"
+              "  %1$s agent --owner-dir DIR   (tests only)\n"
               "  %1$s verify-chain --pdh FILE\n"
               "          (--cert-chain FILE [--cek FILE] | --pek FILE --oca FILE --cek FILE)\n"
               "          [--build-id N] [--owner-dir DIR |\n"
@@ -330,6 +334,8 @@ main(int argc, char **argv)
         rc = cmdMeasure(argc - 2, argv + 2);
     } else if (STREQ(cmd, "secret")) {
         rc = cmdSecret(argc - 2, argv + 2);
+    } else if (STREQ(cmd, "serve")) {
+        rc = cmdServe(argc - 2, argv + 2);
     } else if (STREQ(cmd, "agent")) {
         rc = cmdAgent(argc - 2, argv + 2);
     } else if (STREQ(cmd, "roots")) {
