@@ -66,8 +66,9 @@ class ServiceTest(base.OwnerToolTest):
             args += ["--timeout", str(timeout)]
         self.service_log = open(self.path("service.log"), "wb")
         self.addCleanup(self.service_log.close)
-        self.service = subprocess.Popen(args, stderr=self.service_log)
-        self.addCleanup(self.stop_service)
+        self.service = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                        stderr=self.service_log)
+        self.addCleanup(self.stop_service, self.service)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with open(self.path("service.log"), "rb") as f:
@@ -77,13 +78,14 @@ class ServiceTest(base.OwnerToolTest):
             time.sleep(0.05)
         self.fail("the service did not start")
 
-    def stop_service(self):
-        if self.service and self.service.poll() is None:
+    def stop_service(self, service=None):
+        service = service or self.service
+        if service and service.poll() is None:
             if os.environ.get("SERVICE_LOG"):
                 with open(self.path("service.log")) as f:
                     sys.stderr.write(f.read())
-            self.service.kill()
-            self.service.wait()
+            service.kill()
+            service.wait()
 
     def remote(self, request, tls=None, service=None, check=True):
         args = ["agent", "--service", service or "127.0.0.1:%d" % self.port,
