@@ -320,6 +320,49 @@ class ServiceTest(base.OwnerToolTest):
         self.assertEqual(silent.recv(1), b"")     # closed by the service
         self.assertIn("timed out", self.audit()[0]["reason"])
 
+    def test_9_agent_dies_with_its_parent(self):
+        """An agent whose parent (the daemon) is killed while it waits for
+        the service dies too (parent-death signal), long before its own
+        timeout."""
+        srv = socket.socket()
+        self.addCleanup(srv.close)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)           # connections complete, nothing ever answers
+        pidfile = self.path("agent.pid")
+        req = json.dumps(self.request("session", self.plat))
+        parent = subprocess.Popen([
+            sys.executable, "-c",
+            "import subprocess, sys, time\n"
+            "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE)\n"
+            "p.stdin.write(sys.argv[1].encode()); p.stdin.close()\n"
+            "open(%r, 'w').write(str(p.pid))\n"
+            "time.sleep(600)\n" % pidfile, req,
+            base.TOOL, "agent", "--service", "127.0.0.1:%d" % srv.getsockname()[1],
+            "--tls-dir", self.client_tls, "--timeout", "600"])
+        self.addCleanup(lambda: parent.poll() is None and (parent.kill(), parent.wait()))
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(pidfile) and open(pidfile).read()):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        pid = int(open(pidfile).read())
+        conn, _ = srv.accept()          # the agent connected: it is in the exchange
+        self.addCleanup(conn.close)
+        self.assertTrue(self.alive(pid))
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while self.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(self.alive(pid), "the agent outlived its parent")
+
+    @staticmethod
+    def alive(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
 
 # only this class's tests, not the inherited ones of the local agent
 for _name in dir(base.OwnerToolTest):

@@ -78,6 +78,7 @@
 # like the rest: copy what you need from a test before it ends).
 
 import base64
+import glob
 import os
 import json
 import shutil
@@ -593,6 +594,10 @@ class Lab:
                 o.stop_service()
             except Exception:
                 pass
+        # the services of a lab that another process set up (the demo's
+        # --teardown of a kept lab)
+        for pidfile in glob.glob(os.path.join(self.dir, "*", "service.pid")):
+            stop_service_by_pidfile(pidfile, os.path.dirname(pidfile))
         for ns in [h.netns for h in self.hosts.values()] + [self.owner_netns]:
             run(["ip", "netns", "del", ns], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -695,6 +700,7 @@ class GuestOwner:
         self.service_tls = os.path.join(self.dir, "service-tls")
         self.audit_file = os.path.join(self.dir, "audit.log")
         self.service_log = os.path.join(self.dir, "service.log")
+        self.service_pidfile = os.path.join(self.dir, "service.pid")
         self.port = None
 
     def tool(self, *args, check=True):
@@ -762,8 +768,13 @@ class GuestOwner:
              "--owner-dir", self.dir, "--listen", self.service_addr(),
              "--tls-dir", self.service_tls, "--audit", self.audit_file],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-            env=libvirt_env())
+            env=libvirt_env(), start_new_session=True)
         log.close()
+        # its process group (ip netns exec may leave the service as its
+        # child); a kept lab (the demo's --keep) is torn down by another
+        # process, which finds the service by this file
+        with open(self.service_pidfile, "w") as f:
+            f.write("%d\n" % self.service.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with open(self.service_log, "rb") as f:
@@ -777,14 +788,16 @@ class GuestOwner:
         raise SetupError("the guest owner's service did not start")
 
     def stop_service(self):
-        if self.service and self.service.poll() is None:
-            self.service.terminate()
+        stop_service_by_pidfile(self.service_pidfile, self.dir)
+        if self.service:
             try:
                 self.service.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.service.kill()
                 self.service.wait()
         self.service = None
+        if os.path.exists(self.service_pidfile):
+            os.unlink(self.service_pidfile)
 
     def audit(self):
         """The service's audit records (one dict per request), in order."""
@@ -843,6 +856,42 @@ class GuestOwner:
                   "--tik", launch.tik, "--transport-key", self.transport_key,
                   "--key-id", self.key_id, "--header-out", launch.header,
                   "--secret-out", launch.secret)
+
+
+def stop_service_by_pidfile(pidfile, owner_dir, timeout=30):
+    """Ends the guest owner's service of @owner_dir: SIGTERM to each
+    process of the process group that @pidfile names which runs that
+    service, then SIGKILL to what is left after @timeout seconds."""
+    try:
+        with open(pidfile) as f:
+            pgid = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+
+    def pids():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X") and \
+               b"serve" in argv and owner_dir.encode() in argv:
+                found.append(int(pid))
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def unwrap_session(pdh_key, dh_cert, session, policy=SEV_POLICY, into=None):
