@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 #
-# Two test hosts on this machine, for the end-to-end tests and the demo.
+# Two test hosts on this machine, and the guest owner's machine, for the
+# end-to-end tests and the demo.
 #
 # Each host is a network namespace (lvm-e2e-a, lvm-e2e-b; joined by a veth
 # pair, 10.250.0.1 and 10.250.0.2, traffic never leaves them) plus a private
@@ -22,8 +23,9 @@
 #              HANG_HELPER_TIMEOUT, 5, for their duration.
 #              mirror_attestation_agent: the host's attestation agent
 #              (attestation-agent in the host's directory: a wrapper that
-#              runs the reference agent, virt-qemu-sev-owner agent, with the
-#              guest owner's directory), mirror_attestation_timeout 30
+#              runs the thin agent, virt-qemu-sev-owner agent --service,
+#              with the host's client certificate for the guest owner's
+#              service), mirror_attestation_timeout 30
 #              (an agent run takes well under a second, also loaded);
 #   qemu-mirror-standin.conf  the QEMU stand-in's settings on this host
 #              (e2e/standin): how long the simulated migration helper
