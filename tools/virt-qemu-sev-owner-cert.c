@@ -1,6 +1,6 @@
 /*
- * virt-qemu-sev-owner-cert.c: SEV certificates and the platform's
- * certificate chain
+ * virt-qemu-sev-owner-cert.c: SEV certificates: their formats and
+ * signatures (the chain's verification is in virt-qemu-sev-owner-chain.c)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -38,6 +38,7 @@
 #include <nettle/sha2.h>
 
 #include "virt-qemu-sev-owner-cert.h"
+#define LIBVIRT_VIRT_QEMU_SEV_OWNER_CERTPRIV_H_ALLOW
 #include "virt-qemu-sev-owner-certpriv.h"
 #include "virt-qemu-sev-owner-roots.h"
 #include "virt-qemu-sev-owner-util.h"

@@ -5,6 +5,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#ifndef LIBVIRT_VIRT_QEMU_SEV_OWNER_CERTPRIV_H_ALLOW
+# error "virt-qemu-sev-owner-certpriv.h may only be included by virt-qemu-sev-owner-cert.c and virt-qemu-sev-owner-chain.c"
+#endif /* LIBVIRT_VIRT_QEMU_SEV_OWNER_CERTPRIV_H_ALLOW */
+
 #pragma once
 
 #include "virt-qemu-sev-owner-cert.h"

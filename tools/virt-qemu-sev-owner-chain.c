@@ -18,6 +18,7 @@
 #include <nettle/sha2.h>
 
 #include "virt-qemu-sev-owner-cert.h"
+#define LIBVIRT_VIRT_QEMU_SEV_OWNER_CERTPRIV_H_ALLOW
 #include "virt-qemu-sev-owner-certpriv.h"
 #include "virt-qemu-sev-owner-roots.h"
 #include "virt-qemu-sev-owner-util.h"
