@@ -6,7 +6,9 @@
 #
 # The SEV guest of the e2e tests is migrated confidentially between the two
 # test hosts, ROUNDS times each way. Each host's attestation agent is the
-# reference agent (virt-qemu-sev-owner agent) behind a bash wrapper that
+# thin agent (virt-qemu-sev-owner agent --service, asking the guest owner's
+# service on the lab's third host over mutual TLS; with BENCH_AGENT=local:
+# the test-only agent --owner-dir) behind a bash wrapper that
 # takes the time, with bash's EPOCHREALTIME (no process is started for it),
 # right before it starts the agent and right after the agent exits: the
 # agent's own run time. The wrapper's own start (bash) is therefore counted
@@ -50,19 +52,27 @@ def ms(value):
 
 
 def timed_agent(host, log):
-    """The host's agent: the reference agent with the lab's guest owner,
-    timed by its wrapper into @log ('operation start end' lines, seconds)."""
+    """The host's agent: the thin agent asking the lab's guest owner's
+    service (with BENCH_AGENT=local in the environment: the test-only
+    agent --owner-dir, the owner's directory read on the host), timed by
+    its wrapper into @log ('operation start end' lines, seconds)."""
     owner = host.lab.owner
+    if os.environ.get("BENCH_AGENT") == "local":
+        agent = "%s agent --owner-dir %s" % (hosts.SEV_OWNER, owner.dir)
+    else:
+        owner.start_service()
+        agent = "%s agent --service %s --tls-dir %s" % (
+            hosts.SEV_OWNER, owner.service_addr(), host.owner_tls)
     host.write_agent(
         "#!/bin/bash\n"
         "# the reference agent, timed (bench_attestation.py)\n"
         "req=$(cat)\n"
         "case \"$req\" in *'\"operation\":\"session\"'*) op=session ;; *) op=attest ;; esac\n"
         "start=$EPOCHREALTIME\n"
-        "printf '%%s' \"$req\" | %s agent --owner-dir %s\n"
+        "printf '%%s' \"$req\" | %s\n"
         "rc=$?\n"
         "echo \"$op $start $EPOCHREALTIME\" >> %s\n"
-        "exit $rc\n" % (hosts.SEV_OWNER, owner.dir, log))
+        "exit $rc\n" % (agent, log))
 
 
 def own_times(log):

@@ -29,6 +29,7 @@
 #        demo.py --check-free   (exit 1, saying why, when a lab is in the way)
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -257,6 +258,15 @@ def teardown(lab, inodes, quiet=False):
         h.daemon = None
         if what:
             gone.append("host %s (%s)" % (name, ", ".join(what)))
+    # the guest owner's services (their PID files are in the lab's
+    # directory) and the owner's namespace
+    if lab.dir and os.path.isdir(lab.dir):
+        for pidfile in glob.glob(os.path.join(lab.dir, "*", "service.pid")):
+            hosts.stop_service_by_pidfile(pidfile, os.path.dirname(pidfile))
+            gone.append("the guest owner's service (%s)" % os.path.dirname(pidfile))
+        if hosts.run(["ip", "netns", "pids", lab.owner_netns], check=False).returncode == 0:
+            hosts.run(["ip", "netns", "del", lab.owner_netns], check=False)
+            gone.append("namespace %s" % lab.owner_netns)
     # the directory only if it is a lab directory (STATE could be edited)
     if lab.dir and os.path.basename(lab.dir).startswith("lvm-e2e-") and \
             os.path.dirname(lab.dir) == tempfile.gettempdir():

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 #
-# Two test hosts on this machine, for the end-to-end tests and the demo.
+# Two test hosts on this machine, and the guest owner's machine, for the
+# end-to-end tests and the demo.
 #
 # Each host is a network namespace (lvm-e2e-a, lvm-e2e-b; joined by a veth
 # pair, 10.250.0.1 and 10.250.0.2, traffic never leaves them) plus a private
@@ -22,8 +23,9 @@
 #              HANG_HELPER_TIMEOUT, 5, for their duration.
 #              mirror_attestation_agent: the host's attestation agent
 #              (attestation-agent in the host's directory: a wrapper that
-#              runs the reference agent, virt-qemu-sev-owner agent, with the
-#              guest owner's directory), mirror_attestation_timeout 30
+#              runs the thin agent, virt-qemu-sev-owner agent --service,
+#              with the host's client certificate for the guest owner's
+#              service), mirror_attestation_timeout 30
 #              (an agent run takes well under a second, also loaded);
 #   qemu-mirror-standin.conf  the QEMU stand-in's settings on this host
 #              (e2e/standin): how long the simulated migration helper
@@ -38,15 +40,24 @@
 # PEK signed by both and the PDH's certificate signed by the PEK: virsh
 # nodesevinfo shows them (pdh, cert-chain). The guest owner's owner.conf
 # trusts the lab's root only (ark=, ask=).
-# The guest owner (GuestOwner) is not a host: its directory (owner.conf,
-# its P-384 key, the transport key and its identifier) stands for the guest
-# owner's own machine and lies outside both hosts' directories. The owner
-# launches the SEV guest on host a (a launch session for host a's PDH, the
-# measurement checked, the launch secret with the transport key injected
-# before the first cont: sevguest.start_sev_guest); on a migration target,
-# libvirtd asks the owner through the agent. A real agent would ask the
-# owner's service over the network; the reference agent reads the owner's
-# directory directly, which here stands for that.
+# The guest owner (GuestOwner) is a third host: its directory (owner.conf,
+# its P-384 key, the transport key and its identifier) lies outside both
+# hosts' directories, and its service (virt-qemu-sev-owner serve) runs in
+# a network namespace of its own (lvm-e2e-o, 10.250.3.3, joined to each
+# host by a veth pair: host a is 10.250.3.1 and host b 10.250.3.2 on it).
+# The owner launches the SEV guest on host a (a launch session for host
+# a's PDH, the measurement checked, the launch secret with the transport
+# key injected before the first cont: sevguest.start_sev_guest); on a
+# migration target, libvirtd asks the owner through the host's agent, the
+# thin client (virt-qemu-sev-owner agent --service), which holds only the
+# host's TLS client certificate for the owner's service. The owner's TLS
+# CA is its own, not the lab's libvirt CA: the hosts' CA is the hosts'
+# operator's, whom the owner does not trust; a certificate that CA issued
+# must not open the owner's service, and the agent must not take a
+# service certificate from it. Each owner directory (a variant too) runs
+# its own service, on its own port; owner.conf is read again for every
+# request, so a test changes the owner's policy with write_conf(). The
+# service's audit file (GuestOwner.audit()) records every request.
 #   PATH       of libvirtd: the lab's bin directory first, where
 #              qemu-system-x86_64 is the stand-in, so that the host's
 #              default QEMU (virsh nodesevinfo: the platform's PDH, which
@@ -72,6 +83,7 @@
 # like the rest: copy what you need from a test before it ends).
 
 import base64
+import glob
 import os
 import json
 import shutil
@@ -88,11 +100,17 @@ from cryptography.hazmat.primitives import serialization
 
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "checks"))
+import ownerpki  # noqa: E402
 import sevcerts  # noqa: E402
 BUILD = os.environ.get("MIRROR_BUILD_DIR", os.path.join(TOP, "build"))
 LIBVIRT_BUILD = os.path.join(BUILD, "subprojects", "libvirt")
 
 HOSTS = {"a": "10.250.0.1", "b": "10.250.0.2"}
+# the guest owner's machine (a network namespace of its own), and the
+# hosts' addresses on their links to it
+OWNER_ADDR = "10.250.3.3"
+OWNER_LINK = {"a": "10.250.3.1", "b": "10.250.3.2"}
+OWNER_PORT = 16600
 LAB_TAG = os.environ.get("E2E_LAB_TAG", "")
 # mirror_helper_timeout and mirror_attestation_timeout (seconds): see above
 HELPER_TIMEOUT = 60
@@ -184,6 +202,9 @@ class Host:
         self.chip = None
         # qemu.conf's mirror_attestation_agent (write_agent)
         self.agent = os.path.join(self.dir, "attestation-agent")
+        # the host's TLS client credentials for the guest owner's service
+        # (the owner's CA issued them; the agent's --tls-dir)
+        self.owner_tls = os.path.join(self.dir, "owner-client-tls")
         # what the agent wrote on its standard error (the wrapper's copy;
         # libvirtd logs it at debug level too)
         self.agent_log = os.path.join(self.bound("/var/local/log/libvirt"),
@@ -269,20 +290,26 @@ class Host:
             if not migration_tls:
                 f.write("mirror_migration_tls = 0\n")
 
-    def write_agent(self, program=None, owner=None):
+    def write_agent(self, program=None, owner=None, service=None, tls=None):
         """The program at this host's agent path (qemu.conf's
         mirror_attestation_agent, read by libvirtd at each run): @program's
-        text, or the wrapper of the reference agent with @owner's
-        directory (default: the lab's guest owner). Its standard error
-        also goes to agent_log."""
+        text, or the thin agent (virt-qemu-sev-owner agent --service) that
+        asks @owner's service (default: the lab's guest owner; started if
+        it is not running) with this host's client credentials. @service
+        (ADDR:PORT) and @tls (a TLS directory) replace the service's
+        address and the credentials. Its standard error also goes to
+        agent_log."""
         if program is None:
             owner = owner or self.lab.owner
+            if service is None:
+                owner.start_service()
+                service = owner.service_addr()
             program = ("#!/bin/bash\n"
-                       "# host %s's attestation agent: the guest owner's reference agent.\n"
-                       "# %s stands for the guest owner's machine, not this host's.\n"
+                       "# host %s's attestation agent: a client of the guest owner's service\n"
                        "exec 2> >(exec tee -a %s >&2)\n"
-                       "exec %s agent --owner-dir %s\n"
-                       % (self.name, owner.dir, self.agent_log, SEV_OWNER, owner.dir))
+                       "exec %s agent --service %s --tls-dir %s\n"
+                       % (self.name, self.agent_log, SEV_OWNER, service,
+                          tls or self.owner_tls))
         tmp = self.agent + ".new"
         with open(tmp, "w") as f:
             f.write(program)
@@ -505,6 +532,10 @@ class Lab:
         self.amd_ark = os.path.join(self.dir, "amd-ark.cert")
         self.amd_ask = os.path.join(self.dir, "amd-ask.cert")
         self.owner = GuestOwner(self, "owner")
+        self.owners = [self.owner]
+        self.owner_netns = "lvm-e2e-%so" % LAB_TAG
+        # the guest owner's TLS CA (its own: see above)
+        self.owner_ca = None
 
     def __enter__(self):
         try:
@@ -519,10 +550,10 @@ class Lab:
         return False
 
     def setup(self):
-        for h in self.hosts.values():
-            run(["ip", "netns", "del", h.netns], check=False)
-            run(["ip", "netns", "add", h.netns])
-            run(["ip", "-n", h.netns, "link", "set", "lo", "up"])
+        for ns in [h.netns for h in self.hosts.values()] + [self.owner_netns]:
+            run(["ip", "netns", "del", ns], check=False)
+            run(["ip", "netns", "add", ns])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
         a, b = self.hosts["a"], self.hosts["b"]
         run(["ip", "link", "add", "lvm-e2e-va", "netns", a.netns, "type",
              "veth", "peer", "name", "lvm-e2e-vb", "netns", b.netns])
@@ -530,7 +561,20 @@ class Lab:
             run(["ip", "-n", h.netns, "addr", "add",
                  "%s/%d" % (h.addr, PREFIX_LEN), "dev", dev])
             run(["ip", "-n", h.netns, "link", "set", dev, "up"])
+        # each host's point-to-point link to the guest owner's machine
+        for h in (a, b):
+            hdev, odev = "lvm-e2e-o%s" % h.name, "lvm-e2e-%so" % h.name
+            run(["ip", "link", "add", hdev, "netns", h.netns, "type", "veth",
+                 "peer", "name", odev, "netns", self.owner_netns])
+            run(["ip", "-n", h.netns, "addr", "add", OWNER_LINK[h.name],
+                 "peer", OWNER_ADDR, "dev", hdev])
+            run(["ip", "-n", self.owner_netns, "addr", "add", OWNER_ADDR,
+                 "peer", OWNER_LINK[h.name], "dev", odev])
+            run(["ip", "-n", h.netns, "link", "set", hdev, "up"])
+            run(["ip", "-n", self.owner_netns, "link", "set", odev, "up"])
         self.make_ca()
+        self.owner_ca = ownerpki.CA(os.path.join(self.dir, "owner-ca"),
+                                    "libvirt-mirror e2e guest owner CA")
         os.makedirs(self.bin, exist_ok=True)
         os.symlink(STANDIN, os.path.join(self.bin, "qemu-system-x86_64"))
         with open(self.firmware, "w") as f:
@@ -540,6 +584,8 @@ class Lab:
             with open(path, "wb") as f:
                 f.write(data)
         self.owner.setup()
+        for h in self.hosts.values():
+            self.owner_ca.issue(h.owner_tls, "client", "host %s (%s)" % (h.name, h.addr))
         for h in self.hosts.values():
             h.prepare()
         for h in self.hosts.values():
@@ -558,8 +604,17 @@ class Lab:
                     os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for h in self.hosts.values():
-            run(["ip", "netns", "del", h.netns], check=False)
+        for o in self.owners:
+            try:
+                o.stop_service()
+            except Exception:
+                pass
+        # the services of a lab that another process set up (the demo's
+        # --teardown of a kept lab)
+        for pidfile in glob.glob(os.path.join(self.dir, "*", "service.pid")):
+            stop_service_by_pidfile(pidfile, os.path.dirname(pidfile))
+        for ns in [h.netns for h in self.hosts.values()] + [self.owner_netns]:
+            run(["ip", "netns", "del", ns], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # ------------------------------------------------------------ TLS
@@ -653,6 +708,15 @@ class GuestOwner:
         self.firmware = lab.firmware
         self.policy = SEV_POLICY
         self.launches = 0
+        # owner.conf lines that write_conf(**extra) added
+        self.extra = {}
+        # the service (serve): its TLS directory, audit file, log, port
+        self.service = None
+        self.service_tls = os.path.join(self.dir, "service-tls")
+        self.audit_file = os.path.join(self.dir, "audit.log")
+        self.service_log = os.path.join(self.dir, "service.log")
+        self.service_pidfile = os.path.join(self.dir, "service.pid")
+        self.port = None
 
     def tool(self, *args, check=True):
         if not os.access(SEV_OWNER, os.X_OK):
@@ -675,19 +739,87 @@ class GuestOwner:
         return self
 
     def write_conf(self, **extra):
-        """owner.conf, with the keys of @extra added (allow_chips="...",
-        min_build=N: owner.conf's allow-chips=, min-build=); the agent reads
-        it at each request."""
-        with open(self.conf, "w") as f:
-            f.write("# the guest owner's requirements (virt-qemu-sev-owner agent)\n"
+        """owner.conf; @extra: more keys (allow_chips="...", min_build=N:
+        "allow-chips=...", "min-build=N"), kept for later rewrites; a value
+        None drops a key. The service applies it to its next request."""
+        for k, v in extra.items():
+            if v is None:
+                self.extra.pop(k, None)
+            else:
+                self.extra[k] = v
+        tmp = self.conf + ".new"
+        with open(tmp, "w") as f:
+            f.write("# the guest owner's requirements (virt-qemu-sev-owner serve)\n"
                     "odh-key=%s\ntransport-key=%s\nkey-id=%s\nfirmware=%s\npolicy=0x%x\n"
                     "# the platforms' root: the lab's \"AMD\" only (verify-chain)\n"
                     "ark=%s\nask=%s\n"
                     % (os.path.basename(self.odh_key), os.path.basename(self.transport_key),
                        self.key_id, self.firmware, self.policy,
                        self.lab.amd_ark, self.lab.amd_ask))
-            for key, value in sorted(extra.items()):
-                f.write("%s=%s\n" % (key.replace("_", "-"), value))
+            for k, v in self.extra.items():
+                f.write("%s=%s\n" % (k.replace("_", "-"), v))
+        os.rename(tmp, self.conf)
+
+    def service_addr(self):
+        return "%s:%d" % (OWNER_ADDR, self.port)
+
+    def start_service(self, timeout=120):
+        """The owner's service in the owner's network namespace, on a port
+        of its own, with a certificate for OWNER_ADDR from the owner's CA
+        (made at the first start). Returns at once if it runs."""
+        if self.service and self.service.poll() is None:
+            return
+        if self not in self.lab.owners:
+            self.lab.owners.append(self)
+        if self.port is None:
+            self.port = OWNER_PORT + self.lab.owners.index(self)
+        if not os.path.exists(os.path.join(self.service_tls, "servercert.pem")):
+            self.lab.owner_ca.issue(self.service_tls, "server", "guest owner service",
+                                    ips=[OWNER_ADDR])
+        start = os.path.getsize(self.service_log) if os.path.exists(self.service_log) else 0
+        log = open(self.service_log, "ab")
+        self.service = subprocess.Popen(
+            ["ip", "netns", "exec", self.lab.owner_netns, SEV_OWNER, "serve",
+             "--owner-dir", self.dir, "--listen", self.service_addr(),
+             "--tls-dir", self.service_tls, "--audit", self.audit_file],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            env=libvirt_env(), start_new_session=True)
+        log.close()
+        # its process group (ip netns exec may leave the service as its
+        # child); a kept lab (the demo's --keep) is torn down by another
+        # process, which finds the service by this file
+        with open(self.service_pidfile, "w") as f:
+            f.write("%d\n" % self.service.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.service_log, "rb") as f:
+                f.seek(start)
+                if b"serving on" in f.read():
+                    return
+            if self.service.poll() is not None:
+                raise SetupError("the guest owner's service exited: %s"
+                                 % open(self.service_log).read()[-2000:])
+            time.sleep(0.05)
+        raise SetupError("the guest owner's service did not start")
+
+    def stop_service(self):
+        stop_service_by_pidfile(self.service_pidfile, self.dir)
+        if self.service:
+            try:
+                self.service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
+        self.service = None
+        if os.path.exists(self.service_pidfile):
+            os.unlink(self.service_pidfile)
+
+    def audit(self):
+        """The service's audit records (one dict per request), in order."""
+        if not os.path.exists(self.audit_file):
+            return []
+        with open(self.audit_file) as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def variant(self, name, key_id=None, firmware=None, new_transport_key=False):
         """Another directory of the same owner's key with some settings
@@ -739,6 +871,42 @@ class GuestOwner:
                   "--tik", launch.tik, "--transport-key", self.transport_key,
                   "--key-id", self.key_id, "--header-out", launch.header,
                   "--secret-out", launch.secret)
+
+
+def stop_service_by_pidfile(pidfile, owner_dir, timeout=30):
+    """Ends the guest owner's service of @owner_dir: SIGTERM to each
+    process of the process group that @pidfile names which runs that
+    service, then SIGKILL to what is left after @timeout seconds."""
+    try:
+        with open(pidfile) as f:
+            pgid = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+
+    def pids():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X") and \
+               b"serve" in argv and owner_dir.encode() in argv:
+                found.append(int(pid))
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def unwrap_session(pdh_key, dh_cert, session, policy=SEV_POLICY, into=None):

@@ -216,8 +216,9 @@ class AttestationTest(sevguest.SevGuestLabTest):
             "*'\"operation\":\"attest\"'*) %s ;;\n"
             "*'\"operation\":\"session\"'*) %s ;;\n"
             "esac\n"
-            "printf '%%s' \"$req\" | exec %s agent --owner-dir %s\n"
-            % (attest or ":", session or ":", hosts.SEV_OWNER, self.lab.owner.dir))
+            "printf '%%s' \"$req\" | exec %s agent --service %s --tls-dir %s\n"
+            % (attest or ":", session or ":", hosts.SEV_OWNER,
+               self.lab.owner.service_addr(), self.b.owner_tls))
 
     def unwrap_recorded(self, state):
         """The TEK and TIK of the session host b's recording agent got,
@@ -408,6 +409,36 @@ class AttestationTest(sevguest.SevGuestLabTest):
         self.assertFailedCleanly(
             res, failed_at("attest") + "the attestation agent '%s' failed (exit status 5)"
             % self.b.agent, "lost the guest owner")
+
+    def test_04b_owner_service_unreachable(self):
+        """Host b's agent asks for the guest owner's service at an address
+        where nothing listens: refused at the session, with the agent's
+        reason."""
+        self.b.write_agent(service="%s:%d" % (hosts.OWNER_ADDR, hosts.OWNER_PORT + 99))
+        before = len(self.lab.owner.audit())
+        res = self.migrate()
+        self.assertFailedCleanly(
+            res, failed_at("session") + "the attestation agent '%s' failed (exit status 1)"
+            % self.b.agent, "cannot reach the guest owner's service at %s:%d"
+            % (hosts.OWNER_ADDR, hosts.OWNER_PORT + 99))
+        self.assertEqual(len(self.lab.owner.audit()), before)
+
+    def test_04c_owner_service_certificate_wrong(self):
+        """Host b's agent trusts another CA than the one that signed the
+        service's certificate (a service that is not the owner's): the
+        agent refuses it, the migration is refused at the session with
+        the reason, and the owner's service made no session."""
+        tls = os.path.join(self.lab.dir, "b-tls-other-ca")
+        if not os.path.exists(tls):
+            other = hosts.ownerpki.CA(os.path.join(self.lab.dir, "other-ca"), "not the owner")
+            self.lab.owner_ca.issue(tls, "client", "host b (%s)" % self.b.addr, trust=other)
+        self.b.write_agent(tls=tls)
+        before = len(self.lab.owner.audit())
+        res = self.migrate()
+        self.assertFailedCleanly(
+            res, failed_at("session") + "the attestation agent '%s' failed (exit status 1)"
+            % self.b.agent, "presented a certificate that does not verify")
+        self.assertNotIn("session", [r["verdict"] for r in self.lab.owner.audit()[before:]])
 
     def test_05_agent_times_out(self):
         self.hook_agent(attest="exec -a %s sleep 60" % HANG_NAME)

@@ -68,6 +68,18 @@ class DemoTest(unittest.TestCase):
             self.assertFalse(demo.proc_alive(h["pid"]), "libvirtd of host %s left" % name)
             self.assertEqual(demo.netns_pids(h["netns_inode"]), [],
                              "processes left in host %s's namespace" % name)
+        self.assertNotIn("lvm-e2e-%so" % hosts.LAB_TAG, netns,
+                         "the guest owner's namespace left")
+        services = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"serve" in argv and state["dir"].encode() + b"/owner" in argv:
+                services.append(int(pid))
+        self.assertEqual(services, [], "the guest owner's service left")
         qemus = []
         for pid in os.listdir("/proc"):
             try:

@@ -153,6 +153,11 @@ sevOwnerSplitCertChain(const uint8_t *blob,
                        char **reason);
 
 int
+sevOwnerChainChipId(const uint8_t *cek,
+                    size_t len,
+                    uint8_t chip[SEV_CHIP_ID_SIZE]);
+
+int
 sevOwnerVerifyChain(const sevOwnerChain *chain,
                     const sevOwnerChainPolicy *policy,
                     GString *log,

@@ -34,6 +34,8 @@ sevOwnerBufClear(sevOwnerBuf *buf)
 }
 
 
+/* the last error reported, for the owner's service to send back */
+static char *sevOwnerLastErrorMsg;
 
 void
 sevOwnerError(const char *fmt, ...)
@@ -46,6 +48,16 @@ sevOwnerError(const char *fmt, ...)
     va_end(args);
 
     g_printerr("%s: %s\n", SEV_OWNER_PROGNAME, msg);
+    g_free(sevOwnerLastErrorMsg);
+    sevOwnerLastErrorMsg = g_steal_pointer(&msg);
+}
+
+
+/* The last error reported (NULL: none), taken: the next call returns NULL. */
+char *
+sevOwnerTakeLastError(void)
+{
+    return g_steal_pointer(&sevOwnerLastErrorMsg);
 }
 
 

@@ -28,6 +28,9 @@ void
 sevOwnerError(const char *fmt, ...)
     G_GNUC_PRINTF(1, 2);
 
+char *
+sevOwnerTakeLastError(void);
+
 void
 sevOwnerPutLE32(uint8_t *p, uint32_t v);
 
