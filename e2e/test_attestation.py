@@ -352,7 +352,7 @@ class AttestationTest(sevguest.SevGuestLabTest):
         try:
             res = self.migrate()
         finally:
-            owner.write_conf()
+            owner.write_conf(allow_chips=None)
         self.assertFailedCleanly(res, failed_at("session") + "the guest owner refused: "
                                  "CEK: chip %s is not an allowed chip" % self.b.chip)
         self.assertKeyNowhere()
@@ -368,7 +368,7 @@ class AttestationTest(sevguest.SevGuestLabTest):
         try:
             res = self.migrate()
         finally:
-            owner.write_conf()
+            owner.write_conf(min_build=None)
             self.b.standin_config()
         self.assertFailedCleanly(res, failed_at("attest") + "the guest owner refused: "
                                  "firmware build: 20 is below the minimum 24")
