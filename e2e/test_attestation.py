@@ -83,6 +83,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -726,6 +727,60 @@ class AttestationTest(sevguest.SevGuestLabTest):
                                     skip=owners + [lab.dir], since=self.start)
         return found[0] + tmp[0], found[1] + tmp[1], found[2] + tmp[2]
 
+    def core_agent(self, host, cores, *args, path=None, at=None):
+        """@host's agent: virt-qemu-sev-owner with @args (default: the thin
+        agent asking the lab owner's service) run under gdb, which writes
+        a core of the tool into @cores when it first writes to its standard
+        output (the reply then complete in its memory), before the write;
+        each request is kept there too (request.N.json, core.N). @at: a
+        function of the tool to take the core at instead. The program goes
+        to @path if given, else to @host's agent path."""
+        owner = self.lab.owner
+        args = args or ("agent", "--service", owner.service_addr(),
+                        "--tls-dir", host.owner_tls)
+        os.makedirs(cores, mode=0o700, exist_ok=True)
+        program = (
+            "#!/bin/bash\n"
+            "# host %(host)s's agent under gdb: a core at its reply\n"
+            "d=%(cores)s\n"
+            "n=$(date +%%s%%N)\n"
+            "cat > $d/request.$n.json\n"
+            "cat > $d/gdb.$n <<EOF\n"
+            "set pagination off\n"
+            "set confirm off\n"
+            "file %(tool)s\n"
+            "%(stop)s\n"
+            "run %(args)s < $d/request.$n.json >&3 2>&4\n"
+            "if \\$_isvoid(\\$_exitcode)\n"
+            "gcore $d/core.$n\n"
+            "delete\n"
+            "continue\n"
+            "end\n"
+            "quit \\$_exitcode\n"
+            "EOF\n"
+            "exec 3>&1 4>&2\n"
+            "exec gdb -q -nx -batch -x $d/gdb.$n >>$d/gdb.log 2>&1\n"
+            % dict(host=host.name, cores=cores, tool=hosts.SEV_OWNER,
+                   args=" ".join(args),
+                   stop=("break " + at if at else
+                         "catch syscall write\ncondition 1 \\$rdi == 1")))
+        if path is None:
+            host.write_agent(program)
+            return
+        with open(path, "w") as f:
+            f.write(program)
+        os.chmod(path, 0o700)
+
+    def cores(self, cores):
+        """The cores in @cores, each checked to be a core of a process."""
+        found = sorted(glob.glob(os.path.join(cores, "core.*")))
+        for path in found:
+            with open(path, "rb") as f:
+                head = f.read(18)
+            self.assertEqual(head[:4], b"\x7fELF", path)
+            self.assertEqual(int.from_bytes(head[16:18], "little"), 4, "not a core: " + path)
+        return found
+
     def test_13_secret_scan(self):
         """Both daemons at log_level 1, a confidential migration (back to
         host a), then every file is searched for every secret: the owner's
@@ -741,12 +796,19 @@ class AttestationTest(sevguest.SevGuestLabTest):
             h.libvirtd_conf(debug_all=True)
             h.restart()
         self.addCleanup(lambda: [h.libvirtd_conf() for h in (src, dst)])
+        # the target's agent dumps its memory at each reply into the
+        # target's directory, which the scan reads
+        cores = os.path.join(dst.dir, "agent-cores")
+        self.core_agent(dst, cores)
+        self.addCleanup(dst.write_agent)
         sevguest.wait_helper_ready(src, DOMAIN)
         res = src.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
                         "--persistent", DOMAIN,
                         "qemu+tls://%s/system" % dst.addr, check=False, timeout=120)
         self.assertEqual(res.returncode, 0, res.stderr + src.log_tail() + dst.log_tail())
         self.assertEqual(sevguest.state(dst, DOMAIN), "running")
+        # one core for the session, one for the attestation
+        self.assertEqual(len(self.cores(cores)), 2, open(os.path.join(cores, "gdb.log")).read())
 
         xml = dst.virsh("dumpxml", "--security-info", DOMAIN).stdout
         dh_cert = xml.split("<dhCert>")[1].split("</dhCert>")[0]
@@ -784,6 +846,32 @@ class AttestationTest(sevguest.SevGuestLabTest):
               % (len(needles.names()), len(needles.forms) // len(needles.names()), nfiles,
                  nbytes / 2 ** 20, len(hits), ", ".join(needles.names())), flush=True)
         self.assertEqual(hits, [])
+
+        # the same memory dump of the test-only on-host agent (agent
+        # --owner-dir), given the target's attest request and taken while
+        # it seals the secret, finds the key: the dumps hold the agent's
+        # memory (at its reply, this agent has erased the key already)
+        attest = [p for p in glob.glob(os.path.join(cores, "request.*.json"))
+                  if json.load(open(p))["operation"] == "attest"]
+        self.assertEqual(len(attest), 1)
+        control = os.path.join(lab.owner.dir, "agent-core-control")
+        program = os.path.join(lab.owner.dir, "agent-core-control.sh")
+        self.core_agent(dst, control, "agent", "--owner-dir", lab.owner.dir, path=program,
+                        at="sevOwnerSecretPacket")
+        with open(attest[0], "rb") as f:
+            ran = subprocess.run([program], stdin=f, capture_output=True, timeout=120)
+        self.assertEqual(ran.returncode, 0, ran.stderr)
+        self.assertIn(b'"secret"', ran.stdout)
+        key = secretscan.Needles()
+        key.add("owner transport key", lab.owner.key())
+        control_cores = self.cores(control)
+        self.assertEqual(len(control_cores), 1)
+        hits = secretscan.scan_files(key, [control])[2]
+        self.assertEqual({(p, n) for p, n, _ in hits},
+                         {(control_cores[0], "owner transport key")})
+        print("    the target's agent at its 2 replies: %s bytes of memory, 0 hits; "
+              "the on-host agent's, sealing the secret: the key found"
+              % "+".join(str(os.path.getsize(c)) for c in self.cores(cores)), flush=True)
 
         # the scan finds what is there: the transport key, in base64 inside
         # a longer text, in host b's log directory
