@@ -18,7 +18,7 @@
 #   with guest-assisted unset, the stand-in refuses a 'migrate' sent behind
 #   libvirt's back although the helper is ready.
 # - NotOptedInTest: SEV guests without <mirror/> (policy 0x1, and SEV-ES,
-#   policy 0x5) behave as with upstream libvirt 11.3.0: save, managedsave,
+#   policy 0x5) behave as with upstream libvirt: save, managedsave,
 #   snapshots with memory, full dumps and a plain migration reach libvirt's
 #   upstream check of QEMU's migration blockers, and QEMU's SEV blocker
 #   ("SEV: Migration is not implemented") refuses them; memory-only dumps and
