@@ -18,6 +18,9 @@ import unittest
 import xml.etree.ElementTree as ET
 
 BUILD = None
+# the release the series targets: the next one after its base, 11.3.0
+# (README.md, "The base")
+NEXT = "11.4.0"
 
 
 class MigrateApiTest(unittest.TestCase):
@@ -47,7 +50,7 @@ class MigrateApiTest(unittest.TestCase):
         functions = {e.get("name"): e for e in root.iter("function")}
         pin = functions.get("virDomainPinMirrorVcpu")
         self.assertIsNotNone(pin)
-        self.assertEqual(pin.get("version"), "11.3.0")
+        self.assertEqual(pin.get("version"), NEXT)
         self.assertEqual([a.get("name") for a in pin.iter("arg")],
                          ["domain", "vcpu", "cpumap", "maplen", "flags"])
         enums = {e.get("name"): e for e in root.iter("enum")}
@@ -64,11 +67,11 @@ class MigrateApiTest(unittest.TestCase):
                      "VIR_DOMAIN_JOB_CONFIDENTIAL_ATTESTATION_TIME",
                      "VIR_DOMAIN_JOB_CONFIDENTIAL_AGENT_TIME"):
             self.assertIn(name, macros)
-            self.assertEqual(macros[name].get("version"), "11.3.0", name)
+            self.assertEqual(macros[name].get("version"), NEXT, name)
         callbacks = {e.get("name"): e for e in root.iter("functype")}
         callback = callbacks.get("virConnectDomainEventMigrationHelperCallback")
         self.assertIsNotNone(callback)
-        self.assertEqual(callback.get("version"), "11.3.0")
+        self.assertEqual(callback.get("version"), NEXT)
 
     def test_virsh_mirror_commands(self):
         virsh = os.path.join(BUILD, "subprojects", "libvirt", "tools", "virsh")

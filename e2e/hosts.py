@@ -155,15 +155,16 @@ def can_create_namespaces():
     return True, ""
 
 
-def run_tests(case):
-    """Run the unittest TestCase @case on the test hosts: exit status 0 or
+def run_tests(*cases):
+    """Run the unittest TestCases @cases on the test hosts: exit status 0 or
     1, or 77 (meson: skipped) with the reason when this machine cannot make
     them."""
     ok, why = can_create_namespaces()
     if not ok:
         print("SKIP: %s" % why)
         return 77
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    suite = unittest.TestSuite(unittest.defaultTestLoader.loadTestsFromTestCase(case)
+                               for case in cases)
     res = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if res.wasSuccessful() else 1
 

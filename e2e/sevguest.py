@@ -194,9 +194,17 @@ def qmp(host, name, command, **arguments):
 
 
 def guest_memory(host, lab, name, addr, size):
-    """Guest memory read through libvirt (QMP pmemsave)."""
+    """Guest memory as the guest sees it, read through libvirt: x-pmemsave
+    of the QEMU stand-in in test mode (its pmemsave of an SEV guest gives
+    ciphertext, as SEV hardware would), else QMP pmemsave."""
     path = os.path.join(lab.dir, "dump-%s-%s" % (host.name, name))
-    qmp(host, name, "pmemsave", val=addr, size=size, filename=path)
+    args = {"val": addr, "size": size, "filename": path}
+    reply = json.loads(host.virsh("qemu-monitor-command", name, json.dumps(
+        {"execute": "x-pmemsave", "arguments": args})).stdout)
+    if reply.get("error", {}).get("class") == "CommandNotFound":
+        qmp(host, name, "pmemsave", **args)
+    elif "return" not in reply:
+        raise AssertionError("x-pmemsave on host %s: %s" % (host.name, reply))
     with open(path, "rb") as f:
         data = f.read()
     os.unlink(path)

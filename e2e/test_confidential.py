@@ -119,8 +119,8 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
                            check=False)
         self.assertNotEqual(res.returncode, 0)
         self.say(res.stderr)
-        self.assertIn("is an SEV guest: its memory may only be migrated "
-                      "confidentially, with VIR_MIGRATE_CONFIDENTIAL "
+        self.assertIn("is an SEV guest with mirror vCPUs: its memory may only be "
+                      "migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL "
                       "(virsh migrate --confidential)", res.stderr)
         self.assertSourceUntouched()
 

@@ -84,8 +84,9 @@ class NovaMigrationTest(sevguest.SevGuestLabTest):
         self.assertEqual(result["flags"], NOVA_FLAGS | TLS)
         self.assertFalse(result["ok"])
         self.assertEqual(result["code"], ERR_OPERATION_INVALID)
-        self.assertIn("domain '%s' is an SEV guest: its memory may only be migrated "
-                      "confidentially, with VIR_MIGRATE_CONFIDENTIAL" % DOMAIN,
+        self.assertIn("domain '%s' is an SEV guest with mirror vCPUs: its memory may "
+                      "only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL"
+                      % DOMAIN,
                       result["error"])
         sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
         self.assertIn(DOMAIN, self.a.virsh("list", "--all", "--name").stdout.split())

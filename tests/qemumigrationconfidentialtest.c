@@ -1,9 +1,10 @@
 /*
  * qemumigrationconfidentialtest.c: which migrations of which guests libvirt
  * allows with and without VIR_MIGRATE_CONFIDENTIAL, and what it says when it
- * refuses; what it refuses an SEV guest outside a confidential migration
- * (save, snapshots with memory, dumps, memory peeks, pausing a confidential
- * migration's source); the checks of the migration cookie on both hosts;
+ * refuses; what it refuses an SEV guest with mirror vCPUs outside a
+ * confidential migration (save, snapshots with memory, full dumps, pausing
+ * a confidential migration's source) and that it refuses other guests
+ * nothing more than upstream; the checks of the migration cookie on both hosts;
  * the attestation agent (fake agents in qemumirrorattestdata/); and the
  * target's Prepare steps and the source's helper check against a test
  * monitor that validates libvirt's commands against the
@@ -35,6 +36,7 @@ typedef enum {
     GUEST_SEV,
     GUEST_SEV_MIRROR,
     GUEST_SEV_SNP,
+    GUEST_SEV_ES,            /* policy 0x5: SEV-ES */
     GUEST_SEV_ES_MIRROR,     /* policy 0x5: SEV-ES */
     GUEST_SEV_NOSEND_MIRROR, /* policy 0x9: NOSEND */
 } testGuest;
@@ -78,7 +80,7 @@ testDomain(const struct testData *data)
         if (data->guest != GUEST_SEV_SNP)
             vm->def->sec->data.sev.policy = 0x1;
     }
-    if (data->guest == GUEST_SEV_ES_MIRROR)
+    if (data->guest == GUEST_SEV_ES || data->guest == GUEST_SEV_ES_MIRROR)
         vm->def->sec->data.sev.policy = 0x5;
     if (data->guest == GUEST_SEV_NOSEND_MIRROR)
         vm->def->sec->data.sev.policy = 0x9;
@@ -144,7 +146,7 @@ testCheckResult(int rc,
 
 
 #define SEV_REFUSED \
-    "Requested operation is not valid: domain 'guest' is an SEV guest: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential) and mirror vCPUs (<mirror/>)"
+    "Requested operation is not valid: domain 'guest' is an SEV guest with mirror vCPUs: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential)"
 #define CONFLICT(flag, why) \
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL cannot be combined with " flag ": " why
 
@@ -188,13 +190,16 @@ testSrcIsAllowed(const void *opaque)
 }
 
 
-/* What an SEV guest is refused outside a confidential migration. */
+/* What an SEV guest is refused outside a confidential migration: only a
+ * guest with mirror vCPUs, and only what goes through migration. Every
+ * other guest is left to QEMU's SEV migration blocker, as upstream. */
 typedef enum {
     OP_SAVE,      /* qemuMigrationSrcIsAllowed() as save and managedsave call it */
     OP_SNAPSHOT,  /* ... as internal and external memory snapshots call it */
     OP_DUMP,      /* ... as a full dump calls it */
-    OP_DUMP_MEMORY, /* qemuMigrationConfidentialCheckExport() as every dump calls it */
-    OP_PEEK,      /* ... as virDomainMemoryPeek calls it */
+    OP_SNAPSHOT_EARLY, /* qemuMigrationConfidentialCheckExport() before an
+                        * external memory snapshot freezes the guest */
+    OP_DUMP_EARLY,     /* ... before a full dump pauses the guest */
 } testOp;
 
 struct testExportData {
@@ -227,11 +232,11 @@ testExport(const void *opaque)
     case OP_DUMP:
         rc = qemuMigrationSrcIsAllowed(vm, false, VIR_ASYNC_JOB_DUMP, 0) ? 0 : -1;
         break;
-    case OP_DUMP_MEMORY:
-        rc = qemuMigrationConfidentialCheckExport(vm, QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP);
+    case OP_SNAPSHOT_EARLY:
+        rc = qemuMigrationConfidentialCheckExport(vm, QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT);
         break;
-    case OP_PEEK:
-        rc = qemuMigrationConfidentialCheckExport(vm, QEMU_MIGRATION_CONFIDENTIAL_EXPORT_PEEK);
+    case OP_DUMP_EARLY:
+        rc = qemuMigrationConfidentialCheckExport(vm, QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP);
         break;
     }
 
@@ -239,44 +244,43 @@ testExport(const void *opaque)
 }
 
 
-#define EXPORT_SEV(op, why) \
-    "Requested operation is not valid: cannot " op " domain 'guest': it is an SEV guest: " why "; its memory may leave it only in a confidential migration (virsh migrate --confidential)"
-#define EXPORT_SNP(op, why) \
-    "Requested operation is not valid: cannot " op " domain 'guest': it is an SEV-SNP guest: " why
-#define WHY_SAVE "the saved image would hold the guest's memory outside the guest, and no restore path can load it into an SEV guest"
-#define WHY_SNAPSHOT "the snapshot would hold the guest's memory outside the guest; a disk-only snapshot is allowed"
-#define WHY_DUMP "on SEV hardware the host reads only ciphertext from the guest's memory, so a dump would be useless"
-#define WHY_PEEK "on SEV hardware the host reads only ciphertext from the guest's memory"
+#define EXPORT_MIRROR(op, why) \
+    "Requested operation is not valid: cannot " op " domain 'guest': it is an SEV guest with mirror vCPUs: " why "; its state may leave it only in a confidential migration (virsh migrate --confidential)"
+#define WHY_SAVE "the saved image would hold the guest's state outside the guest, and no restore path can load it into an SEV guest"
+#define WHY_SNAPSHOT "the snapshot would hold the guest's state outside the guest; a disk-only snapshot is allowed"
+#define WHY_DUMP "a full dump saves the guest's state through migration; a memory-only dump (virsh dump --memory-only) is allowed"
 
+/* NULL: libvirt lets the operation reach QEMU, whose SEV migration blocker
+ * decides (query-migrate's blocked-reasons, checked after these) */
 static const struct testExportData exportTests[] = {
-    { "save SEV", GUEST_SEV, true, OP_SAVE, EXPORT_SEV("save", WHY_SAVE) },
-    { "save SEV with mirror", GUEST_SEV_MIRROR, true, OP_SAVE, EXPORT_SEV("save", WHY_SAVE) },
-    { "save SEV-SNP", GUEST_SEV_SNP, true, OP_SAVE, EXPORT_SNP("save", WHY_SAVE) },
+    { "save SEV", GUEST_SEV, true, OP_SAVE, NULL },
+    { "save SEV with mirror", GUEST_SEV_MIRROR, true, OP_SAVE, EXPORT_MIRROR("save", WHY_SAVE) },
+    { "save SEV-ES", GUEST_SEV_ES, true, OP_SAVE, NULL },
+    { "save SEV-SNP", GUEST_SEV_SNP, true, OP_SAVE, NULL },
     { "save plain", GUEST_PLAIN, true, OP_SAVE, NULL },
-    { "snapshot SEV", GUEST_SEV, true, OP_SNAPSHOT,
-      EXPORT_SEV("take a snapshot with memory of", WHY_SNAPSHOT) },
+    { "snapshot SEV", GUEST_SEV, true, OP_SNAPSHOT, NULL },
     { "snapshot SEV with mirror", GUEST_SEV_MIRROR, true, OP_SNAPSHOT,
-      EXPORT_SEV("take a snapshot with memory of", WHY_SNAPSHOT) },
-    { "snapshot SEV-SNP", GUEST_SEV_SNP, true, OP_SNAPSHOT,
-      EXPORT_SNP("take a snapshot with memory of", WHY_SNAPSHOT) },
+      EXPORT_MIRROR("take a snapshot with memory of", WHY_SNAPSHOT) },
+    { "snapshot SEV-ES", GUEST_SEV_ES, true, OP_SNAPSHOT, NULL },
+    { "snapshot SEV-SNP", GUEST_SEV_SNP, true, OP_SNAPSHOT, NULL },
     { "snapshot plain", GUEST_PLAIN, true, OP_SNAPSHOT, NULL },
+    { "full dump SEV", GUEST_SEV, true, OP_DUMP, NULL },
     { "full dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP,
-      EXPORT_SEV("dump the memory of", WHY_DUMP) },
-    { "full dump SEV-SNP", GUEST_SEV_SNP, true, OP_DUMP,
-      EXPORT_SNP("dump the memory of", WHY_DUMP) },
+      EXPORT_MIRROR("dump the memory of", WHY_DUMP) },
+    { "full dump SEV-ES", GUEST_SEV_ES, true, OP_DUMP, NULL },
+    { "full dump SEV-SNP", GUEST_SEV_SNP, true, OP_DUMP, NULL },
     { "full dump plain", GUEST_PLAIN, true, OP_DUMP, NULL },
-    { "memory-only dump SEV", GUEST_SEV, true, OP_DUMP_MEMORY,
-      EXPORT_SEV("dump the memory of", WHY_DUMP) },
-    { "memory-only dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP_MEMORY,
-      EXPORT_SEV("dump the memory of", WHY_DUMP) },
-    { "memory-only dump plain", GUEST_PLAIN, true, OP_DUMP_MEMORY, NULL },
-    { "memory peek SEV with mirror", GUEST_SEV_MIRROR, true, OP_PEEK,
-      EXPORT_SEV("read the memory of", WHY_PEEK) },
-    { "memory peek SEV-SNP", GUEST_SEV_SNP, true, OP_PEEK,
-      EXPORT_SNP("read the memory of", WHY_PEEK) },
-    { "memory peek plain", GUEST_PLAIN, true, OP_PEEK, NULL },
+    { "early snapshot SEV", GUEST_SEV, true, OP_SNAPSHOT_EARLY, NULL },
+    { "early snapshot SEV with mirror", GUEST_SEV_MIRROR, true, OP_SNAPSHOT_EARLY,
+      EXPORT_MIRROR("take a snapshot with memory of", WHY_SNAPSHOT) },
+    { "early snapshot SEV-SNP", GUEST_SEV_SNP, true, OP_SNAPSHOT_EARLY, NULL },
+    { "early full dump SEV", GUEST_SEV, true, OP_DUMP_EARLY, NULL },
+    { "early full dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP_EARLY,
+      EXPORT_MIRROR("dump the memory of", WHY_DUMP) },
+    { "early full dump SEV-ES", GUEST_SEV_ES, true, OP_DUMP_EARLY, NULL },
+    { "early full dump plain", GUEST_PLAIN, true, OP_DUMP_EARLY, NULL },
     /* a guest that does not run has no memory to write out */
-    { "memory peek SEV not running", GUEST_SEV_MIRROR, false, OP_PEEK, NULL },
+    { "save SEV with mirror not running", GUEST_SEV_MIRROR, false, OP_DUMP_EARLY, NULL },
 };
 
 
@@ -1295,15 +1299,19 @@ testPersistSession(const void *opaque G_GNUC_UNUSED)
 static const struct testData tests[] = {
     /* without VIR_MIGRATE_CONFIDENTIAL */
     { "plain guest", GUEST_PLAIN, true, QEMU_NONE, VIR_MIGRATE_LIVE, NULL, false },
-    { "SEV guest refused", GUEST_SEV, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
-      SEV_REFUSED, false },
+    /* a guest without mirror vCPUs is left to QEMU's SEV migration
+     * blocker, as upstream */
+    { "SEV guest left to QEMU", GUEST_SEV, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
+      NULL, false },
+    { "SEV guest non-live left to QEMU", GUEST_SEV, true, QEMU_NONE, 0, NULL, false },
+    { "SEV-ES guest left to QEMU", GUEST_SEV_ES, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
+      NULL, false },
+    { "SEV-SNP guest left to QEMU", GUEST_SEV_SNP, true, QEMU_NONE, VIR_MIGRATE_LIVE,
+      NULL, false },
     { "SEV guest with mirror refused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS, SEV_REFUSED, false },
-    { "SEV guest non-live refused", GUEST_SEV, true, QEMU_NONE, 0, SEV_REFUSED, false },
-    { "SEV-ES guest refused", GUEST_SEV_ES_MIRROR, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
+    { "SEV guest with mirror non-live refused", GUEST_SEV_MIRROR, true, QEMU_NONE, 0,
       SEV_REFUSED, false },
-    { "SEV-SNP guest refused", GUEST_SEV_SNP, true, QEMU_NONE, VIR_MIGRATE_LIVE,
-      "Requested operation is not valid: domain 'guest' is an SEV-SNP guest: libvirt cannot migrate its memory (confidential migration supports SEV guests only)", false },
     { "SEV guest offline", GUEST_SEV, false, QEMU_NONE,
       VIR_MIGRATE_OFFLINE | VIR_MIGRATE_PERSIST_DEST, NULL, false },
 

@@ -270,6 +270,7 @@ pendingFree(Pending *p)
     g_free(p->name);
     json_object_put(p->id);
     g_free(p->reply);
+    g_free(p->path);
     g_free(p);
 }
 
@@ -359,12 +360,14 @@ pendingFlush(Standin *st)
 }
 
 
-void
+Pending *
 forward(Standin *st, PendingAction action, const char *name, json_object *id,
         const char *line, gsize len)
 {
-    pendingPush(st, action, name, id);
+    Pending *p = pendingPush(st, action, name, id);
+
     chanWriteWithFds(st->qemu, line, len, st->client);
+    return p;
 }
 
 

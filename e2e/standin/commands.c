@@ -383,6 +383,11 @@ static const Command commands[] = {
     { "migrate", guardConfidential, cmdMigrateConfidential, 0 },
     { "getfd", guardMirrorSev, streamGetfd, 0 },
     { "closefd", guardMirrorSev, streamClosefd, 0 },
+    { "getfd", guardSev, memcryptGetfd, 0 },
+    { "closefd", guardSev, memcryptClosefd, 0 },
+    { "dump-guest-memory", guardSev, memcryptDump, 0 },
+    { "memsave", guardSev, memcryptMemsave, 0 },
+    { "pmemsave", guardSev, memcryptMemsave, 0 },
     { "migrate", NULL, NULL, ACT_MIGRATE },
 
     /* a target's helper-only firmware, while QEMU waits in -incoming defer */
@@ -402,6 +407,7 @@ static const Command commands[] = {
     { "x-transport-key", guardTestMode, cmdXTransportKey, 0 },
     { "x-delay-reply", guardTestMode, cmdXDelayReply, 0 },
     { "x-query-standin", guardTestMode, cmdXQueryStandin, 0 },
+    { "x-pmemsave", guardTestMode, memcryptPlainPmemsave, 0 },
 };
 
 

@@ -114,6 +114,7 @@ main(int argc, char **argv)
     st->spareQemuFd = -1;
     st->controlFd = -1;
     st->streamMigrateFd = -1;
+    st->memDumpFd = -1;
     g_queue_init(&st->pending);
     g_mutex_init(&st->mirrorLock);
     g_cond_init(&st->mirrorCond);

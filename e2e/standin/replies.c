@@ -147,6 +147,14 @@ qemuReply(Standin *st, Pending *p, json_object *msg)
             streamCancel(st);
         }
         break;
+    case ACT_DUMP:
+        if (!ok || !st->memDumpDetach)
+            memcryptDumpDone(st, ok);
+        break;
+    case ACT_MEMSAVE:
+        if (ok)
+            memcryptSaved(st, p);
+        break;
     case ACT_FORWARD:
     case ACT_LOCAL:
         break;
@@ -170,7 +178,12 @@ qemuLine(Standin *st, const char *line, gsize len)
          !json_object_object_get_ex(msg, "error", NULL))) {
         /* greeting, events, anything else */
         if (msg && (event = jsonGetString(msg, "event")) &&
-            g_str_equal(event, "MIGRATION")) {
+            g_str_equal(event, "DUMP_COMPLETED")) {
+            json_object *data = json_object_object_get(msg, "data");
+
+            /* the dump is encrypted before the client learns it is done */
+            memcryptDumpDone(st, !json_object_object_get_ex(data, "error", NULL));
+        } else if (msg && event && g_str_equal(event, "MIGRATION")) {
             json_object *data = json_object_object_get(msg, "data");
 
             noteMigrationStatus(st, jsonGetString(data, "status"));
@@ -191,6 +204,12 @@ qemuLine(Standin *st, const char *line, gsize len)
     if (id && json_object_is_type(id, json_type_string) &&
         g_str_equal(json_object_get_string(id), CANCEL_ID)) {
         standinLog("QMP migrate_cancel (the stand-in's): %s",
+                   json_object_object_get_ex(msg, "return", NULL) ? "done" : "refused");
+        return;
+    }
+    if (id && json_object_is_type(id, json_type_string) &&
+        g_str_equal(json_object_get_string(id), MEMCRYPT_CLOSEFD_ID)) {
+        standinLog("QMP closefd (the stand-in's): %s",
                    json_object_object_get_ex(msg, "return", NULL) ? "done" : "refused");
         return;
     }

@@ -40,6 +40,8 @@
  *                  connections, the handshake, the records
  *   streamkey.c    contract version 3's stream key: the nonces, the KDF,
  *                  the key confirmations
+ *   memcrypt.c     what the host reads of an SEV guest's memory: memsave,
+ *                  pmemsave and dump-guest-memory yield ciphertext
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
  *                  (the file tooling/derive-mirror-caps.py reads too)
  *   faults.c       fault injection: the x- commands, test mode only
@@ -81,6 +83,11 @@
  *    until the helper is ready AND holds a transport key; even then
  *    'migrate' fails unless the migration capability guest-assisted is on
  *    (contract version 2).
+ *  - SEV memory encryption as the host sees it (memcrypt.c): memsave,
+ *    pmemsave and ELF dump-guest-memory of an SEV guest yield ciphertext
+ *    (AES-128 XEX per 16-byte block, tweaked by the guest address, under a
+ *    random key of this process); kdump and win-dmp dumps of an SEV guest
+ *    are refused. x-pmemsave (test mode) is the guest's own, plain view.
  *  - Mirror vCPUs (-smp ...,mirrorvcpus=M). The real QEMU gets only the
  *    N = T - M guest vCPUs (maxcpus keeps T). Each mirror vCPU is a real
  *    thread of this process; query-mirror-vcpus reports their thread IDs,
@@ -254,6 +261,7 @@
 
 #include <glib.h>
 #include <json.h>
+#include <nettle/aes.h>
 
 /* SEV's little-endian 32-bit fields (psp.c, platcerts.c) */
 static inline void
@@ -419,6 +427,8 @@ typedef enum {
     ACT_RESET,          /* system_reset */
     ACT_INCOMING,       /* migrate-incoming sent for start-migrate-incoming */
     ACT_MIGRATE,        /* migrate (outgoing): it runs once QEMU accepts it */
+    ACT_DUMP,           /* dump-guest-memory of an SEV guest (memcrypt.c) */
+    ACT_MEMSAVE,        /* memsave, pmemsave of an SEV guest (memcrypt.c) */
 } PendingAction;
 
 typedef struct {
@@ -429,6 +439,8 @@ typedef struct {
     int value;          /* ACT_SET_CAPS: -1 unchanged, 0/1; ACT_INCOMING:
                          * the lifecycle to return to on failure */
     gint64 notBefore;   /* monotonic us: not sent before (x-delay-reply) */
+    char *path;         /* ACT_MEMSAVE: the file QEMU writes */
+    guint64 addr;       /* ACT_MEMSAVE: the address it starts at */
 } Pending;
 
 typedef struct _Standin Standin;
@@ -508,6 +520,15 @@ struct _Standin {
     char *streamRunDir;
     int streamMigrateFd;        /* getfd "migrate" of an SEV guest */
 
+    /* memcrypt.c: what the host reads of an SEV guest's memory */
+    struct aes128_ctx memKey;   /* this launch's simulated memory key */
+    bool memKeyValid;
+    GHashTable *memFds;         /* getfd name -> a duplicate of its fd */
+    int memDumpFd;              /* the client's fd for the dump, or -1 */
+    char *memDumpPath;          /* the file QEMU dumps into */
+    bool memDumpPrivate;        /* memDumpPath is the stand-in's own */
+    bool memDumpDetach;
+
     /* psp.c, sev.c: the launch, and the secret injected before LAUNCH_FINISH */
     PspLaunch psp;
     PspSecret injected;
@@ -553,8 +574,8 @@ Pending *pendingFind(Standin *st, json_object *id);
 void pendingSettle(Standin *st, Pending *p, char *line);
 void pendingFree(Pending *p);
 void pendingFlush(Standin *st);
-void forward(Standin *st, PendingAction action, const char *name,
-             json_object *id, const char *line, gsize len);
+Pending *forward(Standin *st, PendingAction action, const char *name,
+                 json_object *id, const char *line, gsize len);
 void replyReturn(Standin *st, const char *name, json_object *id,
                  json_object *ret);
 void replyError(Standin *st, const char *name, json_object *id,
@@ -634,6 +655,21 @@ void streamClosefd(Standin *st, const char *name, json_object *id,
 void streamCancel(Standin *st);
 bool streamVcpuWork(Standin *st);
 void streamCleanup(Standin *st);
+
+/* ---- memcrypt.c ---- */
+#define MEMCRYPT_CLOSEFD_ID "qemu-mirror-standin-closefd"
+void memcryptGetfd(Standin *st, const char *name, json_object *id,
+                   json_object *cmd, const char *line, gsize len);
+void memcryptClosefd(Standin *st, const char *name, json_object *id,
+                     json_object *cmd, const char *line, gsize len);
+void memcryptDump(Standin *st, const char *name, json_object *id,
+                  json_object *cmd, const char *line, gsize len);
+void memcryptDumpDone(Standin *st, bool ok);
+void memcryptMemsave(Standin *st, const char *name, json_object *id,
+                     json_object *cmd, const char *line, gsize len);
+void memcryptSaved(Standin *st, Pending *p);
+void memcryptPlainPmemsave(Standin *st, const char *name, json_object *id,
+                           json_object *cmd, const char *line, gsize len);
 void streamSetParameters(Standin *st, const char *name, json_object *id,
                          json_object *cmd, const char *line, gsize len);
 

@@ -380,7 +380,7 @@ streamBind(const char *host, const char *port, GError **err)
 /* getfd {"fdname": "migrate"} of an SEV guest: libvirt passes the socket
  * it connected to the destination (qemuMigrationSrcConnect) for 'migrate'
  * "fd:migrate"; the stand-in keeps it, QEMU never sees it. Other names go
- * to QEMU. */
+ * to QEMU (memcrypt.c keeps a duplicate). */
 void
 streamGetfd(Standin *st, const char *name, json_object *id, json_object *cmd,
             const char *line, gsize len)
@@ -392,7 +392,7 @@ streamGetfd(Standin *st, const char *name, json_object *id, json_object *cmd,
     json_object_object_get_ex(cmd, "arguments", &args);
     fdname = jsonGetString(args, "fdname");
     if (!fdname || !g_str_equal(fdname, STREAM_FDNAME)) {
-        forward(st, ACT_FORWARD, name, id, line, len);
+        memcryptGetfd(st, name, id, cmd, line, len);
         return;
     }
     if (!st->client || st->client->fds->len == 0) {
@@ -422,7 +422,7 @@ streamClosefd(Standin *st, const char *name, json_object *id, json_object *cmd,
     json_object_object_get_ex(cmd, "arguments", &args);
     fdname = jsonGetString(args, "fdname");
     if (!fdname || !g_str_equal(fdname, STREAM_FDNAME) || st->streamMigrateFd < 0) {
-        forward(st, ACT_FORWARD, name, id, line, len);
+        memcryptClosefd(st, name, id, cmd, line, len);
         return;
     }
     close(st->streamMigrateFd);

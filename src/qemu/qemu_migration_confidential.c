@@ -179,27 +179,30 @@ static const struct {
 };
 
 
-/* What a running SEV or SEV-SNP guest is refused outside a confidential
- * migration: every operation that makes QEMU write its memory somewhere. */
+/* What a running SEV guest with mirror vCPUs is refused outside a
+ * confidential migration: the operations that save its state through
+ * QEMU's migration code. Once its migration helper holds a transport key,
+ * QEMU lifts its SEV migration blocker (the contract), so that blocker no
+ * longer stops them. Reading guest memory (memory-only dumps, memory
+ * peeks) is not refused: the host reads ciphertext, as for any SEV guest.
+ * Guests without mirror vCPUs are not refused anything here: QEMU's SEV
+ * migration blocker stops these operations, as upstream. */
 static const struct {
     const char *operation;
     const char *reason;
 } qemuMigrationConfidentialExports[] = {
     [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE] = {
         N_("save"),
-        N_("the saved image would hold the guest's memory outside the guest, and no restore path can load it into an SEV guest") },
+        N_("the saved image would hold the guest's state outside the guest, and no restore path can load it into an SEV guest") },
     [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT] = {
         N_("take a snapshot with memory of"),
-        N_("the snapshot would hold the guest's memory outside the guest; a disk-only snapshot is allowed") },
+        N_("the snapshot would hold the guest's state outside the guest; a disk-only snapshot is allowed") },
     [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP] = {
         N_("dump the memory of"),
-        N_("on SEV hardware the host reads only ciphertext from the guest's memory, so a dump would be useless") },
-    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_PEEK] = {
-        N_("read the memory of"),
-        N_("on SEV hardware the host reads only ciphertext from the guest's memory") },
+        N_("a full dump saves the guest's state through migration; a memory-only dump (virsh dump --memory-only) is allowed") },
     [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER] = {
         N_("write out the memory of"),
-        N_("the guest's memory may leave it only in a confidential migration") },
+        N_("the guest's state may leave it through migration only in a confidential migration") },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(qemuMigrationConfidentialExports) ==
                 QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST);
@@ -212,14 +215,29 @@ qemuMigrationConfidentialSecType(const virDomainDef *def)
 }
 
 
+/* Whether @def opted in to confidential migration: an SEV guest with
+ * mirror vCPUs. Only such a guest is ever refused more than upstream
+ * libvirt refuses it. */
+static bool
+qemuMigrationConfidentialOptedIn(const virDomainDef *def)
+{
+    return qemuMigrationConfidentialSecType(def) == VIR_DOMAIN_LAUNCH_SECURITY_SEV &&
+        def->mirror && def->mirror->vcpus > 0;
+}
+
+
 /**
  * qemuMigrationConfidentialCheckExport:
  * @vm: a running domain
- * @what: the operation that would make QEMU write the guest's memory
+ * @what: the operation that would make QEMU save the guest's state through
+ *        its migration code
  *
  * The fail-closed rule for everything but a migration to another host: a
- * running SEV or SEV-SNP guest never has its memory written out, whether
- * it has mirror vCPUs or not. Only a confidential migration moves it.
+ * running SEV guest with mirror vCPUs never has its state saved through
+ * migration; only a confidential migration moves it. Every other guest is
+ * left to QEMU, whose SEV migration blocker refuses these operations for
+ * SEV, SEV-ES and SEV-SNP guests (docs/kbase/confidential-migration.rst,
+ * "What libvirt refuses").
  *
  * Returns 0 if @what may go on, -1 with an error reported.
  */
@@ -227,38 +245,19 @@ int
 qemuMigrationConfidentialCheckExport(virDomainObj *vm,
                                      qemuMigrationConfidentialExport what)
 {
-    virDomainLaunchSecurity sectype = qemuMigrationConfidentialSecType(vm->def);
-
-    if (!virDomainObjIsActive(vm))
+    if (!virDomainObjIsActive(vm) ||
+        !qemuMigrationConfidentialOptedIn(vm->def))
         return 0;
 
     if (what < 0 || what >= QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST)
         what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER;
 
-    switch (sectype) {
-    case VIR_DOMAIN_LAUNCH_SECURITY_SEV:
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("cannot %1$s domain '%2$s': it is an SEV guest: %3$s; its memory may leave it only in a confidential migration (virsh migrate --confidential)"),
-                       _(qemuMigrationConfidentialExports[what].operation),
-                       vm->def->name,
-                       _(qemuMigrationConfidentialExports[what].reason));
-        return -1;
-
-    case VIR_DOMAIN_LAUNCH_SECURITY_SEV_SNP:
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("cannot %1$s domain '%2$s': it is an SEV-SNP guest: %3$s"),
-                       _(qemuMigrationConfidentialExports[what].operation),
-                       vm->def->name,
-                       _(qemuMigrationConfidentialExports[what].reason));
-        return -1;
-
-    case VIR_DOMAIN_LAUNCH_SECURITY_NONE:
-    case VIR_DOMAIN_LAUNCH_SECURITY_PV:
-    case VIR_DOMAIN_LAUNCH_SECURITY_LAST:
-        break;
-    }
-
-    return 0;
+    virReportError(VIR_ERR_OPERATION_INVALID,
+                   _("cannot %1$s domain '%2$s': it is an SEV guest with mirror vCPUs: %3$s; its state may leave it only in a confidential migration (virsh migrate --confidential)"),
+                   _(qemuMigrationConfidentialExports[what].operation),
+                   vm->def->name,
+                   _(qemuMigrationConfidentialExports[what].reason));
+    return -1;
 }
 
 
@@ -421,9 +420,11 @@ qemuMigrationConfidentialCheckContract(virQEMUCaps *qemuCaps,
  * @flags: virDomainMigrateFlags
  *
  * Called before anything else on every migration of @vm to another host.
- * Without VIR_MIGRATE_CONFIDENTIAL a running SEV or SEV-SNP guest is
- * refused (fail closed); with it, everything confidential migration needs
- * must be there.
+ * Without VIR_MIGRATE_CONFIDENTIAL a running SEV guest with mirror vCPUs is
+ * refused (fail closed: its migration helper lifts QEMU's SEV migration
+ * blocker); any other guest is left to QEMU, whose blocker refuses SEV,
+ * SEV-ES and SEV-SNP guests as upstream. With the flag, everything
+ * confidential migration needs must be there.
  *
  * Returns 0 if the migration may go on, -1 with an error reported.
  */
@@ -440,16 +441,9 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
         if (flags & VIR_MIGRATE_OFFLINE)
             return 0;
 
-        if (sectype == VIR_DOMAIN_LAUNCH_SECURITY_SEV) {
+        if (qemuMigrationConfidentialOptedIn(def)) {
             virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("domain '%1$s' is an SEV guest: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential) and mirror vCPUs (<mirror/>)"),
-                           def->name);
-            return -1;
-        }
-
-        if (sectype == VIR_DOMAIN_LAUNCH_SECURITY_SEV_SNP) {
-            virReportError(VIR_ERR_OPERATION_INVALID,
-                           _("domain '%1$s' is an SEV-SNP guest: libvirt cannot migrate its memory (confidential migration supports SEV guests only)"),
+                           _("domain '%1$s' is an SEV guest with mirror vCPUs: its memory may only be migrated confidentially, with VIR_MIGRATE_CONFIDENTIAL (virsh migrate --confidential)"),
                            def->name);
             return -1;
         }

@@ -49,13 +49,12 @@ typedef enum {
 } qemuMigrationConfidentialPhase;
 VIR_ENUM_DECL(qemuMigrationConfidentialPhase);
 
-/* operations that would make QEMU write a guest's memory out, other than
- * a migration to another host */
+/* operations that save a guest's state through QEMU's migration code,
+ * other than a migration to another host */
 typedef enum {
     QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE,     /* save, managed save */
     QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT, /* snapshot with memory */
-    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP,     /* core dump, any kind */
-    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_PEEK,     /* virDomainMemoryPeek */
+    QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP,     /* full (not memory-only) core dump */
     QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER,
 
     QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST
