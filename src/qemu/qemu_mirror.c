@@ -18,6 +18,7 @@
 #include "qemu_monitor.h"
 #include "qemu_process.h"
 #include "domain_event.h"
+#include "domain_cgroup.h"
 #include "virerror.h"
 #include "virhostcpu.h"
 #include "virlog.h"
@@ -471,6 +472,41 @@ qemuMirrorPinVcpuLive(virDomainObj *vm,
     }
 
     qemuDomainSaveStatus(vm);
+    return 0;
+}
+
+
+/**
+ * qemuMirrorSetVcpusBWLive:
+ * @vm: domain object
+ * @cgroup: the domain's cgroup
+ * @period: the new vCPU period, or 0 to keep it
+ * @quota: the new vCPU quota, or 0 to keep it
+ *
+ * A change of the vCPU bandwidth of a running domain (vcpu_period,
+ * vcpu_quota) applies to its mirror vCPUs too, as at start-up
+ * (qemuProcessSetupMirrorVcpu).
+ */
+int
+qemuMirrorSetVcpusBWLive(virDomainObj *vm,
+                         virCgroup *cgroup,
+                         unsigned long long period,
+                         long long quota)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    size_t i;
+
+    for (i = 0; i < priv->nmirrorVcpuPids; i++) {
+        g_autoptr(virCgroup) cgroup_mirror = NULL;
+
+        if (virCgroupNewThread(cgroup, VIR_CGROUP_THREAD_MIRROR, i,
+                               false, &cgroup_mirror) < 0)
+            return -1;
+
+        if (virDomainCgroupSetupVcpuBW(cgroup_mirror, period, quota) < 0)
+            return -1;
+    }
+
     return 0;
 }
 

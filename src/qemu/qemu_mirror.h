@@ -8,6 +8,7 @@
 
 #include "qemu_capabilities.h"
 #include "domain_capabilities.h"
+#include "vircgroup.h"
 #include "vircommand.h"
 #include "virdomainjob.h"
 #include "qemu_monitor.h"
@@ -72,6 +73,12 @@ int
 qemuMirrorPinVcpuLive(virDomainObj *vm,
                       unsigned int vcpu,
                       virBitmap *cpumask);
+
+int
+qemuMirrorSetVcpusBWLive(virDomainObj *vm,
+                         virCgroup *cgroup,
+                         unsigned long long period,
+                         long long quota);
 
 int
 qemuMirrorSetupVcpus(virDomainObj *vm,
