@@ -237,18 +237,17 @@ qemuMirrorIsHelperOnlyTarget(virDomainObj *vm,
 
 /**
  * qemuMirrorBuildCommandLine:
- * @migrateURI: the incoming migration URI given to the command-line
- *              builder, or NULL
+ * @mirrorTarget: QEMU is the target of a confidential migration
+ *                (qemuProcessIncomingDef.mirrorTarget)
  *
  * The fw_cfg switches that make OVMF start the migration helper on the
- * mirror vCPUs; on a confidential migration target
- * (QEMU_MIRROR_INCOMING_TARGET) OVMF also loads only the helper, which waits
- * for the incoming guest.
+ * mirror vCPUs; on a confidential migration target OVMF also loads only the
+ * helper, which waits for the incoming guest.
  */
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
-                           const char *migrateURI)
+                           bool mirrorTarget)
 {
     if (!def->mirror)
         return;
@@ -256,7 +255,7 @@ qemuMirrorBuildCommandLine(virCommand *cmd,
     virCommandAddArg(cmd, "-fw_cfg");
     virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_HELPER ",string=0");
 
-    if (STREQ_NULLABLE(migrateURI, QEMU_MIRROR_INCOMING_TARGET)) {
+    if (mirrorTarget) {
         virCommandAddArg(cmd, "-fw_cfg");
         virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_TARGET ",string=1");
     }

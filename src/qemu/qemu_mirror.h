@@ -14,12 +14,6 @@
 #include "qemu_monitor.h"
 #include "virtypedparam.h"
 
-/* What the QEMU driver passes to the command-line builder as the incoming
- * migration URI (in place of "defer") for the target of a confidential
- * migration: QEMU starts without -incoming, as the contract requires, and
- * OVMF runs only the migration helper. Never a URI QEMU sees. */
-#define QEMU_MIRROR_INCOMING_TARGET "mirror-target"
-
 /* The version of the QEMU interface in docs/kbase/confidential-migration.rst
  * that libvirt relies on; domain capabilities report it */
 #define QEMU_MIRROR_CONTRACT 3
@@ -48,7 +42,7 @@ qemuMirrorIsHelperOnlyTarget(virDomainObj *vm,
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
-                           const char *migrateURI);
+                           bool mirrorTarget);
 
 int
 qemuMirrorCheckVcpuChange(const virDomainDef *def);
