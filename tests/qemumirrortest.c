@@ -20,6 +20,8 @@
 #include "qemu/qemu_domain.h"
 #include "qemu/qemu_mirror.h"
 #include "qemu/qemu_process.h"
+#include "datatypes.h"
+#include "domain_event.h"
 #include "vircgroup.h"
 #include "virfile.h"
 #include "virprocess.h"
@@ -549,6 +551,111 @@ testMirrorBandwidth(const void *opaque G_GNUC_UNUSED)
 }
 
 
+/* A daemon that begins to shut down ends the wait at once, without asking
+ * QEMU (the test monitor fails on any command it was not given). */
+static int
+testMirrorWaitShutdown(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
+    int rc;
+
+    if (!vm ||
+        !(test = testMirrorMonitorAttach(vm, "query-migration-helper", NULL, 0)))
+        return -1;
+
+    g_atomic_int_set(&driver.shuttingDown, 1);
+    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, 5000, &info);
+    g_atomic_int_set(&driver.shuttingDown, 0);
+    testMirrorMonitorDetach(vm);
+
+    return testMirrorCheckResult(rc,
+                                 "operation aborted: the confidential migration of domain 'guest' was aborted: libvirt is shutting down");
+}
+
+
+static void
+testMirrorTick(int timer G_GNUC_UNUSED,
+               void *opaque G_GNUC_UNUSED)
+{
+}
+
+
+static void
+testMirrorHelperEventCallback(virConnectPtr conn G_GNUC_UNUSED,
+                              virDomainPtr dom G_GNUC_UNUSED,
+                              virTypedParameterPtr params,
+                              int nparams,
+                              void *opaque)
+{
+    char **status = opaque;
+    const char *value = NULL;
+
+    if (virTypedParamsGetString(params, nparams,
+                                VIR_DOMAIN_MIGRATION_HELPER_STATUS, &value) == 1)
+        *status = g_strdup(value);
+    else
+        *status = g_strdup("(no status)");
+}
+
+
+/* A MIGRATION_HELPER event from QEMU reaches the clients registered for
+ * VIR_DOMAIN_EVENT_ID_MIGRATION_HELPER through the driver's event state. */
+static int
+testMirrorHelperEvent(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    g_autoptr(virConnect) conn = virGetConnect();
+    g_autofree char *status = NULL;
+    qemuMonitorMigrationHelperInfo info = {
+        .status = QEMU_MONITOR_MIGRATION_HELPER_READY,
+        .transportKey = true,
+    };
+    int callbackID = -1;
+    int tick = -1;
+    size_t i;
+    int ret = -1;
+
+    if (!vm || !conn)
+        return -1;
+    vm->def->id = 1;
+
+    if (virDomainEventStateRegisterID(conn, driver.domainEventState, NULL,
+                                      VIR_DOMAIN_EVENT_ID_MIGRATION_HELPER,
+                                      VIR_DOMAIN_EVENT_CALLBACK(testMirrorHelperEventCallback),
+                                      &status, NULL, &callbackID) < 0)
+        return -1;
+
+    /* the monitor calls the handler with the domain unlocked */
+    virObjectUnlock(vm);
+    qemuMirrorHandleMigrationHelper(NULL, vm, &info);
+    virObjectLock(vm);
+
+    /* the queue is flushed from the event loop; the tick only bounds the
+     * wait when no event comes (100 ticks of 50 ms) */
+    if ((tick = virEventAddTimeout(50, testMirrorTick, NULL, NULL)) < 0)
+        goto cleanup;
+    for (i = 0; i < 100 && !status; i++) {
+        if (virEventRunDefaultImpl() < 0)
+            goto cleanup;
+    }
+
+    if (STRNEQ_NULLABLE(status, "ready")) {
+        VIR_TEST_VERBOSE("the event gave status '%s', expected 'ready'", NULLSTR(status));
+        goto cleanup;
+    }
+
+    ret = 0;
+
+ cleanup:
+    if (tick >= 0)
+        virEventRemoveTimeout(tick);
+    virObjectEventStateDeregisterID(conn, driver.domainEventState, callbackID, true);
+    return ret;
+}
+
+
 static int
 testMirrorCheckVcpuChange(const void *opaque G_GNUC_UNUSED)
 {
@@ -658,6 +765,10 @@ mymain(void)
     DO_TEST_WAIT("QEMU gone", 5000, false, false,
                  "operation failed: QEMU of domain 'guest' went away while waiting for its migration helper",
                  NULL);
+    if (virTestRun("wait for helper: libvirt shutting down", testMirrorWaitShutdown, NULL) < 0)
+        ret = -1;
+    if (virTestRun("migration helper event reaches clients", testMirrorHelperEvent, NULL) < 0)
+        ret = -1;
 
  cleanup:
     g_clear_pointer(&schema, g_hash_table_unref);

@@ -622,10 +622,7 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
 
     virDomainObjBroadcast(vm);
     virObjectUnlock(vm);
-    if (priv->driver)
-        virObjectEventStateQueue(priv->driver->domainEventState, event);
-    else
-        virObjectUnref(event);
+    virObjectEventStateQueue(priv->driver->domainEventState, event);
 }
 
 
@@ -757,7 +754,7 @@ qemuMirrorCheckShutdown(virDomainObj *vm)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
 
-    if (!priv->driver || !g_atomic_int_get(&priv->driver->shuttingDown))
+    if (!g_atomic_int_get(&priv->driver->shuttingDown))
         return 0;
 
     virReportError(VIR_ERR_OPERATION_ABORTED,
