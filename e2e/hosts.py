@@ -271,11 +271,9 @@ class Host:
                 f.write("log_level = 1\n")
 
     def qemu_conf(self, helper_timeout=HELPER_TIMEOUT, agent=True,
-                  attestation_timeout=ATTESTATION_TIMEOUT, migration_tls=True):
+                  attestation_timeout=ATTESTATION_TIMEOUT):
         """qemu.conf, for the daemon's next start. @agent: True for the
-        host's attestation agent (write_agent), a path, or None for none.
-        @migration_tls False: mirror_migration_tls = 0 (a confidential
-        migration without --tls)."""
+        host's attestation agent (write_agent), a path, or None for none."""
         if agent is True:
             agent = self.agent
         with open(os.path.join(self.bound("/usr/local/etc/libvirt"), "qemu.conf"), "w") as f:
@@ -288,8 +286,6 @@ class Host:
                     % (self.addr, helper_timeout, attestation_timeout))
             if agent:
                 f.write('mirror_attestation_agent = "%s"\n' % agent)
-            if not migration_tls:
-                f.write("mirror_migration_tls = 0\n")
 
     def write_agent(self, program=None, owner=None, service=None, tls=None):
         """The program at this host's agent path (qemu.conf's

@@ -63,14 +63,15 @@
 # which proves the search works. The guest owner's directories are left out:
 # they stand for the guest owner's machine, where these secrets belong.
 #
-# The wire, last: with mirror_migration_tls = 0 on both hosts, a
-# confidential migration without --tls is recorded by a recording TCP relay
-# (e2e/wirecapture.py) in the source's namespace, through which the
-# migration stream goes to the target (--migrateuri): the guest's memory
-# pattern is not in the recording (0 hits), and the recording is the whole
-# stream: every record decrypts with the guest owner's transport key and
-# authenticates up to the end record, to QEMU's stream with the pattern in
-# it. The same recording of a plain migration of a plain guest finds it.
+# The wire, last: a confidential migration (with the --tls it always
+# requires) is recorded by a recording TCP relay (e2e/wirecapture.py) in the
+# source's namespace, through which the migration stream goes to the target
+# (--migrateuri, --tls-destination): the guest's memory pattern is not in the
+# recording (0 hits), and the recording is the whole stream: every record
+# decrypts with the guest owner's transport key and authenticates up to the
+# end record, and the records carry QEMU's TLS session (the stand-in puts the
+# helper's stream outside it). The same recording of a plain migration of a
+# plain guest (no TLS) finds the pattern.
 #
 # Exit status 77 (meson: skipped) when this machine cannot make the test
 # hosts, with the reason printed.
@@ -890,11 +891,14 @@ class AttestationTest(sevguest.SevGuestLabTest):
     # ------------------------------------------------------- wire capture
 
     def capture_migration(self, src, dst, name, *flags):
-        """Migrates @name from @src to @dst (without --tls) through the
-        recording relay: the relay listens on 127.0.0.1 in @src's network
-        namespace, where --migrateuri sends the source's stream, and
-        forwards it to @dst's address, where the target listens on the
-        same port. The Recording (whole, or Inconclusive)."""
+        """Migrates @name from @src to @dst through the recording relay:
+        the relay listens on 127.0.0.1 in @src's network namespace, where
+        --migrateuri sends the source's stream, and forwards it to @dst's
+        address, where the target listens on the same port. With --tls in
+        @flags, QEMU checks the target's certificate against @dst's address
+        (--tls-destination). The Recording (whole, or Inconclusive)."""
+        if "--tls" in flags:
+            flags += ("--tls-destination", dst.addr)
         # a port in neither libvirt's migration range nor the ephemeral one
         port = 40000 + os.getpid() % 5000
         path = os.path.join(self.lab.dir, "wire-%s" % name)
@@ -908,42 +912,37 @@ class AttestationTest(sevguest.SevGuestLabTest):
         return wirecapture.Recording(path)
 
     def test_14_wire_capture(self):
-        """Without --tls (mirror_migration_tls = 0 on both hosts), the
-        migration stream of a confidential migration of the SEV guest is
-        recorded whole (the recording relay): the guest's memory pattern is
-        not in it, though it is in the stream the records carry. The same
-        recording of a plain migration of a plain guest finds the pattern,
-        which proves the search works."""
+        """The migration stream of a confidential migration of the SEV
+        guest, with the --tls it always requires, is recorded whole (the
+        recording relay): the guest's memory pattern is not in it; every
+        record of the helper's stream decrypts with the guest owner's key
+        and authenticates, up to the end record, and what the records carry
+        is QEMU's TLS session, both ways. The same recording of a plain
+        migration of a plain guest (no TLS) finds the pattern, which proves
+        the search works."""
         lab = self.lab
         src, dst = ((self.b, self.a) if sevguest.state(self.b, DOMAIN) == "running"
                     else (self.a, self.b))
-        timeouts = {self.a.name: hosts.ATTESTATION_TIMEOUT, self.b.name: TIMEOUT}
-
-        def tls(on):
-            for h in (src, dst):
-                h.qemu_conf(attestation_timeout=timeouts[h.name], migration_tls=on)
-                h.restart()
-        tls(False)
-        self.addCleanup(tls, True)
         sevguest.wait_helper_ready(src, DOMAIN)
 
-        rec = self.capture_migration(src, dst, DOMAIN, "--confidential")
+        rec = self.capture_migration(src, dst, DOMAIN, "--confidential", "--tls")
         hits = rec.count(wirecapture.guest_pattern_windows())
-        print("\n    confidential, no --tls: %.1f MiB recorded, %d hit(s) of the guest's "
+        print("\n    confidential, --tls: %.1f MiB recorded, %d hit(s) of the guest's "
               "pattern" % (rec.total() / 2 ** 20, hits), flush=True)
         self.assertEqual(sevguest.state(dst, DOMAIN), "running")
         self.assertEqual(sevguest.pattern_errors(dst, lab, DOMAIN), [])
         self.assertGreater(rec.total(), 4 << 20, "the recording missed the migration")
         self.assertEqual(hits, 0)
-        # the recording is the whole stream, and it held the pattern: every
-        # record decrypts with the owner's key and authenticates, in order,
-        # up to the end record, to QEMU's stream (no TLS inside: --tls was
-        # not given) with the guest's pattern in it
+        # the recording is the whole stream: every record decrypts with the
+        # owner's key and authenticates, in order, up to the end record; the
+        # records carry QEMU's TLS session (a TLS handshake record first,
+        # each way), not QEMU's stream in clear
         key_id, there, back = wirecapture.decode_stream(*rec.only(), lab.owner.key())
         self.assertEqual(key_id, lab.owner.key_id)
-        self.assertEqual(there[:4], b"QEVM")
-        self.assertGreater(sum(there.count(w) for w in wirecapture.guest_pattern_windows()),
-                           0)
+        self.assertEqual(there[:2], b"\x16\x03")
+        self.assertEqual(back[:2], b"\x16\x03")
+        self.assertGreater(len(there), 4 << 20)
+        self.assertNotIn(b"QEVM", there)
 
         plain = "e2e-wire-plain"
         sevguest.define_and_start(src, lab, plain, sevguest.domain_xml(lab, plain, GUEST))
@@ -967,16 +966,8 @@ class AttestationTest(sevguest.SevGuestLabTest):
         lab = self.lab
         src, dst = ((self.b, self.a) if sevguest.state(self.b, DOMAIN) == "running"
                     else (self.a, self.b))
-        timeouts = {self.a.name: hosts.ATTESTATION_TIMEOUT, self.b.name: TIMEOUT}
-
-        def tls(on):
-            for h in (src, dst):
-                h.qemu_conf(attestation_timeout=timeouts[h.name], migration_tls=on)
-                h.restart()
-        tls(False)
-        self.addCleanup(tls, True)
         sevguest.wait_helper_ready(src, DOMAIN)
-        rec = self.capture_migration(src, dst, DOMAIN, "--confidential")
+        rec = self.capture_migration(src, dst, DOMAIN, "--confidential", "--tls")
         there, _ = rec.only()
         self.assertEqual(wirecapture.decode_stream(*rec.only(), lab.owner.key())[0],
                          lab.owner.key_id)
@@ -996,7 +987,8 @@ class AttestationTest(sevguest.SevGuestLabTest):
         with wirecapture.Relay(("127.0.0.1", port), (dst.addr, port),
                                os.path.join(lab.dir, "wire-replay"), netns=src.netns,
                                replay=recording):
-            res = src.virsh("migrate", "--live", "--p2p", "--confidential", DOMAIN,
+            res = src.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
+                            "--tls-destination", dst.addr, DOMAIN,
                             "qemu+tls://%s/system" % dst.addr,
                             "--migrateuri", "tcp://127.0.0.1:%d" % port,
                             check=False, timeout=600)

@@ -56,7 +56,6 @@ struct testData {
     testQemu qemu;
     unsigned int flags;
     const char *error; /* NULL: allowed */
-    bool tlsOptional;  /* qemu.conf: mirror_migration_tls = 0 */
 };
 
 
@@ -161,9 +160,7 @@ testSrcCheck(const void *opaque)
     if (!vm)
         return -1;
 
-    driver.config->mirrorMigrationTLS = !data->tlsOptional;
     rc = qemuMigrationConfidentialSrcCheck(vm, data->flags);
-    driver.config->mirrorMigrationTLS = true;
 
     return testCheckResult(rc, data->error);
 }
@@ -182,10 +179,8 @@ testSrcIsAllowed(const void *opaque)
     if (!vm)
         return -1;
 
-    driver.config->mirrorMigrationTLS = !data->tlsOptional;
     allowed = qemuMigrationSrcIsAllowed(vm, true, VIR_ASYNC_JOB_NONE,
                                         data->flags);
-    driver.config->mirrorMigrationTLS = true;
     return testCheckResult(allowed ? 0 : -1, data->error);
 }
 
@@ -215,7 +210,7 @@ static int
 testExport(const void *opaque)
 {
     const struct testExportData *data = opaque;
-    struct testData domData = { "", data->guest, data->running, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", data->guest, data->running, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     int rc = -1;
 
@@ -297,7 +292,7 @@ static int
 testSuspend(const void *opaque)
 {
     const struct testSuspendData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
 
     if (!vm)
@@ -371,7 +366,7 @@ static int
 testDstCheck(const void *opaque)
 {
     const struct testDstData *data = opaque;
-    struct testData domData = { "", data->guest, false, data->qemu, 0, NULL, false };
+    struct testData domData = { "", data->guest, false, data->qemu, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
     qemuDomainObjPrivate *priv;
@@ -409,7 +404,7 @@ testDstCheck(const void *opaque)
 #define LIVE_REQUIRED \
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper exports the guest's pages while the guest runs, and what a stopped guest does to mirror vCPUs is not defined"
 #define TLS_REQUIRED \
-    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection"
 
 #define KEY "owner-key-1"
 #define NONCE "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -490,7 +485,7 @@ static int
 testSrcCheckCookie(const void *opaque)
 {
     const struct testSrcCookieData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virBitmap) remoteCaps = testRemoteCaps(data->remoteGuestAssisted);
     qemuMigrationCookieConfidential conf = { data->mirrorVcpus, (char *) data->keyId,
@@ -603,7 +598,7 @@ static int
 testDstRun(const void *opaque)
 {
     const struct testFlowData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     int reason;
@@ -655,7 +650,7 @@ static int
 testHelperOnly(const void *opaque)
 {
     const struct testHelperOnlyData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
 
     if (!vm)
@@ -692,7 +687,7 @@ static int
 testSrcCheckHelper(const void *opaque)
 {
     const struct testFlowData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     int rc;
@@ -733,7 +728,7 @@ static int
 testSrcIsAllowedHelper(const void *opaque)
 {
     const struct testFlowData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     bool allowed;
@@ -851,7 +846,7 @@ static int
 testDstCookie(const void *opaque)
 {
     const struct testFlowData *data = opaque;
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
@@ -898,7 +893,7 @@ static const struct testFlowData dstCookieTests[] = {
 static int
 testSrcSetPeer(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(qemuMonitorTest) test = NULL;
     const char *items[] = { "migrate-set-parameters", OK, NULL };
@@ -971,8 +966,8 @@ testCookieParse(const char *xml,
 static int
 testCookie(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData plainData = { "", GUEST_SEV, true, QEMU_MIRROR, 0, NULL, false };
-    struct testData mirrorData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData plainData = { "", GUEST_SEV, true, QEMU_MIRROR, 0, NULL };
+    struct testData mirrorData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) plain = testDomain(&plainData);
     g_autoptr(virDomainObj) mirror = testDomain(&mirrorData);
     g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
@@ -1140,7 +1135,7 @@ static const struct testAgentData agentTests[] = {
 static int
 testAgentRequest(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     virSEVCapability platform = { .pdh = (char *) "UERI", .cert_chain = (char *) "Q0hBSU4=",
                                   .cpu0_id = (char *) "Q1BV" };
@@ -1174,7 +1169,7 @@ testAgentRequest(const void *opaque G_GNUC_UNUSED)
 static int
 testSession(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     virSEVCapability platform = { .pdh = (char *) "UERI" };
     virDomainSEVDef *sev;
@@ -1222,7 +1217,7 @@ testSession(const void *opaque G_GNUC_UNUSED)
 static int
 testStripSession(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virDomainObj) other = testDomain(&domData);
     virDomainSEVDef *src;
@@ -1260,7 +1255,7 @@ testStripSession(const void *opaque G_GNUC_UNUSED)
 static int
 testPersistSession(const void *opaque G_GNUC_UNUSED)
 {
-    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL, false };
+    struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
     g_autoptr(virDomainObj) other = testDomain(&domData);
     virDomainSEVDef *live;
@@ -1298,87 +1293,85 @@ testPersistSession(const void *opaque G_GNUC_UNUSED)
 
 static const struct testData tests[] = {
     /* without VIR_MIGRATE_CONFIDENTIAL */
-    { "plain guest", GUEST_PLAIN, true, QEMU_NONE, VIR_MIGRATE_LIVE, NULL, false },
+    { "plain guest", GUEST_PLAIN, true, QEMU_NONE, VIR_MIGRATE_LIVE, NULL },
     /* a guest without mirror vCPUs is left to QEMU's SEV migration
      * blocker, as upstream */
     { "SEV guest left to QEMU", GUEST_SEV, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
-      NULL, false },
-    { "SEV guest non-live left to QEMU", GUEST_SEV, true, QEMU_NONE, 0, NULL, false },
+      NULL },
+    { "SEV guest non-live left to QEMU", GUEST_SEV, true, QEMU_NONE, 0, NULL },
     { "SEV-ES guest left to QEMU", GUEST_SEV_ES, true, QEMU_MIRROR, VIR_MIGRATE_LIVE,
-      NULL, false },
+      NULL },
     { "SEV-SNP guest left to QEMU", GUEST_SEV_SNP, true, QEMU_NONE, VIR_MIGRATE_LIVE,
-      NULL, false },
+      NULL },
     { "SEV guest with mirror refused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS, SEV_REFUSED, false },
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TLS, SEV_REFUSED },
     { "SEV guest with mirror non-live refused", GUEST_SEV_MIRROR, true, QEMU_NONE, 0,
-      SEV_REFUSED, false },
+      SEV_REFUSED },
     { "SEV guest offline", GUEST_SEV, false, QEMU_NONE,
-      VIR_MIGRATE_OFFLINE | VIR_MIGRATE_PERSIST_DEST, NULL, false },
+      VIR_MIGRATE_OFFLINE | VIR_MIGRATE_PERSIST_DEST, NULL },
 
     /* with VIR_MIGRATE_CONFIDENTIAL */
-    { "confidential", GUEST_SEV_MIRROR, true, QEMU_MIRROR, CONF_FLAGS, NULL, false },
+    { "confidential", GUEST_SEV_MIRROR, true, QEMU_MIRROR, CONF_FLAGS, NULL },
     { "confidential p2p tls paused", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PAUSED |
-      VIR_MIGRATE_PERSIST_DEST, NULL, false },
+      VIR_MIGRATE_PERSIST_DEST, NULL },
     { "confidential without TLS", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED, false },
-    { "confidential without TLS, TLS optional in qemu.conf", GUEST_SEV_MIRROR, true,
-      QEMU_MIRROR, VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, NULL, true },
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_CONFIDENTIAL, TLS_REQUIRED },
     { "confidential not live", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED, false },
+      VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED },
     { "confidential offline", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_OFFLINE | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL"), false },
+      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL") },
     { "confidential postcopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_POSTCOPY,
-      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes"), false },
+      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
     { "confidential postcopy resume", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_POSTCOPY_RESUME | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes"), false },
+      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
     { "confidential tunnelled", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), false },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
     { "confidential copy storage all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_NON_SHARED_DISK,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage"), false },
+      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage") },
     { "confidential copy storage inc", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_NON_SHARED_INC,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage"), false },
+      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage") },
     { "confidential compressed", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_COMPRESSED,
-      CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed"), false },
+      CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed") },
     { "confidential parallel", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_PARALLEL,
-      CONFLICT("VIR_MIGRATE_PARALLEL (--parallel)", "the migration helper's pages travel in the main migration stream only"), false },
+      CONFLICT("VIR_MIGRATE_PARALLEL (--parallel)", "the migration helper's pages travel in the main migration stream only") },
     { "confidential zerocopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_ZEROCOPY,
-      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy needs parallel connections, which confidential migration does not use"), false },
+      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy needs parallel connections, which confidential migration does not use") },
     { "confidential rdma pin all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
-      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), false },
+      CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
     { "confidential auto-converge", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_AUTO_CONVERGE,
-      CONFLICT("VIR_MIGRATE_AUTO_CONVERGE (--auto-converge)", "CPU throttling is not defined for mirror vCPUs, which export the guest's pages"), false },
+      CONFLICT("VIR_MIGRATE_AUTO_CONVERGE (--auto-converge)", "CPU throttling is not defined for mirror vCPUs, which export the guest's pages") },
     { "confidential not running", GUEST_SEV_MIRROR, false, QEMU_MIRROR, CONF_FLAGS,
-      "Requested operation is not valid: domain 'guest' is not running: confidential migration moves a running guest", false },
+      "Requested operation is not valid: domain 'guest' is not running: confidential migration moves a running guest" },
     { "confidential plain guest", GUEST_PLAIN, true, QEMU_MIRROR, CONF_FLAGS,
-      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only", false },
+      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only" },
     { "confidential SEV-SNP guest", GUEST_SEV_SNP, true, QEMU_MIRROR, CONF_FLAGS,
-      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only", false },
+      "Requested operation is not valid: domain 'guest' is not an SEV guest (<launchSecurity type='sev'>): confidential migration is for SEV guests only" },
     { "confidential SEV-ES guest", GUEST_SEV_ES_MIRROR, true, QEMU_MIRROR, CONF_FLAGS,
-      SEV_ES_REFUSED, false },
+      SEV_ES_REFUSED },
     { "confidential NOSEND guest", GUEST_SEV_NOSEND_MIRROR, true, QEMU_MIRROR, CONF_FLAGS,
-      NOSEND_REFUSED, false },
+      NOSEND_REFUSED },
     { "confidential without mirror", GUEST_SEV, true, QEMU_MIRROR, CONF_FLAGS,
-      "Requested operation is not valid: domain 'guest' has no mirror vCPUs: confidential migration needs <mirror/> in its definition (it takes effect when the domain next starts)", false },
+      "Requested operation is not valid: domain 'guest' has no mirror vCPUs: confidential migration needs <mirror/> in its definition (it takes effect when the domain next starts)" },
     { "confidential partial QEMU", GUEST_SEV_MIRROR, true, QEMU_PARTIAL, CONF_FLAGS,
-      NO_INTERFACE_SRC, false },
+      NO_INTERFACE_SRC },
     { "confidential QEMU without guest-assisted", GUEST_SEV_MIRROR, true,
-      QEMU_NO_GUEST_ASSISTED, CONF_FLAGS, NO_INTERFACE_SRC, false },
+      QEMU_NO_GUEST_ASSISTED, CONF_FLAGS, NO_INTERFACE_SRC },
     { "confidential unknown QEMU", GUEST_SEV_MIRROR, true, QEMU_NONE, CONF_FLAGS,
-      NO_INTERFACE_SRC, false },
+      NO_INTERFACE_SRC },
     { "confidential QEMU of contract version 2", GUEST_SEV_MIRROR, true, QEMU_CONTRACT2,
-      CONF_FLAGS, CONTRACT2_HERE, false },
+      CONF_FLAGS, CONTRACT2_HERE },
 };
 
 

@@ -5,7 +5,8 @@
  * query-mirror-vcpus as the contract in docs/kbase/confidential-migration.rst
  * says (validated against the caps_10.0.0_x86_64+amdsev-mirror schema): it
  * must accept exactly the mirror vCPUs the domain asks for, refuse any other
- * answer, and pin the threads to <mirror cpuset>.
+ * answer, and pin the threads to <mirror cpuset>. The threads get the
+ * domain's vCPU bandwidth (checked with the cgroup mock).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -18,6 +19,11 @@
 #include "qemumonitortestutils.h"
 #include "qemu/qemu_domain.h"
 #include "qemu/qemu_mirror.h"
+#include "qemu/qemu_process.h"
+#include "datatypes.h"
+#include "domain_event.h"
+#include "vircgroup.h"
+#include "virfile.h"
 #include "virprocess.h"
 #include "virthread.h"
 
@@ -425,6 +431,231 @@ testMirrorWaitForHelper(const void *opaque)
 }
 
 
+/* The cpu.max of mirror vCPU @vcpu's cgroup (below @parent) must hold
+ * @period and @quota. */
+static int
+testMirrorCheckBandwidth(virCgroup *parent,
+                         unsigned int vcpu,
+                         unsigned long long period,
+                         long long quota)
+{
+    g_autoptr(virCgroup) cgroup = NULL;
+    unsigned long long gotPeriod;
+    long long gotQuota;
+
+    if (virCgroupNewThread(parent, VIR_CGROUP_THREAD_MIRROR, vcpu, false,
+                           &cgroup) < 0 ||
+        virCgroupGetCpuCfsPeriod(cgroup, &gotPeriod) < 0 ||
+        virCgroupGetCpuCfsQuota(cgroup, &gotQuota) < 0)
+        return -1;
+
+    if (gotPeriod != period || gotQuota != quota) {
+        VIR_TEST_VERBOSE("mirror%u: period %llu quota %lld, expected %llu %lld",
+                         vcpu, gotPeriod, gotQuota, period, quota);
+        return -1;
+    }
+    return 0;
+}
+
+
+/* The cgroup mock makes neither the cgroup the test's placement names
+ * (cpu,cpuacct:/system) nor the "tasks" files: the thread cgroup of
+ * mirror vCPU 0 with them, in each controller it uses. */
+static int
+testMirrorFakeCgroup(void)
+{
+    const char *const dirs[] = {
+        "/not/really/sys/fs/cgroup/cpu,cpuacct/system",
+        "/not/really/sys/fs/cgroup/cpu,cpuacct/system/mirror0",
+        "/not/really/sys/fs/cgroup/cpuset/mirror0",
+    };
+    size_t i;
+
+    for (i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        g_autofree char *tasks = g_strdup_printf("%s/tasks", dirs[i]);
+
+        if (g_mkdir(dirs[i], 0755) < 0 ||
+            virFileWriteStr(tasks, "", 0600) < 0) {
+            VIR_TEST_VERBOSE("cannot make %s: %s", dirs[i], g_strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* The domain's vCPU bandwidth (<cputune><period>/<quota>) applies to its
+ * mirror vCPUs: at start-up, when one is pinned again, and when the vCPU
+ * bandwidth of the running domain changes. The cgroup mock (cgroup v1, whose
+ * period and quota are files of their own) stands in for the host's
+ * cgroups, this thread for the mirror vCPU. */
+static int
+testMirrorBandwidth(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    g_autoptr(virBitmap) affinity = NULL;
+    g_autoptr(virBitmap) pin = NULL;
+    g_autofree char *fakerootdir = NULL;
+    qemuDomainObjPrivate *priv;
+    pid_t self = virThreadSelfID();
+    int ret = -1;
+
+    if (!vm || !(affinity = virProcessGetAffinity(self)))
+        return -1;
+    priv = vm->privateData;
+
+    if (!(fakerootdir = virTestFakeRootDirInit()))
+        return -1;
+    g_setenv("VIR_CGROUP_MOCK_MODE", "legacy", TRUE);
+    g_setenv("VIR_CGROUP_MOCK_FILENAME", "systemd", TRUE);
+
+    if (virCgroupNewSelf(&priv->cgroup) < 0 ||
+        testMirrorFakeCgroup() < 0)
+        goto cleanup;
+
+    vm->def->cputune.period = 100000;
+    vm->def->cputune.quota = 50000;
+    priv->mirrorVcpuPids = g_new0(pid_t, 1);
+    priv->mirrorVcpuPids[0] = self;
+    priv->nmirrorVcpuPids = 1;
+
+    if (qemuProcessSetupMirrorVcpu(vm, 0, self) < 0 ||
+        testMirrorCheckBandwidth(priv->cgroup, 0, 100000, 50000) < 0)
+        goto cleanup;
+
+    /* pinned again: the bandwidth is set again, not lost */
+    if (virFileWriteStr("/not/really/sys/fs/cgroup/cpu,cpuacct/system/mirror0/cpu.cfs_quota_us",
+                        "-1\n", 0) < 0)
+        goto cleanup;
+    pin = virBitmapNewCopy(affinity);
+    if (qemuMirrorPinVcpuLive(vm, 0, pin) < 0 ||
+        testMirrorCheckBandwidth(priv->cgroup, 0, 100000, 50000) < 0)
+        goto cleanup;
+
+    /* virDomainSetSchedulerParameters: vcpu_period, then vcpu_quota */
+    if (qemuMirrorSetVcpusBWLive(vm, priv->cgroup, 200000, 0) < 0 ||
+        qemuMirrorSetVcpusBWLive(vm, priv->cgroup, 0, 20000) < 0 ||
+        testMirrorCheckBandwidth(priv->cgroup, 0, 200000, 20000) < 0)
+        goto cleanup;
+
+    ret = 0;
+
+ cleanup:
+    if (virProcessSetAffinity(self, affinity, false) < 0)
+        ret = -1;
+    g_clear_pointer(&priv->cgroup, virCgroupFree);
+    g_unsetenv("VIR_CGROUP_MOCK_MODE");
+    g_unsetenv("VIR_CGROUP_MOCK_FILENAME");
+    virTestFakeRootDirCleanup(fakerootdir);
+    return ret;
+}
+
+
+/* A daemon that begins to shut down ends the wait at once, without asking
+ * QEMU (the test monitor fails on any command it was not given). */
+static int
+testMirrorWaitShutdown(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
+    int rc;
+
+    if (!vm ||
+        !(test = testMirrorMonitorAttach(vm, "query-migration-helper", NULL, 0)))
+        return -1;
+
+    g_atomic_int_set(&driver.shuttingDown, 1);
+    rc = qemuMirrorWaitForHelper(vm, VIR_ASYNC_JOB_NONE, 5000, &info);
+    g_atomic_int_set(&driver.shuttingDown, 0);
+    testMirrorMonitorDetach(vm);
+
+    return testMirrorCheckResult(rc,
+                                 "operation aborted: the confidential migration of domain 'guest' was aborted: libvirt is shutting down");
+}
+
+
+static void
+testMirrorTick(int timer G_GNUC_UNUSED,
+               void *opaque G_GNUC_UNUSED)
+{
+}
+
+
+static void
+testMirrorHelperEventCallback(virConnectPtr conn G_GNUC_UNUSED,
+                              virDomainPtr dom G_GNUC_UNUSED,
+                              virTypedParameterPtr params,
+                              int nparams,
+                              void *opaque)
+{
+    char **status = opaque;
+    const char *value = NULL;
+
+    if (virTypedParamsGetString(params, nparams,
+                                VIR_DOMAIN_MIGRATION_HELPER_STATUS, &value) == 1)
+        *status = g_strdup(value);
+    else
+        *status = g_strdup("(no status)");
+}
+
+
+/* A MIGRATION_HELPER event from QEMU reaches the clients registered for
+ * VIR_DOMAIN_EVENT_ID_MIGRATION_HELPER through the driver's event state. */
+static int
+testMirrorHelperEvent(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    g_autoptr(virConnect) conn = virGetConnect();
+    g_autofree char *status = NULL;
+    qemuMonitorMigrationHelperInfo info = {
+        .status = QEMU_MONITOR_MIGRATION_HELPER_READY,
+        .transportKey = true,
+    };
+    int callbackID = -1;
+    int tick = -1;
+    size_t i;
+    int ret = -1;
+
+    if (!vm || !conn)
+        return -1;
+    vm->def->id = 1;
+
+    if (virDomainEventStateRegisterID(conn, driver.domainEventState, NULL,
+                                      VIR_DOMAIN_EVENT_ID_MIGRATION_HELPER,
+                                      VIR_DOMAIN_EVENT_CALLBACK(testMirrorHelperEventCallback),
+                                      &status, NULL, &callbackID) < 0)
+        return -1;
+
+    /* the monitor calls the handler with the domain unlocked */
+    virObjectUnlock(vm);
+    qemuMirrorHandleMigrationHelper(NULL, vm, &info);
+    virObjectLock(vm);
+
+    /* the queue is flushed from the event loop; the tick only bounds the
+     * wait when no event comes (100 ticks of 50 ms) */
+    if ((tick = virEventAddTimeout(50, testMirrorTick, NULL, NULL)) < 0)
+        goto cleanup;
+    for (i = 0; i < 100 && !status; i++) {
+        if (virEventRunDefaultImpl() < 0)
+            goto cleanup;
+    }
+
+    if (STRNEQ_NULLABLE(status, "ready")) {
+        VIR_TEST_VERBOSE("the event gave status '%s', expected 'ready'", NULLSTR(status));
+        goto cleanup;
+    }
+
+    ret = 0;
+
+ cleanup:
+    if (tick >= 0)
+        virEventRemoveTimeout(tick);
+    virObjectEventStateDeregisterID(conn, driver.domainEventState, callbackID, true);
+    return ret;
+}
+
+
 static int
 testMirrorCheckVcpuChange(const void *opaque G_GNUC_UNUSED)
 {
@@ -507,6 +738,8 @@ mymain(void)
 
     if (virTestRun("mirror vCPU change refused", testMirrorCheckVcpuChange, NULL) < 0)
         ret = -1;
+    if (virTestRun("mirror vCPUs get the vCPU bandwidth", testMirrorBandwidth, NULL) < 0)
+        ret = -1;
 
 #define BOOTING "{\"return\": {\"status\": \"booting\"}}"
 #define READY "{\"return\": {\"status\": \"ready\"}}"
@@ -532,6 +765,10 @@ mymain(void)
     DO_TEST_WAIT("QEMU gone", 5000, false, false,
                  "operation failed: QEMU of domain 'guest' went away while waiting for its migration helper",
                  NULL);
+    if (virTestRun("wait for helper: libvirt shutting down", testMirrorWaitShutdown, NULL) < 0)
+        ret = -1;
+    if (virTestRun("migration helper event reaches clients", testMirrorHelperEvent, NULL) < 0)
+        ret = -1;
 
  cleanup:
     g_clear_pointer(&schema, g_hash_table_unref);
@@ -539,4 +776,4 @@ mymain(void)
     return ret == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-VIR_TEST_MAIN(mymain)
+VIR_TEST_MAIN_PRELOAD(mymain, VIR_TEST_MOCK("vircgroup"))

@@ -303,18 +303,18 @@ qemuMigrationConfidentialSrcCheckLocal(virDomainObj *vm,
 
 /**
  * qemuMigrationConfidentialCheckFlags:
- * @cfg: the driver's configuration (mirror_migration_tls), or NULL
  * @flags: virDomainMigrateFlags
  *
  * With VIR_MIGRATE_CONFIDENTIAL, refuse the flags it cannot be combined
- * with, and require those it needs: VIR_MIGRATE_LIVE, and VIR_MIGRATE_TLS
- * unless qemu.conf says otherwise. Both the source and the target check.
+ * with, and require those it needs: VIR_MIGRATE_LIVE and VIR_MIGRATE_TLS.
+ * TLS cannot be waived: the migration helper protects only the guest's
+ * private pages, its device and register state and its shared pages travel
+ * as ordinary migration data. Both the source and the target check.
  *
  * Returns 0 if the flags may go together, -1 with an error reported.
  */
 int
-qemuMigrationConfidentialCheckFlags(virQEMUDriverConfig *cfg,
-                                    unsigned int flags)
+qemuMigrationConfidentialCheckFlags(unsigned int flags)
 {
     size_t i;
 
@@ -337,9 +337,9 @@ qemuMigrationConfidentialCheckFlags(virQEMUDriverConfig *cfg,
         return -1;
     }
 
-    if (!(flags & VIR_MIGRATE_TLS) && (!cfg || cfg->mirrorMigrationTLS)) {
+    if (!(flags & VIR_MIGRATE_TLS)) {
         virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
-                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"));
+                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection"));
         return -1;
     }
 
@@ -433,7 +433,6 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
                                   unsigned int flags)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
-    g_autoptr(virQEMUDriverConfig) cfg = NULL;
     const virDomainDef *def = vm->def;
     virDomainLaunchSecurity sectype = qemuMigrationConfidentialSecType(def);
 
@@ -451,10 +450,7 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
         return 0;
     }
 
-    if (priv->driver)
-        cfg = virQEMUDriverGetConfig(priv->driver);
-
-    if (qemuMigrationConfidentialCheckFlags(cfg, flags) < 0)
+    if (qemuMigrationConfidentialCheckFlags(flags) < 0)
         return -1;
 
     if (!virDomainObjIsActive(vm)) {
@@ -770,7 +766,7 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
         return 0;
     }
 
-    if (qemuMigrationConfidentialCheckFlags(cfg, flags) < 0)
+    if (qemuMigrationConfidentialCheckFlags(flags) < 0)
         return -1;
 
     if (!conf) {

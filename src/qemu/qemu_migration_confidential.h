@@ -85,8 +85,7 @@ qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
                                    int *maxpar);
 
 int
-qemuMigrationConfidentialCheckFlags(virQEMUDriverConfig *cfg,
-                                    unsigned int flags);
+qemuMigrationConfidentialCheckFlags(unsigned int flags);
 
 int
 qemuMigrationConfidentialCheckScheme(const char *scheme,

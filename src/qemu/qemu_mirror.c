@@ -18,6 +18,7 @@
 #include "qemu_monitor.h"
 #include "qemu_process.h"
 #include "domain_event.h"
+#include "domain_cgroup.h"
 #include "virerror.h"
 #include "virhostcpu.h"
 #include "virlog.h"
@@ -236,18 +237,17 @@ qemuMirrorIsHelperOnlyTarget(virDomainObj *vm,
 
 /**
  * qemuMirrorBuildCommandLine:
- * @migrateURI: the incoming migration URI given to the command-line
- *              builder, or NULL
+ * @mirrorTarget: QEMU is the target of a confidential migration
+ *                (qemuProcessIncomingDef.mirrorTarget)
  *
  * The fw_cfg switches that make OVMF start the migration helper on the
- * mirror vCPUs; on a confidential migration target
- * (QEMU_MIRROR_INCOMING_TARGET) OVMF also loads only the helper, which waits
- * for the incoming guest.
+ * mirror vCPUs; on a confidential migration target OVMF also loads only the
+ * helper, which waits for the incoming guest.
  */
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
-                           const char *migrateURI)
+                           bool mirrorTarget)
 {
     if (!def->mirror)
         return;
@@ -255,7 +255,7 @@ qemuMirrorBuildCommandLine(virCommand *cmd,
     virCommandAddArg(cmd, "-fw_cfg");
     virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_HELPER ",string=0");
 
-    if (STREQ_NULLABLE(migrateURI, QEMU_MIRROR_INCOMING_TARGET)) {
+    if (mirrorTarget) {
         virCommandAddArg(cmd, "-fw_cfg");
         virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_TARGET ",string=1");
     }
@@ -476,6 +476,41 @@ qemuMirrorPinVcpuLive(virDomainObj *vm,
 
 
 /**
+ * qemuMirrorSetVcpusBWLive:
+ * @vm: domain object
+ * @cgroup: the domain's cgroup
+ * @period: the new vCPU period, or 0 to keep it
+ * @quota: the new vCPU quota, or 0 to keep it
+ *
+ * A change of the vCPU bandwidth of a running domain (vcpu_period,
+ * vcpu_quota) applies to its mirror vCPUs too, as at start-up
+ * (qemuProcessSetupMirrorVcpu).
+ */
+int
+qemuMirrorSetVcpusBWLive(virDomainObj *vm,
+                         virCgroup *cgroup,
+                         unsigned long long period,
+                         long long quota)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    size_t i;
+
+    for (i = 0; i < priv->nmirrorVcpuPids; i++) {
+        g_autoptr(virCgroup) cgroup_mirror = NULL;
+
+        if (virCgroupNewThread(cgroup, VIR_CGROUP_THREAD_MIRROR, i,
+                               false, &cgroup_mirror) < 0)
+            return -1;
+
+        if (virDomainCgroupSetupVcpuBW(cgroup_mirror, period, quota) < 0)
+            return -1;
+    }
+
+    return 0;
+}
+
+
+/**
  * qemuMirrorSetupVcpus:
  *
  * Right after QEMU starts, before the guest runs: QEMU must report exactly
@@ -587,10 +622,7 @@ qemuMirrorHandleMigrationHelper(qemuMonitor *mon G_GNUC_UNUSED,
 
     virDomainObjBroadcast(vm);
     virObjectUnlock(vm);
-    if (priv->driver)
-        virObjectEventStateQueue(priv->driver->domainEventState, event);
-    else
-        virObjectUnref(event);
+    virObjectEventStateQueue(priv->driver->domainEventState, event);
 }
 
 
@@ -722,7 +754,7 @@ qemuMirrorCheckShutdown(virDomainObj *vm)
 {
     qemuDomainObjPrivate *priv = vm->privateData;
 
-    if (!priv->driver || !g_atomic_int_get(&priv->driver->shuttingDown))
+    if (!g_atomic_int_get(&priv->driver->shuttingDown))
         return 0;
 
     virReportError(VIR_ERR_OPERATION_ABORTED,

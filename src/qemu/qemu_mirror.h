@@ -8,16 +8,11 @@
 
 #include "qemu_capabilities.h"
 #include "domain_capabilities.h"
+#include "vircgroup.h"
 #include "vircommand.h"
 #include "virdomainjob.h"
 #include "qemu_monitor.h"
 #include "virtypedparam.h"
-
-/* What the QEMU driver passes to the command-line builder as the incoming
- * migration URI (in place of "defer") for the target of a confidential
- * migration: QEMU starts without -incoming, as the contract requires, and
- * OVMF runs only the migration helper. Never a URI QEMU sees. */
-#define QEMU_MIRROR_INCOMING_TARGET "mirror-target"
 
 /* The version of the QEMU interface in docs/kbase/confidential-migration.rst
  * that libvirt relies on; domain capabilities report it */
@@ -47,7 +42,7 @@ qemuMirrorIsHelperOnlyTarget(virDomainObj *vm,
 void
 qemuMirrorBuildCommandLine(virCommand *cmd,
                            const virDomainDef *def,
-                           const char *migrateURI);
+                           bool mirrorTarget);
 
 int
 qemuMirrorCheckVcpuChange(const virDomainDef *def);
@@ -72,6 +67,12 @@ int
 qemuMirrorPinVcpuLive(virDomainObj *vm,
                       unsigned int vcpu,
                       virBitmap *cpumask);
+
+int
+qemuMirrorSetVcpusBWLive(virDomainObj *vm,
+                         virCgroup *cgroup,
+                         unsigned long long period,
+                         long long quota);
 
 int
 qemuMirrorSetupVcpus(virDomainObj *vm,
