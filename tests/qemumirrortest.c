@@ -7,6 +7,10 @@
  * must accept exactly the mirror vCPUs the domain asks for, refuse any other
  * answer, and pin the threads to <mirror cpuset>.
  *
+ * Also: the migration helper's state as typed parameters (statistics,
+ * launch security info), best effort when QEMU cannot report it, and the
+ * mirror vCPU pinning of a definition (virDomainGetMirrorVcpuInfo).
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
@@ -531,7 +535,7 @@ testMirrorVcpusConfig(const void *opaque)
     g_autofree char *actual = NULL;
     virDomainMirrorVcpuInfoPtr *info = NULL;
     int n;
-    int i;
+    size_t i;
     int ret = -1;
 
     if (data->cpuset && !(cpuset = virBitmapParseUnlimited(data->cpuset)))
