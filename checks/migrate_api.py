@@ -73,6 +73,51 @@ class MigrateApiTest(unittest.TestCase):
         self.assertIsNotNone(callback)
         self.assertEqual(callback.get("version"), NEXT)
 
+    def test_api_xml_mirror_getter(self):
+        """virDomainGetMirrorVcpuInfo, the tunable event's parameter, the
+        helper's keys of the statistics group (each under the group's
+        prefix) and the job's phases as an enum, each since 11.4.0."""
+        api = os.path.join(BUILD, "subprojects", "libvirt", "docs",
+                           "libvirt-api.xml")
+        root = ET.parse(api).getroot()
+        functions = {e.get("name"): e for e in root.iter("function")}
+        getter = functions.get("virDomainGetMirrorVcpuInfo")
+        self.assertIsNotNone(getter)
+        self.assertEqual([a.get("name") for a in getter.iter("arg")],
+                         ["domain", "info", "flags"])
+        for name in ("virDomainGetMirrorVcpuInfo", "virDomainMirrorVcpuInfoFree"):
+            self.assertEqual(functions[name].get("version"), "11.4.0", name)
+        structs = {e.get("name"): e for e in root.iter("struct")}
+        self.assertEqual([f.get("name") for f in
+                          structs["virDomainMirrorVcpuInfo"].iter("field")],
+                         ["vcpu", "cpumap", "cpumaplen"])
+        macros = {e.get("name"): e for e in root.iter("macro")}
+        self.assertEqual(macros["VIR_DOMAIN_TUNABLE_CPU_MIRRORPIN"].get("string"),
+                         "cputune.mirrorpin%u")
+        helper = [n for n in macros if n.startswith("VIR_DOMAIN_STATS_MIRROR_HELPER_")]
+        self.assertEqual(sorted(helper),
+                         ["VIR_DOMAIN_STATS_MIRROR_HELPER_ERROR",
+                          "VIR_DOMAIN_STATS_MIRROR_HELPER_STATUS",
+                          "VIR_DOMAIN_STATS_MIRROR_HELPER_TRANSPORT_KEY",
+                          "VIR_DOMAIN_STATS_MIRROR_HELPER_TRANSPORT_KEY_ID"])
+        for name in helper + ["VIR_DOMAIN_TUNABLE_CPU_MIRRORPIN"]:
+            self.assertEqual(macros[name].get("version"), "11.4.0", name)
+        # every full key of the group starts with its prefix
+        for name in [n for n in macros if n.startswith("VIR_DOMAIN_STATS_MIRROR_")
+                     and "_SUFFIX_" not in n]:
+            self.assertTrue(macros[name].get("string").startswith("mirror."), name)
+        phases = {e.get("name"): e for e in root.iter("enum")
+                  if e.get("type") == "virDomainJobConfidentialPhase"}
+        self.assertEqual(sorted(phases, key=lambda n: int(phases[n].get("value"))),
+                         ["VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_ATTESTATION",
+                          "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_PROVISIONING",
+                          "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER",
+                          "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_TRANSPORT_KEY",
+                          "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_LISTENING",
+                          "VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_LAST"])
+        for name, enum in phases.items():
+            self.assertEqual(enum.get("version"), "11.4.0", name)
+
     def test_virsh_mirror_commands(self):
         virsh = os.path.join(BUILD, "subprojects", "libvirt", "tools", "virsh")
         res = subprocess.run([virsh, "help", "mirror"], capture_output=True,

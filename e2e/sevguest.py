@@ -24,6 +24,7 @@ import os
 import signal
 import struct
 import subprocess
+import threading
 import time
 import unittest
 from xml.etree import ElementTree
@@ -408,3 +409,32 @@ class SevGuestLabTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.lab.__exit__(None, None, None)
+
+
+class EventWatch:
+    """virsh event --loop on a host, in the background; its output lines
+    are collected as they come (line-buffered with stdbuf)."""
+
+    def __init__(self, host, *args):
+        virsh = os.path.join(hosts.LIBVIRT_BUILD, "tools", "virsh")
+        self.proc = subprocess.Popen(
+            host.enter() + ["stdbuf", "-oL", virsh, "-q", "-c", "qemu:///system",
+                            "event", "--loop"] + list(args),
+            env=hosts.libvirt_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self):
+        return "\n".join(self.lines)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)

@@ -103,8 +103,11 @@ class OperatorTest(sevguest.SevGuestLabTest):
         self.assertEqual(int(stats["mirror.0.thread"]), tid)
         self.assertEqual(stats["mirror.0.affinity"], kernel_affinity(tid))
         self.assertGreaterEqual(int(stats["mirror.0.time"]), 0)
-        self.assertEqual(stats["migration_helper.status"], "ready")
-        self.assertEqual(stats["migration_helper.transport_key"], "yes")
+        self.assertEqual(stats["mirror.helper.status"], "ready")
+        self.assertEqual(stats["mirror.helper.transport_key"], "yes")
+        self.assertEqual(stats["mirror.helper.transport_key_id"], hosts.OWNER_KEY_ID)
+        # every key of the group has its prefix
+        self.assertEqual([k for k in stats if not k.startswith("mirror.")], [])
 
     def test_launchsecinfo(self):
         out = self.remote("domlaunchsecinfo", DOMAIN).stdout
@@ -118,26 +121,83 @@ class OperatorTest(sevguest.SevGuestLabTest):
         before = kernel_affinity(tid)
         self.addCleanup(self.remote, "mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", before,
                         "--live")
+        watch = sevguest.EventWatch(self.a, "--domain", DOMAIN, "--event", "tunable")
+        self.addCleanup(watch.stop)
         for cpus in ("1", "0"):
+            seen = len(watch.lines)
             self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", cpus, "--live")
             self.assertEqual(kernel_affinity(tid), cpus)
             shown = self.remote("mirror-pin", DOMAIN).stdout
             self.assertRegex(shown, r"(?m)^\s*0\s+%s\s*$" % cpus)
+            self.assertRegex(self.remote("mirror-pin", DOMAIN, "--live", "--vcpu", "0").stdout,
+                             r"(?m)^\s*0\s+%s\s*$" % cpus)
             self.assertEqual(self.stats()["mirror.0.affinity"], cpus)
+            if cpus == "1":
+                # virsh event subscribes in the background: pin again until
+                # an event shows that it listens
+                deadline = time.monotonic() + 60
+                while not any("cputune.mirrorpin0: 1" in line for line in watch.lines[seen:]):
+                    self.assertLess(time.monotonic(), deadline, "no tunable event: " + watch.text())
+                    time.sleep(0.2)
+                    seen = len(watch.lines)
+                    self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "1", "--live")
+            else:
+                self.wait_for_event(watch, seen, "cputune.mirrorpin0: 0")
         # the live definition keeps it, in the status XML too
         self.assertIn("<mirrorpin vcpu='0' cpuset='0'/>",
                       self.remote("dumpxml", DOMAIN).stdout)
+
+    def wait_for_event(self, watch, seen, expected):
+        deadline = time.monotonic() + 60
+        while not any(expected in line for line in watch.lines[seen:]):
+            self.assertLess(time.monotonic(), deadline,
+                            "no '%s' event: %s" % (expected, watch.text()))
+            time.sleep(0.1)
+        return watch.lines[seen:]
 
     def test_pin_config(self):
         before = os.path.join(self.lab.dir, "%s-inactive.xml" % DOMAIN)
         with open(before, "w") as f:
             f.write(self.remote("dumpxml", "--inactive", DOMAIN).stdout)
         self.addCleanup(self.a.virsh, "define", before)
+        tid = self.mirror_thread()
+        affinity = kernel_affinity(tid)
+        # the persistent definition has no pin: where the domain's vCPUs run
+        # (this host's CPUs)
+        shown = self.remote("mirror-pin", DOMAIN, "--config").stdout
+        self.assertRegex(shown, r"(?m)^\s*0\s+0-%d\s*$" % (os.cpu_count() - 1)
+                         if os.cpu_count() > 1 else r"(?m)^\s*0\s+0\s*$")
         self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "0", "--config")
         self.assertIn("<mirrorpin vcpu='0' cpuset='0'/>",
                       self.remote("dumpxml", "--inactive", DOMAIN).stdout)
         shown = self.remote("mirror-pin", DOMAIN, "--config").stdout
         self.assertRegex(shown, r"(?m)^\s*0\s+0\s*$")
+        # the running domain is not changed
+        self.assertEqual(kernel_affinity(tid), affinity)
+        self.assertNotIn("<mirrorpin", self.remote("dumpxml", DOMAIN).stdout)
+        if os.cpu_count() < 2:
+            return
+        # only a change of the running domain emits the tunable event (as
+        # for vcpupin and iothreadpin): after a config pin to CPU 1 and a
+        # live pin to CPU 0, the watcher sees the live one only. It listens
+        # once it reports a live pin to the current affinity (repeated
+        # until then; those events all carry that affinity).
+        watch = sevguest.EventWatch(self.a, "--domain", DOMAIN, "--event", "tunable")
+        self.addCleanup(watch.stop)
+        self.addCleanup(self.remote, "mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", affinity,
+                        "--live")
+        deadline = time.monotonic() + 60
+        while not watch.lines:
+            self.assertLess(time.monotonic(), deadline, "no tunable event")
+            self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", affinity, "--live")
+            time.sleep(0.2)
+        seen = len(watch.lines)
+        self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "1", "--config")
+        self.remote("mirror-pin", DOMAIN, "--vcpu", "0", "--cpulist", "0", "--live")
+        lines = self.wait_for_event(watch, seen, "cputune.mirrorpin0: 0")
+        pins = [line.strip() for line in lines if "cputune." in line]
+        self.assertEqual([pin for pin in pins if pin != "cputune.mirrorpin0: %s" % affinity],
+                         ["cputune.mirrorpin0: 0"], watch.text())
 
     def test_bad_input(self):
         tid = self.mirror_thread()
@@ -179,14 +239,14 @@ class OperatorTest(sevguest.SevGuestLabTest):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             info = sevguest.job_info(self.b, DOMAIN, completed=False)
-            if info.get("Confidential phase", "").startswith("waiting-for-helper"):
+            if info.get("Confidential phase", "").startswith("Waiting for helper"):
                 seen = info
                 break
             time.sleep(0.1)
         self.assertIsNotNone(seen, "no Prepare phase in host b's domjobinfo")
         self.assertEqual(seen.get("Confidential"), "yes")
         self.assertEqual(seen.get("Operation"), "Incoming migration")
-        self.assertRegex(seen["Confidential phase"], r"^waiting-for-helper \(\d+ ms\)$")
+        self.assertRegex(seen["Confidential phase"], r"^Waiting for helper \(\d+ ms\)$")
         source = sevguest.job_info(self.a, DOMAIN, completed=False)
         self.assertEqual(source.get("Confidential"), "yes")
         out, err = proc.communicate(timeout=120)

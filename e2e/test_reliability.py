@@ -33,9 +33,7 @@ import collections
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 import unittest
 from xml.etree import ElementTree
@@ -95,35 +93,6 @@ def daemon_threads(host):
         except OSError:
             pass
     return names
-
-
-class EventWatch:
-    """virsh event --loop on a host, in the background; its output lines
-    are collected as they come (line-buffered with stdbuf)."""
-
-    def __init__(self, host, *args):
-        virsh = os.path.join(hosts.LIBVIRT_BUILD, "tools", "virsh")
-        self.proc = subprocess.Popen(
-            host.enter() + ["stdbuf", "-oL", virsh, "-q", "-c", "qemu:///system",
-                            "event", "--loop"] + list(args),
-            env=hosts.libvirt_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=self.read, daemon=True)
-        self.reader.start()
-
-    def read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def text(self):
-        return "\n".join(self.lines)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self.reader.join(timeout=10)
 
 
 class Base(unittest.TestCase):
@@ -525,7 +494,7 @@ class RepetitionTest(Base):
     def test_01_helper_failure_reported(self):
         a, b = self.a, self.b
         reason = "mailbox stopped answering (reliability test)"
-        watch = EventWatch(a, "--domain", DOMAIN, "--event", "migration-helper")
+        watch = sevguest.EventWatch(a, "--domain", DOMAIN, "--event", "migration-helper")
         self.addCleanup(watch.stop)
         # virsh has subscribed once a key change shows up
         deadline = time.monotonic() + 60

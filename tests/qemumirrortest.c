@@ -8,6 +8,10 @@
  * answer, and pin the threads to <mirror cpuset>. The threads get the
  * domain's vCPU bandwidth (checked with the cgroup mock).
  *
+ * Also: the migration helper's state as typed parameters (statistics,
+ * launch security info), best effort when QEMU cannot report it, and the
+ * mirror vCPU pinning of a definition (virDomainGetMirrorVcpuInfo).
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
@@ -24,6 +28,7 @@
 #include "domain_event.h"
 #include "vircgroup.h"
 #include "virfile.h"
+#include "domain_driver.h"
 #include "virprocess.h"
 #include "virthread.h"
 
@@ -682,6 +687,136 @@ testMirrorCheckVcpuChange(const void *opaque G_GNUC_UNUSED)
 }
 
 
+struct testHelperParamsData {
+    const char *reply; /* to query-migration-helper */
+    const qemuMirrorHelperParamNames *names;
+    const char *expected; /* the parameters, one "name=value" line each */
+};
+
+
+/* The migration helper's state as typed parameters, under the names of the
+ * caller (launch security info, statistics); a failed query adds nothing
+ * and leaves no error, so that the caller returns what else it has. */
+static int
+testMirrorHelperParams(const void *opaque)
+{
+    const struct testHelperParamsData *data = opaque;
+    g_autoptr(virDomainObj) vm = testMirrorDomain(2, 1, NULL);
+    g_autoptr(qemuMonitorTest) test = NULL;
+    g_autoptr(virTypedParamList) list = virTypedParamListNew();
+    g_auto(virBuffer) buf = VIR_BUFFER_INITIALIZER;
+    g_autofree char *actual = NULL;
+    virTypedParameterPtr par = NULL;
+    size_t npar = 0;
+    size_t i;
+
+    if (!vm)
+        return -1;
+
+    if (!(test = testMirrorMonitorAttach(vm, "query-migration-helper",
+                                         &data->reply, 1)))
+        return -1;
+
+    qemuMirrorGetHelperParams(vm, VIR_ASYNC_JOB_NONE, list, data->names);
+    testMirrorMonitorDetach(vm);
+
+    if (virGetLastError()) {
+        VIR_TEST_VERBOSE("error left set: %s", virGetLastErrorMessage());
+        return -1;
+    }
+
+    if (virTypedParamListFetch(list, &par, &npar) < 0)
+        return -1;
+
+    for (i = 0; i < npar; i++) {
+        g_autofree char *value = virTypedParameterToString(&par[i]);
+
+        virBufferAsprintf(&buf, "%s=%s\n", par[i].field, value);
+    }
+    actual = virBufferContentAndReset(&buf);
+
+    if (STRNEQ(NULLSTR_EMPTY(actual), data->expected)) {
+        VIR_TEST_VERBOSE("expected:\n%s\ngot:\n%s", data->expected,
+                         NULLSTR_EMPTY(actual));
+        return -1;
+    }
+    return 0;
+}
+
+
+struct testVcpusConfigData {
+    unsigned int mirrorVcpus; /* 0: no <mirror/> */
+    const char *cpuset; /* <mirror cpuset>, or NULL */
+    const char *pin1; /* <mirrorpin vcpu='1'>, or NULL */
+    const char *cpumask; /* <vcpu cpuset>, or NULL */
+    const char *expected; /* "vcpu:cpus" of each, space separated */
+};
+
+
+/* virDomainGetMirrorVcpuInfo of a persistent definition: each mirror
+ * vCPU's <mirrorpin>, else <mirror cpuset>, else where the domain's vCPUs
+ * run (<vcpu cpuset>, else every host CPU: 8 here) */
+static int
+testMirrorVcpusConfig(const void *opaque)
+{
+    const struct testVcpusConfigData *data = opaque;
+    g_autoptr(virBitmap) cpuset = NULL;
+    g_autoptr(virDomainObj) vm = NULL;
+    g_autoptr(GPtrArray) got = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *actual = NULL;
+    virDomainMirrorVcpuInfoPtr *info = NULL;
+    int n;
+    size_t i;
+    int ret = -1;
+
+    if (data->cpuset && !(cpuset = virBitmapParseUnlimited(data->cpuset)))
+        return -1;
+
+    if (!(vm = testMirrorDomain(2, data->mirrorVcpus, cpuset)))
+        return -1;
+
+    if (data->pin1) {
+        g_autoptr(virBitmap) pin = virBitmapParseUnlimited(data->pin1);
+
+        if (!pin || virDomainMirrorDefSetPin(vm->def->mirror, 1, pin) < 0)
+            return -1;
+    }
+
+    if (data->cpumask &&
+        !(vm->def->cpumask = virBitmapParseUnlimited(data->cpumask)))
+        return -1;
+
+    if ((n = virDomainDriverGetMirrorVcpusConfig(vm->def, &info, 8)) < 0)
+        return -1;
+
+    for (i = 0; i < n; i++) {
+        g_autofree char *cpus = virBitmapDataFormat(info[i]->cpumap,
+                                                    info[i]->cpumaplen);
+
+        g_ptr_array_add(got, g_strdup_printf("%u:%s", info[i]->vcpu, cpus));
+    }
+    g_ptr_array_add(got, NULL);
+    actual = g_strjoinv(" ", (char **)got->pdata);
+
+    if (STRNEQ(actual, data->expected)) {
+        VIR_TEST_VERBOSE("expected '%s', got '%s'", data->expected, actual);
+        goto cleanup;
+    }
+
+    if (n == 0 && info) {
+        VIR_TEST_VERBOSE("info returned without mirror vCPUs");
+        goto cleanup;
+    }
+    ret = 0;
+
+ cleanup:
+    for (i = 0; i < n; i++)
+        virDomainMirrorVcpuInfoFree(info[i]);
+    g_free(info);
+    return ret;
+}
+
+
 static int
 mymain(void)
 {
@@ -769,6 +904,50 @@ mymain(void)
         ret = -1;
     if (virTestRun("migration helper event reaches clients", testMirrorHelperEvent, NULL) < 0)
         ret = -1;
+
+#define HELPER_KEY_ID "{\"return\": {\"status\": \"ready\", \"transport-key\": true, " \
+    "\"transport-key-id\": \"owner-key-1\"}}"
+#define HELPER_FAILED "{\"return\": {\"status\": \"failed\", \"error\": \"no helper\"}}"
+#define HELPER_QMP_ERROR "{\"error\": {\"class\": \"GenericError\", \"desc\": \"helper gone\"}}"
+#define DO_TEST_HELPER_PARAMS(name, reply, names, expected) \
+    do { \
+        const struct testHelperParamsData data = { reply, &names, expected }; \
+        if (virTestRun("helper params: " name, testMirrorHelperParams, &data) < 0) \
+            ret = -1; \
+    } while (0)
+
+    DO_TEST_HELPER_PARAMS("statistics", HELPER_KEY_ID, qemuMirrorHelperParamsStats,
+                          "mirror.helper.status=ready\n"
+                          "mirror.helper.transport_key=1\n"
+                          "mirror.helper.transport_key_id=owner-key-1\n");
+    DO_TEST_HELPER_PARAMS("statistics, failed", HELPER_FAILED, qemuMirrorHelperParamsStats,
+                          "mirror.helper.status=failed\n"
+                          "mirror.helper.transport_key=0\n"
+                          "mirror.helper.error=no helper\n");
+    DO_TEST_HELPER_PARAMS("launch security", HELPER_KEY_ID,
+                          qemuMirrorHelperParamsLaunchSecurity,
+                          "migration_helper.status=ready\n"
+                          "migration_helper.transport_key=1\n"
+                          "migration_helper.transport_key_id=owner-key-1\n");
+    DO_TEST_HELPER_PARAMS("query fails", HELPER_QMP_ERROR,
+                          qemuMirrorHelperParamsLaunchSecurity, "");
+    DO_TEST_HELPER_PARAMS("statistics, query fails", HELPER_QMP_ERROR,
+                          qemuMirrorHelperParamsStats, "");
+
+#define DO_TEST_VCPUS_CONFIG(name, vcpus, cpuset, pin1, cpumask, expected) \
+    do { \
+        const struct testVcpusConfigData data = { vcpus, cpuset, pin1, cpumask, expected }; \
+        if (virTestRun("mirror vCPU info of the definition: " name, \
+                       testMirrorVcpusConfig, &data) < 0) \
+            ret = -1; \
+    } while (0)
+
+    DO_TEST_VCPUS_CONFIG("no mirror", 0, NULL, NULL, "1", "");
+    DO_TEST_VCPUS_CONFIG("every host CPU", 2, NULL, NULL, NULL, "0:0-7 1:0-7");
+    DO_TEST_VCPUS_CONFIG("domain cpuset", 2, NULL, NULL, "1,4", "0:1,4 1:1,4");
+    DO_TEST_VCPUS_CONFIG("mirror cpuset", 2, "2-3", NULL, "1,4", "0:2-3 1:2-3");
+    DO_TEST_VCPUS_CONFIG("mirrorpin", 3, "2-3", "5", "1,4", "0:2-3 1:5 2:2-3");
+    DO_TEST_VCPUS_CONFIG("mirrorpin without cpuset", 2, NULL, "6", NULL, "0:0-7 1:6");
 
  cleanup:
     g_clear_pointer(&schema, g_hash_table_unref);

@@ -5,8 +5,8 @@
  * its firmware, which moves an AMD SEV guest's memory in a confidential
  * migration (virsh migrate --confidential). These commands show and change
  * what the operator controls of them. They use public API only: the
- * VIR_DOMAIN_STATS_MIRROR statistics group, virDomainPinMirrorVcpu(), the
- * domain XML and domain capabilities.
+ * VIR_DOMAIN_STATS_MIRROR statistics group, virDomainGetMirrorVcpuInfo(),
+ * virDomainPinMirrorVcpu(), the domain XML and domain capabilities.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -70,47 +70,6 @@ virshMirrorStatULLong(virDomainStatsRecordPtr record,
 }
 
 
-/* How many mirror vCPUs @dom's definition has (0 without <mirror/>), and
- * the host CPUs each may run on per the definition: its <mirrorpin>, else
- * <mirror cpuset>, else NULL (where the guest's vCPUs run). */
-static int
-virshMirrorGetDefPinning(vshControl *ctl,
-                         virDomainPtr dom,
-                         unsigned int xmlflags,
-                         char ***pins)
-{
-    g_autoptr(xmlDoc) xml = NULL;
-    g_autoptr(xmlXPathContext) ctxt = NULL;
-    g_autofree char *cpuset = NULL;
-    g_auto(GStrv) list = NULL;
-    unsigned int vcpus = 1;
-    size_t i;
-
-    if (virshDomainGetXMLFromDom(ctl, dom, xmlflags, &xml, &ctxt) < 0)
-        return -1;
-
-    if (virXPathBoolean("count(./mirror) = 0", ctxt) == 1)
-        return 0;
-
-    if (virXPathUInt("string(./mirror/@vcpus)", ctxt, &vcpus) == -2) {
-        vshError(ctl, "%s", _("Invalid mirror vcpus in the domain XML"));
-        return -1;
-    }
-    cpuset = virXPathString("string(./mirror/@cpuset)", ctxt);
-
-    list = g_new0(char *, vcpus + 1);
-    for (i = 0; i < vcpus; i++) {
-        g_autofree char *xpath = g_strdup_printf("string(./cputune/mirrorpin[@vcpu='%zu']/@cpuset)", i);
-        char *pin = virXPathString(xpath, ctxt);
-
-        list[i] = pin ? pin : g_strdup(cpuset ? cpuset : "");
-    }
-
-    *pins = g_steal_pointer(&list);
-    return vcpus;
-}
-
-
 /*
  * "mirror-info" command
  */
@@ -171,15 +130,15 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
     ignore_value(virTypedParamsGetUInt(records[0]->params, records[0]->nparams,
                                        VIR_DOMAIN_STATS_MIRROR_COUNT, &count));
     ignore_value(virTypedParamsGetString(records[0]->params, records[0]->nparams,
-                                         VIR_DOMAIN_MIGRATION_HELPER_STATUS, &status));
+                                         VIR_DOMAIN_STATS_MIRROR_HELPER_STATUS, &status));
     ignore_value(virTypedParamsGetBoolean(records[0]->params, records[0]->nparams,
-                                          VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY,
+                                          VIR_DOMAIN_STATS_MIRROR_HELPER_TRANSPORT_KEY,
                                           &transportKey));
     ignore_value(virTypedParamsGetString(records[0]->params, records[0]->nparams,
-                                         VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID,
+                                         VIR_DOMAIN_STATS_MIRROR_HELPER_TRANSPORT_KEY_ID,
                                          &keyId));
     ignore_value(virTypedParamsGetString(records[0]->params, records[0]->nparams,
-                                         VIR_DOMAIN_MIGRATION_HELPER_ERROR, &error));
+                                         VIR_DOMAIN_STATS_MIRROR_HELPER_ERROR, &error));
 
     if (!virDomainIsActive(dom)) {
         vshError(ctl, _("domain '%1$s' is not running"), virDomainGetName(dom));
@@ -283,53 +242,42 @@ static const vshCmdOptDef opts_mirror_pin[] = {
 static bool
 virshMirrorPinShow(vshControl *ctl,
                    virDomainPtr dom,
-                   bool live,
+                   unsigned int flags,
                    int vcpu)
 {
     g_autoptr(vshTable) table = NULL;
-    g_auto(GStrv) pins = NULL;
-    virDomainStatsRecordPtr *records = NULL;
+    virDomainMirrorVcpuInfoPtr *info = NULL;
     int count;
     size_t i;
     bool ret = false;
 
-    if ((count = virshMirrorGetDefPinning(ctl, dom,
-                                          live ? 0 : VIR_DOMAIN_XML_INACTIVE,
-                                          &pins)) < 0)
+    if ((count = virDomainGetMirrorVcpuInfo(dom, &info, flags)) < 0)
         return false;
 
     if (count == 0) {
         vshError(ctl, _("domain '%1$s' has no mirror vCPUs (element 'mirror')"),
                  virDomainGetName(dom));
-        return false;
+        goto cleanup;
     }
 
     if (vcpu >= count) {
         vshError(ctl, _("mirror vCPU %1$d does not exist: domain '%2$s' has %3$d mirror vCPUs"),
                  vcpu, virDomainGetName(dom), count);
-        return false;
+        goto cleanup;
     }
-
-    /* a running domain: the affinity the kernel reports */
-    if (live && !(records = virshMirrorGetStats(dom)))
-        return false;
 
     if (!(table = vshTableNew(_("Mirror vCPU"), _("CPU Affinity"), NULL)))
         goto cleanup;
 
     for (i = 0; i < count; i++) {
-        g_autofree char *index = g_strdup_printf("%zu", i);
-        const char *affinity = pins[i];
+        g_autofree char *index = NULL;
+        g_autofree char *affinity = NULL;
 
-        if (vcpu >= 0 && i != (size_t)vcpu)
+        if (vcpu >= 0 && info[i]->vcpu != (unsigned int)vcpu)
             continue;
 
-        if (records) {
-            affinity = virshMirrorStatString(records[0], i,
-                                             VIR_DOMAIN_STATS_MIRROR_SUFFIX_AFFINITY);
-        } else if (!*affinity) {
-            affinity = _("(where the guest's vCPUs run)");
-        }
+        index = g_strdup_printf("%u", info[i]->vcpu);
+        affinity = virBitmapDataFormat(info[i]->cpumap, info[i]->cpumaplen);
 
         if (vshTableRowAppend(table, index, NULLSTR_MINUS(affinity), NULL) < 0)
             goto cleanup;
@@ -338,7 +286,9 @@ virshMirrorPinShow(vshControl *ctl,
     ret = true;
 
  cleanup:
-    virDomainStatsRecordListFree(records);
+    for (i = 0; i < count; i++)
+        virDomainMirrorVcpuInfoFree(info[i]);
+    g_free(info);
     return ret;
 }
 
@@ -358,7 +308,6 @@ cmdMirrorPin(vshControl *ctl, const vshCmd *cmd)
     int gotVcpu;
     int cpumaplen;
     int maxcpu;
-    int active;
 
     VSH_EXCLUSIVE_OPTIONS_VAR(current, live);
     VSH_EXCLUSIVE_OPTIONS_VAR(current, config);
@@ -377,21 +326,9 @@ cmdMirrorPin(vshControl *ctl, const vshCmd *cmd)
     if (vshCommandOptString(ctl, cmd, "cpulist", &cpulist) < 0)
         return false;
 
-    if ((active = virDomainIsActive(dom)) < 0)
-        return false;
-
-    if (!cpulist) {
-        if (live && config) {
-            vshError(ctl, "%s", _("--live and --config cannot be used together to show the pinning"));
-            return false;
-        }
-        if (live && !active) {
-            vshError(ctl, _("domain '%1$s' is not running"), virDomainGetName(dom));
-            return false;
-        }
-        return virshMirrorPinShow(ctl, dom, config ? false : active,
+    if (!cpulist)
+        return virshMirrorPinShow(ctl, dom, flags,
                                   gotVcpu > 0 ? (int)vcpu : -1);
-    }
 
     if (gotVcpu == 0) {
         vshError(ctl, "%s", _("mirror-pin: Missing mirror vCPU number (--vcpu) in pin mode."));

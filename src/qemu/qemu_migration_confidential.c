@@ -28,17 +28,6 @@
 
 VIR_LOG_INIT("qemu.qemu_migration_confidential");
 
-VIR_ENUM_IMPL(qemuMigrationConfidentialPhase,
-              QEMU_MIGRATION_CONFIDENTIAL_PHASE_LAST,
-              "none",
-              "attestation",
-              "provisioning",
-              "waiting-for-helper",
-              "transport-key",
-              "listening",
-);
-
-
 /**
  * qemuMigrationConfidentialJobMark:
  * @jobData: the statistics of a migration job (current, or completed)
@@ -86,7 +75,7 @@ qemuMigrationConfidentialJobAttestation(virDomainJobData *completed,
 /* target, Prepare phase: the step it is in, for the job statistics */
 static void
 qemuMigrationConfidentialSetPhase(virDomainObj *vm,
-                                  qemuMigrationConfidentialPhase phase)
+                                  virDomainJobConfidentialPhase phase)
 {
     qemuDomainJobDataPrivate *priv;
 
@@ -94,6 +83,7 @@ qemuMigrationConfidentialSetPhase(virDomainObj *vm,
         return;
 
     priv = vm->job->current->privateData;
+    priv->confidentialPhaseSet = true;
     priv->confidentialPhase = phase;
     if (virTimeMillisNow(&priv->confidentialPhaseStart) < 0)
         priv->confidentialPhaseStart = 0;
@@ -130,15 +120,15 @@ qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
                                  priv->confidentialAgentTime) < 0))
         return -1;
 
-    if (priv->confidentialPhase == QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE)
+    if (!priv->confidentialPhaseSet)
         return 0;
 
     if (virTimeMillisNow(&now) < 0)
         return -1;
 
-    if (virTypedParamsAddString(par, npar, maxpar,
-                                VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE,
-                                qemuMigrationConfidentialPhaseTypeToString(priv->confidentialPhase)) < 0 ||
+    if (virTypedParamsAddInt(par, npar, maxpar,
+                             VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE,
+                             priv->confidentialPhase) < 0 ||
         virTypedParamsAddULLong(par, npar, maxpar,
                                 VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_ELAPSED,
                                 now > priv->confidentialPhaseStart ?
@@ -952,7 +942,7 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
     if (virTimeMillisNow(&start) < 0)
         return -1;
 
-    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_ATTESTATION);
+    qemuMigrationConfidentialSetPhase(vm, VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_ATTESTATION);
 
     if (!(launch = qemuMigrationConfidentialDstMeasure(vm, asyncJob)))
         return -1;
@@ -989,7 +979,7 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
         return -1;
     }
 
-    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_PROVISIONING);
+    qemuMigrationConfidentialSetPhase(vm, VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_PROVISIONING);
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
         return -1;
     rc = qemuMonitorSetLaunchSecurityState(priv->mon, secret->header,
@@ -1064,7 +1054,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
 
     /* QEMU's RESUME event for this 'cont' is not the guest resuming
      * (qemuMirrorIsHelperOnlyTarget) */
-    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER);
+    qemuMigrationConfidentialSetPhase(vm, VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER);
     if (qemuDomainObjEnterMonitorAsync(vm, asyncJob) < 0)
         return -1;
     rc = qemuMonitorStartCPUs(priv->mon);
@@ -1077,7 +1067,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
                                 &info) < 0)
         return -1;
 
-    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_TRANSPORT_KEY);
+    qemuMigrationConfidentialSetPhase(vm, VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_TRANSPORT_KEY);
     if (qemuMigrationConfidentialCheckHelper(vm, &info,
                                              qemuMigrationConfidentialJobKeyId(vm)) < 0)
         return -1;
@@ -1095,7 +1085,7 @@ qemuMigrationConfidentialDstRun(virDomainObj *vm,
     if (rc < 0)
         return -1;
 
-    qemuMigrationConfidentialSetPhase(vm, QEMU_MIGRATION_CONFIDENTIAL_PHASE_LISTENING);
+    qemuMigrationConfidentialSetPhase(vm, VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE_LISTENING);
     return 0;
 }
 

@@ -35,20 +35,6 @@ qemuMigrationCookieConfidentialFree(qemuMigrationCookieConfidential *conf);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(qemuMigrationCookieConfidential,
                               qemuMigrationCookieConfidentialFree);
 
-/* the steps of a confidential migration target's Prepare phase, as job
- * statistics report them (VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE) */
-typedef enum {
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_NONE = 0,
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_ATTESTATION,
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_PROVISIONING,
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_WAITING_FOR_HELPER,
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_TRANSPORT_KEY,
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_LISTENING,
-
-    QEMU_MIGRATION_CONFIDENTIAL_PHASE_LAST
-} qemuMigrationConfidentialPhase;
-VIR_ENUM_DECL(qemuMigrationConfidentialPhase);
-
 /* operations that save a guest's state through QEMU's migration code,
  * other than a migration to another host */
 typedef enum {

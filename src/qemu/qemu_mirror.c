@@ -511,6 +511,57 @@ qemuMirrorSetVcpusBWLive(virDomainObj *vm,
 
 
 /**
+ * qemuMirrorGetVcpuInfoLive:
+ * @vm: a running domain (locked)
+ * @info: filled with one entry per mirror vCPU
+ *
+ * virDomainGetMirrorVcpuInfo of a running domain: each mirror vCPU with
+ * the host CPUs the kernel lets its thread run on.
+ *
+ * Returns the number of mirror vCPUs (0 without <mirror/>), or -1 with an
+ * error reported.
+ */
+int
+qemuMirrorGetVcpuInfoLive(virDomainObj *vm,
+                          virDomainMirrorVcpuInfoPtr **info)
+{
+    qemuDomainObjPrivate *priv = vm->privateData;
+    virDomainMirrorVcpuInfoPtr *info_ret = NULL;
+    size_t n = priv->nmirrorVcpuPids;
+    size_t i;
+    int ret = -1;
+
+    if (!vm->def->mirror || n == 0)
+        return 0;
+
+    info_ret = g_new0(virDomainMirrorVcpuInfoPtr, n);
+
+    for (i = 0; i < n; i++) {
+        g_autoptr(virBitmap) map = NULL;
+
+        info_ret[i] = g_new0(virDomainMirrorVcpuInfo, 1);
+        info_ret[i]->vcpu = i;
+
+        if (!(map = virProcessGetAffinity(priv->mirrorVcpuPids[i])))
+            goto cleanup;
+
+        virBitmapToData(map, &info_ret[i]->cpumap, &info_ret[i]->cpumaplen);
+    }
+
+    *info = g_steal_pointer(&info_ret);
+    ret = n;
+
+ cleanup:
+    if (info_ret) {
+        for (i = 0; i < n; i++)
+            virDomainMirrorVcpuInfoFree(info_ret[i]);
+        g_free(info_ret);
+    }
+    return ret;
+}
+
+
+/**
  * qemuMirrorSetupVcpus:
  *
  * Right after QEMU starts, before the guest runs: QEMU must report exactly
@@ -649,39 +700,70 @@ qemuMirrorQueryHelper(virDomainObj *vm,
 }
 
 
+/* The names of the migration helper's typed parameters: those of the
+ * migration-helper event, also returned by virDomainGetLaunchSecurityInfo,
+ * and those of the VIR_DOMAIN_STATS_MIRROR group, which start with the
+ * group's prefix */
+struct _qemuMirrorHelperParamNames {
+    const char *status;
+    const char *transportKey;
+    const char *transportKeyId;
+    const char *error;
+};
+
+const qemuMirrorHelperParamNames qemuMirrorHelperParamsLaunchSecurity = {
+    .status = VIR_DOMAIN_MIGRATION_HELPER_STATUS,
+    .transportKey = VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY,
+    .transportKeyId = VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID,
+    .error = VIR_DOMAIN_MIGRATION_HELPER_ERROR,
+};
+
+const qemuMirrorHelperParamNames qemuMirrorHelperParamsStats = {
+    .status = VIR_DOMAIN_STATS_MIRROR_HELPER_STATUS,
+    .transportKey = VIR_DOMAIN_STATS_MIRROR_HELPER_TRANSPORT_KEY,
+    .transportKeyId = VIR_DOMAIN_STATS_MIRROR_HELPER_TRANSPORT_KEY_ID,
+    .error = VIR_DOMAIN_STATS_MIRROR_HELPER_ERROR,
+};
+
+
 /**
  * qemuMirrorGetHelperParams:
  * @vm: a running domain (locked, in a job)
  * @asyncJob: the job
  * @list: where to add the parameters
+ * @names: their names (qemuMirrorHelperParamsLaunchSecurity or
+ *         qemuMirrorHelperParamsStats)
  *
- * The migration helper's state as typed parameters
- * (VIR_DOMAIN_MIGRATION_HELPER_*), for a domain with mirror vCPUs; nothing
- * for one without.
+ * The migration helper's state as typed parameters, for a domain with
+ * mirror vCPUs; nothing for one without. Best effort: when QEMU cannot be
+ * asked, nothing is added and no error is left set, so that the caller
+ * returns what else it has.
  */
-int
+void
 qemuMirrorGetHelperParams(virDomainObj *vm,
                           virDomainAsyncJob asyncJob,
-                          virTypedParamList *list)
+                          virTypedParamList *list,
+                          const qemuMirrorHelperParamNames *names)
 {
     g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
 
     if (!vm->def->mirror)
-        return 0;
+        return;
 
-    if (qemuMirrorQueryHelper(vm, asyncJob, &info) < 0)
-        return -1;
+    if (qemuMirrorQueryHelper(vm, asyncJob, &info) < 0) {
+        VIR_DEBUG("migration helper of domain %s not reported: %s",
+                  vm->def->name, virGetLastErrorMessage());
+        virResetLastError();
+        return;
+    }
 
     virTypedParamListAddString(list, qemuMonitorMigrationHelperStatusTypeToString(info.status),
-                               VIR_DOMAIN_MIGRATION_HELPER_STATUS);
-    virTypedParamListAddBoolean(list, info.transportKey,
-                                VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY);
+                               "%s", names->status);
+    virTypedParamListAddBoolean(list, info.transportKey, "%s", names->transportKey);
     if (info.keyId)
-        virTypedParamListAddString(list, info.keyId,
-                                   VIR_DOMAIN_MIGRATION_HELPER_TRANSPORT_KEY_ID);
+        virTypedParamListAddString(list, info.keyId, "%s", names->transportKeyId);
     if (info.error)
-        virTypedParamListAddString(list, info.error, VIR_DOMAIN_MIGRATION_HELPER_ERROR);
-    return 0;
+        virTypedParamListAddString(list, info.error, "%s", names->error);
 }
 
 
@@ -735,7 +817,8 @@ qemuMirrorGetStats(virDomainObj *vm,
     }
 
     if (haveJob)
-        ignore_value(qemuMirrorGetHelperParams(vm, VIR_ASYNC_JOB_NONE, params));
+        qemuMirrorGetHelperParams(vm, VIR_ASYNC_JOB_NONE, params,
+                                  &qemuMirrorHelperParamsStats);
 
     /* statistics are best effort: what failed is left out, not reported */
     virResetLastError();

@@ -75,6 +75,10 @@ qemuMirrorSetVcpusBWLive(virDomainObj *vm,
                          long long quota);
 
 int
+qemuMirrorGetVcpuInfoLive(virDomainObj *vm,
+                          virDomainMirrorVcpuInfoPtr **info);
+
+int
 qemuMirrorSetupVcpus(virDomainObj *vm,
                      virDomainAsyncJob asyncJob);
 
@@ -96,10 +100,15 @@ qemuMirrorQueryHelper(virDomainObj *vm,
                       virDomainAsyncJob asyncJob,
                       qemuMonitorMigrationHelperInfo *info);
 
-int
+typedef struct _qemuMirrorHelperParamNames qemuMirrorHelperParamNames;
+extern const qemuMirrorHelperParamNames qemuMirrorHelperParamsLaunchSecurity;
+extern const qemuMirrorHelperParamNames qemuMirrorHelperParamsStats;
+
+void
 qemuMirrorGetHelperParams(virDomainObj *vm,
                           virDomainAsyncJob asyncJob,
-                          virTypedParamList *list);
+                          virTypedParamList *list,
+                          const qemuMirrorHelperParamNames *names);
 
 int
 qemuMirrorWaitForHelper(virDomainObj *vm,
