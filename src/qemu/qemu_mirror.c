@@ -60,8 +60,11 @@ qemuMirrorSupported(virQEMUCaps *qemuCaps)
 /**
  * qemuMirrorFillDomainCaps:
  *
- * <mirror supported='yes'/> when SEV and the whole mirror interface are
- * available, 'no' on an SEV host whose QEMU lacks it, nothing without SEV.
+ * <mirror supported='yes'/> with the largest mirror vCPU count when SEV and
+ * the whole mirror interface are available, 'no' on an SEV host whose QEMU
+ * lacks it, nothing without SEV. The version of the QEMU interface is not
+ * reported: 'yes' means the one this driver implements, and two hosts agree
+ * on it through the migration cookie.
  */
 void
 qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
@@ -73,7 +76,6 @@ qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
     domCaps->features[VIR_DOMAIN_CAPS_FEATURE_MIRROR] =
         qemuMirrorSupported(qemuCaps) ? VIR_TRISTATE_BOOL_YES : VIR_TRISTATE_BOOL_NO;
     domCaps->mirrorMaxVcpus = VIR_DOMAIN_MIRROR_VCPUS_MAX;
-    domCaps->mirrorContract = QEMU_MIRROR_CONTRACT;
 }
 
 
