@@ -41,7 +41,7 @@
  *   streamkey.c    contract version 3's stream key: the nonces, the KDF,
  *                  the key confirmations
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
- *                  (the file tooling/derive-mirror-caps.py reads too)
+ *                  (the capabilities fixture has the same additions)
  *   faults.c       fault injection: the x- commands, test mode only
  *   control.c      the control socket, test mode only: x- commands while
  *                  libvirt holds the monitor
