@@ -67,8 +67,7 @@ virDomainMirrorDefSetPin(virDomainMirrorDef *def,
                          virBitmap *cpumask);
 
 int
-virDomainMirrorDefValidate(const virDomainDef *def,
-                           const virDomainXMLOption *xmlopt);
+virDomainMirrorDefValidate(const virDomainDef *def);
 
 bool
 virDomainMirrorDefCheckABIStability(const virDomainMirrorDef *src,
