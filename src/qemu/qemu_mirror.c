@@ -13,6 +13,7 @@
 #include <config.h>
 
 #include "qemu_mirror.h"
+#include "qemu_command.h"
 #include "qemu_domain.h"
 #include "qemu_migration.h"
 #include "qemu_monitor.h"
@@ -254,13 +255,10 @@ qemuMirrorBuildCommandLine(virCommand *cmd,
     if (!def->mirror)
         return;
 
-    virCommandAddArg(cmd, "-fw_cfg");
-    virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_HELPER ",string=0");
+    qemuBuildFWCfgCommandLine(cmd, QEMU_MIRROR_FW_CFG_HELPER, "0", NULL);
 
-    if (STREQ_NULLABLE(migrateURI, QEMU_MIRROR_INCOMING_TARGET)) {
-        virCommandAddArg(cmd, "-fw_cfg");
-        virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_TARGET ",string=1");
-    }
+    if (STREQ_NULLABLE(migrateURI, QEMU_MIRROR_INCOMING_TARGET))
+        qemuBuildFWCfgCommandLine(cmd, QEMU_MIRROR_FW_CFG_TARGET, "1", NULL);
 }
 
 
