@@ -128,6 +128,10 @@ qemuMirrorSmpSlots(const virDomainDef *def)
 }
 
 
+/* UEFI firmware: autoselected (<os firmware='efi'>), where the firmware's
+ * descriptor must then declare the 'amd-sev-migration-helper' feature
+ * (qemuFirmwareMatchDomain), or a <loader> chosen by the user, which
+ * libvirt cannot inspect, as for SEV itself. */
 static bool
 qemuMirrorHasUEFI(const virDomainDef *def)
 {
