@@ -3,15 +3,16 @@
 # The <mirror/> element through the programs a user runs, built from the
 # assembled tree:
 #
-#  schema: virt-xml-validate accepts every valid document of
-#          tests/domainmirrorxml2xml{in,out}/ and rejects every *-invalid.xml
-#          one. (libvirt's virschematest skips symlinked data files, and the
-#          assembled tree links ours, so it cannot do this for us.) The built
-#          script looks for schemas where 'meson install' would put them; the
-#          copy run here differs only in pointing at the source tree's schemas.
+#  schema: virt-xml-validate (the installed program) accepts every valid
+#          mirror-*.xml document of genericxml2xml{in,out}data/ and rejects
+#          every *-invalid.xml one. The built script looks for schemas where
+#          'meson install' would put them; the copy run here differs only in
+#          pointing at the source tree's schemas.
 #  virsh:  'virsh -c test:///default' defines each valid document and dumpxml
-#          shows <mirror> back unchanged; define refuses each invalid one
-#          with the message domainmirrorxml2xmltest expects.
+#          shows <mirror> back unchanged; define refuses each one that
+#          genericxml2xmltest expects to fail, with the message in REFUSED
+#          (genericxml2xmltest does not compare messages), and
+#          'define --validate' the ones only the schema refuses.
 #
 # Usage: mirror_xml.py BUILD_DIR {schema|virsh}
 
@@ -26,13 +27,36 @@ TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 SRC = os.path.join(TOP, "subprojects", "libvirt")
 BUILD = None
 
-IN_DIR = os.path.join(SRC, "tests", "domainmirrorxml2xmlin")
-OUT_DIR = os.path.join(SRC, "tests", "domainmirrorxml2xmlout")
+IN_DIR = os.path.join(SRC, "tests", "genericxml2xmlindata")
+OUT_DIR = os.path.join(SRC, "tests", "genericxml2xmloutdata")
+
+# what 'virsh define' says for each document it must refuse
+REFUSED = {
+    "mirror-cpuset-empty": "XML error: Invalid value for attribute 'cpuset' in element 'mirror': '3,^3' selects no host CPU",
+    "mirror-cpuset-junk-invalid": "XML error: Invalid value for attribute 'cpuset' in element 'mirror': 'six'",
+    "mirror-cpuset-junk-range-invalid": "XML error: Invalid value for attribute 'cpuset' in element 'mirror': '6-'",
+    "mirror-cpuset-out-of-range": "XML error: Invalid value for attribute 'cpuset' in element 'mirror': '16384'",
+    "mirror-duplicate-invalid": "XML error: only one element 'mirror' is allowed",
+    "mirror-no-launch-security": "unsupported configuration: element 'mirror' requires <launchSecurity type='sev'>",
+    "mirror-pin-duplicate": "XML error: duplicate mirrorpin for mirror vCPU '0'",
+    "mirror-pin-no-mirror": "XML error: element 'mirrorpin' requires mirror vCPUs (element 'mirror')",
+    "mirror-pin-out-of-range": "unsupported configuration: mirrorpin for mirror vCPU 2, but the domain has 2 mirror vCPUs",
+    "mirror-s390-pv": "unsupported configuration: element 'mirror' requires launchSecurity type 'sev', not 's390-pv'",
+    "mirror-sev-es": "unsupported configuration: element 'mirror' is not supported for SEV-ES guests (SEV policy bit 0x4): their register state is in the encrypted VMSA, which the migration helper cannot migrate",
+    "mirror-sev-snp": "unsupported configuration: element 'mirror' requires launchSecurity type 'sev', not 'sev-snp'",
+    "mirror-vcpus-empty-invalid": "XML error: Invalid value for attribute 'vcpus' in element 'mirror': ''. Expected non-negative integer value",
+    "mirror-vcpus-junk-invalid": "XML error: Invalid value for attribute 'vcpus' in element 'mirror': 'two'. Expected non-negative integer value",
+    "mirror-vcpus-negative-invalid": "XML error: Invalid value for attribute 'vcpus' in element 'mirror': '-1'. Expected non-negative integer value",
+    "mirror-vcpus-overflow-invalid": "XML error: Invalid value for attribute 'vcpus' in element 'mirror': '4294967297'. Expected non-negative integer value",
+    "mirror-vcpus-too-many-invalid": "unsupported configuration: attribute 'vcpus' of element 'mirror' must be between 1 and 16, not 17",
+    "mirror-vcpus-total-too-many": "unsupported configuration: guest vCPUs (4090) plus mirror vCPUs (attribute 'vcpus' of element 'mirror': 8) exceed the limit of 4096",
+    "mirror-vcpus-zero-invalid": "XML error: Invalid value for attribute 'vcpus' in element 'mirror': Zero is not permitted",
+}
 
 
 def documents(directory):
     return sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                  if f.endswith(".xml"))
+                  if f.startswith("mirror-") and f.endswith(".xml"))
 
 
 def mirror_line(text):
@@ -95,8 +119,8 @@ class VirshTest(unittest.TestCase):
 
     def test_define_dumpxml(self):
         valid = [d for d in documents(IN_DIR)
-                 if not os.path.exists(os.path.join(
-                     OUT_DIR, os.path.basename(d)[:-4] + ".err"))]
+                 if "-invalid." not in os.path.basename(d) and
+                 os.path.basename(d)[:-4] not in REFUSED]
         self.assertGreater(len(valid), 5)
         for doc in valid:
             with self.subTest(doc=os.path.basename(doc)):
@@ -113,19 +137,26 @@ class VirshTest(unittest.TestCase):
                     self.assertEqual(len(want), 1)
 
     def test_define_refused(self):
-        errs = sorted(f for f in os.listdir(OUT_DIR) if f.endswith(".err"))
-        self.assertGreater(len(errs), 10)
-        for err in errs:
-            name = err[:-4]
-            if name == "mirror-driver-unsupported":
-                continue  # the test driver does support mirror vCPUs
+        self.assertGreater(len(REFUSED), 10)
+        for name, message in sorted(REFUSED.items()):
             with self.subTest(doc=name):
-                with open(os.path.join(OUT_DIR, err)) as f:
-                    message = f.read().strip()
                 res = self.virsh("define " + os.path.join(IN_DIR, name + ".xml"),
                                  "list --all --name")
                 self.assertIn(message, res.stderr)
                 # nothing half-defined is left behind
+                self.assertNotIn("sev-guest", res.stdout)
+
+    def test_define_validate_refused(self):
+        # documents only the schema refuses (unknown attributes, child
+        # elements): 'define --validate' checks them against it
+        schema_only = [d for d in documents(IN_DIR)
+                       if "-invalid." in os.path.basename(d) and
+                       os.path.basename(d)[:-4] not in REFUSED]
+        self.assertGreaterEqual(len(schema_only), 2)
+        for doc in schema_only:
+            with self.subTest(doc=os.path.basename(doc)):
+                res = self.virsh("define --validate " + doc, "list --all --name")
+                self.assertIn("failed to validate against schema", res.stderr)
                 self.assertNotIn("sev-guest", res.stdout)
 
 

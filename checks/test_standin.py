@@ -76,6 +76,12 @@ TARGET_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationTarget,string=1"
 FIXTURE = os.path.join(TOP, "tests", "qemucapabilitiesdata",
                        "caps_10.0.0_x86_64+amdsev-mirror.replies")
 ADDITIONS = os.path.join(TOP, "e2e", "standin", "qapi-additions.json")
+# what the fixture is derived from (captured on an SEV host), and libvirt's
+# tool for .replies files
+BASE_FIXTURE = os.path.join(TOP, "subprojects", "libvirt", "tests",
+                            "qemucapabilitiesdata", "caps_10.0.0_x86_64+amdsev.replies")
+REPLIES_TOOL = os.path.join(TOP, "subprojects", "libvirt", "scripts",
+                            "qemu-replies-tool.py")
 NEW_SCHEMA_NAMES = {"start-migrate-incoming", "query-mirror-vcpus",
                     "query-migration-helper", "MIGRATION_HELPER"}
 # the ceiling of a wait for a QMP reply, an event or a process that comes
@@ -508,6 +514,62 @@ def enum_with(schema, value):
     if len(enums) != 1:
         raise AssertionError("%d enums with %s" % (len(enums), value))
     return enums[0]
+
+
+class FixtureTest(unittest.TestCase):
+    """caps_10.0.0_x86_64+amdsev-mirror.replies is libvirt's +amdsev replies
+    plus exactly qapi-additions.json (added by hand, formatted and numbered
+    by libvirt's scripts/qemu-replies-tool.py --regenerate; test_7 compares
+    the additions with the stand-in's)."""
+
+    def tool(self, *args):
+        return subprocess.run([sys.executable, REPLIES_TOOL] + list(args),
+                              capture_output=True, text=True, check=True).stdout
+
+    def test_fixture_is_amdsev_plus_additions(self):
+        # the tool's own validation: formatting, ids, schema coverage
+        self.tool(FIXTURE)
+        with open(ADDITIONS) as f:
+            adds = json.load(f)
+
+        # the schema, compared as the tool's query strings (type numbers
+        # do not matter): nothing removed, and only the additions added
+        base = set(self.tool("--dump-qmp-query-strings", BASE_FIXTURE).splitlines())
+        mirror = set(self.tool("--dump-qmp-query-strings", FIXTURE).splitlines())
+        self.assertEqual(base - mirror, set())
+        values = [v for add in adds["enum-values"] for v in add["values"]]
+        members = [(add["of"], m["name"].lstrip("*"))
+                   for add in adds["arg-members"] for m in add["members"]]
+
+        def added(line):
+            path = line.split(" ", 1)[1].split("/")
+            return (path[0] in NEW_SCHEMA_NAMES or path[-1].lstrip("^") in values or
+                    any(path[:2] == [of, "arg-type"] and path[2].lstrip("*") == m
+                        for of, m in members))
+        self.assertEqual(sorted(line for line in mirror - base if not added(line)), [])
+        self.assertEqual({line.split(" ", 1)[1].split("/")[0] for line in mirror - base}
+                         & NEW_SCHEMA_NAMES, NEW_SCHEMA_NAMES)
+
+        # every other reply the same, once the additions are taken out
+        base_objs, objs = load_replies(BASE_FIXTURE), load_replies(FIXTURE)
+        self.assertEqual(len(base_objs), len(objs))
+        params = [a["parameter"] for a in adds["smp-opts"]]
+        caps = [a["capability"] for a in adds["migrate-capabilities"]]
+        for i in range(0, len(objs), 2):
+            cmd, reply = objs[i], objs[i + 1]
+            self.assertEqual(cmd, base_objs[i])
+            if cmd["execute"] == "query-qmp-schema":
+                continue
+            if cmd["execute"] == "query-command-line-options":
+                for opt in reply["return"]:
+                    if opt["option"] == "smp-opts":
+                        self.assertEqual([p for p in params if p in opt["parameters"]], params)
+                        opt["parameters"] = [p for p in opt["parameters"] if p not in params]
+            if cmd["execute"] == "query-migrate-capabilities":
+                self.assertEqual([c for c in reply["return"] if c["capability"] in caps],
+                                 [{"state": False, "capability": c} for c in caps])
+                reply["return"] = [c for c in reply["return"] if c["capability"] not in caps]
+            self.assertEqual(reply, base_objs[i + 1], cmd["execute"])
 
 
 class StandinBase(unittest.TestCase):

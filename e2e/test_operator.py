@@ -94,7 +94,7 @@ class OperatorTest(sevguest.SevGuestLabTest):
         self.assertRegex(out, r"Transport key:\s+yes")
         self.assertRegex(out, r"Transport key ID:\s+%s" % hosts.OWNER_KEY_ID)
         self.assertRegex(out, r"Confidential migration:\s+supported by this host and QEMU "
-                              r"\(contract 3, up to 16 mirror vCPUs\)")
+                              r"\(up to 16 mirror vCPUs\)")
 
     def test_domstats(self):
         tid = self.mirror_thread()

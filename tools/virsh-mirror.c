@@ -102,7 +102,6 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
     g_autofree char *virttype = NULL;
     g_autofree char *caps = NULL;
     g_autofree char *supported = NULL;
-    g_autofree char *contract = NULL;
     g_autofree char *maxVcpus = NULL;
     const char *status = NULL;
     const char *error = NULL;
@@ -192,12 +191,10 @@ cmdMirrorInfo(vshControl *ctl, const vshCmd *cmd)
                                           &capsCtxt)))
         goto cleanup;
     supported = virXPathString("string(./features/mirror/@supported)", capsCtxt);
-    contract = virXPathString("string(./features/mirror/@contract)", capsCtxt);
-    maxVcpus = virXPathString("string(./features/mirror/@maxVcpus)", capsCtxt);
+    maxVcpus = virXPathString("string(./features/mirror/maxVcpus)", capsCtxt);
     if (STREQ_NULLABLE(supported, "yes"))
-        vshPrint(ctl, _("%1$-22s supported by this host and QEMU (contract %2$s, up to %3$s mirror vCPUs)\n"),
-                 _("Confidential migration:"), NULLSTR_MINUS(contract),
-                 NULLSTR_MINUS(maxVcpus));
+        vshPrint(ctl, _("%1$-22s supported by this host and QEMU (up to %2$s mirror vCPUs)\n"),
+                 _("Confidential migration:"), NULLSTR_MINUS(maxVcpus));
     else
         vshPrint(ctl, "%-22s %s\n", _("Confidential migration:"),
                  _("not supported by this host and QEMU"));

@@ -1,6 +1,6 @@
 /*
- * The QAPI schema additions of the contract, from qapi-additions.json, the
- * file tooling/derive-mirror-caps.py reads too: the entries added to
+ * The QAPI schema additions of the contract, from qapi-additions.json (the
+ * capabilities fixture of libvirt's tests has the same): the entries added to
  * query-qmp-schema, the values added to enums (MigrationCapability), the
  * members added to a command's arguments (migrate-set-parameters), the
  * -smp parameter added to query-command-line-options, and the capabilities

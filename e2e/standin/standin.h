@@ -43,7 +43,7 @@
  *   memcrypt.c     what the host reads of an SEV guest's memory: memsave,
  *                  pmemsave and dump-guest-memory yield ciphertext
  *   schema.c       the QAPI schema additions, read from qapi-additions.json
- *                  (the file tooling/derive-mirror-caps.py reads too)
+ *                  (the capabilities fixture has the same additions)
  *   faults.c       fault injection: the x- commands, test mode only
  *   control.c      the control socket, test mode only: x- commands while
  *                  libvirt holds the monitor

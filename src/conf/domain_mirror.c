@@ -132,38 +132,6 @@ virDomainMirrorPinDefParseXML(xmlXPathContextPtr ctxt,
 }
 
 
-/* The element is new and guards a security feature: anything it does not
- * know is an error rather than silently ignored (a mistyped attribute must
- * not turn into the default, and child elements are reserved). */
-static int
-virDomainMirrorDefCheckUnknown(xmlNodePtr node)
-{
-    xmlAttrPtr attr;
-    xmlNodePtr child;
-
-    for (attr = node->properties; attr; attr = attr->next) {
-        if (STRNEQ((const char *)attr->name, "vcpus") &&
-            STRNEQ((const char *)attr->name, "cpuset")) {
-            virReportError(VIR_ERR_XML_ERROR,
-                           _("unsupported attribute '%1$s' in element 'mirror'"),
-                           (const char *)attr->name);
-            return -1;
-        }
-    }
-
-    for (child = node->children; child; child = child->next) {
-        if (child->type == XML_ELEMENT_NODE) {
-            virReportError(VIR_ERR_XML_ERROR,
-                           _("unsupported child element '%1$s' in element 'mirror'"),
-                           (const char *)child->name);
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
 /**
  * virDomainMirrorDefParseXML:
  * @ctxt: XPath context positioned at the <domain> element
@@ -197,9 +165,6 @@ virDomainMirrorDefParseXML(xmlXPathContextPtr ctxt,
     }
 
     node = nodes[0];
-    if (virDomainMirrorDefCheckUnknown(node) < 0)
-        return -1;
-
     mirror = g_new0(virDomainMirrorDef, 1);
 
     if (virXMLPropUIntDefault(node, "vcpus", 10, VIR_XML_PROP_NONZERO,
@@ -338,14 +303,14 @@ virDomainMirrorDefSetPin(virDomainMirrorDef *def,
 /**
  * virDomainMirrorDefValidate:
  *
- * Checks that hold for every hypervisor driver: the driver supports mirror
- * vCPUs at all, the guest is a plain SEV guest (the only confidential-computing
- * technology with a mirror VM interface today; not SEV-ES), and the counts
- * are in range.
+ * Checks that hold for every hypervisor driver: the guest is a plain SEV
+ * guest (the only confidential-computing technology with a mirror VM
+ * interface today; not SEV-ES), and the counts are in range. Whether the
+ * driver supports mirror vCPUs is for its own validation (the QEMU driver:
+ * qemuMirrorValidateDef), unknown attributes are the schema's.
  */
 int
-virDomainMirrorDefValidate(const virDomainDef *def,
-                           const virDomainXMLOption *xmlopt)
+virDomainMirrorDefValidate(const virDomainDef *def)
 {
     const virDomainMirrorDef *mirror = def->mirror;
     unsigned long long total;
@@ -353,12 +318,6 @@ virDomainMirrorDefValidate(const virDomainDef *def,
 
     if (!mirror)
         return 0;
-
-    if (!xmlopt || !(xmlopt->config.features & VIR_DOMAIN_DEF_FEATURE_MIRROR)) {
-        virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",
-                       _("element 'mirror' (mirror vCPUs) is not supported by this hypervisor driver"));
-        return -1;
-    }
 
     if (!def->sec) {
         virReportError(VIR_ERR_CONFIG_UNSUPPORTED, "%s",

@@ -20,11 +20,11 @@
  * any x86 machine type. The QEMU driver also checks the machine's own. */
 #define VIR_DOMAIN_MIRROR_TOTAL_VCPUS_MAX 4096
 
-/* Bits of the guest owner's SEV policy (<launchSecurity type='sev'>
- * <policy>) that decide whether a guest can have mirror vCPUs and be
- * migrated confidentially (AMD SEV API specification, guest policy) */
-#define VIR_DOMAIN_SEV_POLICY_ES (1 << 2)     /* SEV-ES: encrypted register state */
-#define VIR_DOMAIN_SEV_POLICY_NOSEND (1 << 3) /* never sent to another platform */
+/* The bit of the guest owner's SEV policy (<launchSecurity type='sev'>
+ * <policy>) that forbids migrating the guest confidentially: never sent to
+ * another platform (AMD SEV API specification, guest policy). SEV-ES is
+ * VIR_DOMAIN_SEV_POLICY_ES. */
+#define VIR_DOMAIN_SEV_POLICY_NOSEND (1 << 3)
 
 /* <cputune><mirrorpin vcpu='N' cpuset='LIST'/></cputune> */
 typedef struct _virDomainMirrorPinDef virDomainMirrorPinDef;
@@ -67,8 +67,7 @@ virDomainMirrorDefSetPin(virDomainMirrorDef *def,
                          virBitmap *cpumask);
 
 int
-virDomainMirrorDefValidate(const virDomainDef *def,
-                           const virDomainXMLOption *xmlopt);
+virDomainMirrorDefValidate(const virDomainDef *def);
 
 bool
 virDomainMirrorDefCheckABIStability(const virDomainMirrorDef *src,

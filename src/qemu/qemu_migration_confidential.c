@@ -507,7 +507,7 @@ qemuMigrationConfidentialCheckSuspend(virDomainObj *vm)
 /* Refuse unless the helper on this host is ready and holds a transport
  * key with an identifier: without one, nothing may leave or enter the
  * guest. With @keyId, the key must be that one. */
-static int
+int
 qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
                                      const qemuMonitorMigrationHelperInfo *info,
                                      const char *keyId)
@@ -548,7 +548,7 @@ qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
 
 /* the identifier of the migration's transport key, kept with the job (and
  * in the status XML with it) */
-static const char *
+const char *
 qemuMigrationConfidentialJobKeyId(virDomainObj *vm)
 {
     qemuDomainJobPrivate *jobPriv = vm->job->privateData;
@@ -1153,139 +1153,4 @@ qemuMigrationConfidentialDstPersistSession(virDomainObj *vm,
 
     dst->dh_cert = g_strdup(live->dh_cert);
     dst->session = g_strdup(live->session);
-}
-
-
-/* a helper nonce or key confirmation: 32 bytes, as 64 hex digits */
-static bool
-qemuMigrationCookieConfidentialHexValid(const char *str)
-{
-    size_t i;
-
-    if (!str || strlen(str) != 64)
-        return false;
-    for (i = 0; i < 64; i++) {
-        if (!g_ascii_isxdigit(str[i]))
-            return false;
-    }
-    return true;
-}
-
-
-/**
- * qemuMigrationCookieConfidentialNew:
- * @vm: the domain
- *
- * The cookie element for a guest with mirror vCPUs: their number, the
- * identifier of the migration's transport key and the contract version
- * libvirt needs of both QEMUs. The target's (its Prepare cookie, in the
- * incoming migration job) adds its helper's nonce and key confirmation,
- * asked of the helper now (contract version 3). NULL for a guest without
- * mirror vCPUs (which qemuMigrationConfidentialSrcCheck refuses), or
- * when the target's helper cannot be asked (the source then refuses the
- * cookie).
- */
-qemuMigrationCookieConfidential *
-qemuMigrationCookieConfidentialNew(virDomainObj *vm)
-{
-    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
-
-    if (!vm->def->mirror)
-        return NULL;
-
-    conf = g_new0(qemuMigrationCookieConfidential, 1);
-    conf->mirrorVcpus = vm->def->mirror->vcpus;
-    conf->keyId = g_strdup(qemuMigrationConfidentialJobKeyId(vm));
-    conf->contract = QEMU_MIRROR_CONTRACT;
-
-    if (vm->job->asyncJob == VIR_ASYNC_JOB_MIGRATION_IN &&
-        virDomainObjIsActive(vm)) {
-        g_auto(qemuMonitorMigrationHelperInfo) info = { 0 };
-
-        if (qemuMirrorQueryHelper(vm, VIR_ASYNC_JOB_MIGRATION_IN, &info) < 0)
-            return NULL;
-        if (qemuMigrationConfidentialCheckHelper(vm, &info, conf->keyId) < 0)
-            return NULL;
-        if (!qemuMigrationCookieConfidentialHexValid(info.nonce) ||
-            !qemuMigrationCookieConfidentialHexValid(info.keyConfirmation)) {
-            virReportError(VIR_ERR_OPERATION_FAILED,
-                           _("the migration helper of domain '%1$s' reports no valid nonce and key confirmation (contract version %2$u)"),
-                           vm->def->name, QEMU_MIRROR_CONTRACT);
-            return NULL;
-        }
-        conf->nonce = g_steal_pointer(&info.nonce);
-        conf->keyConfirmation = g_steal_pointer(&info.keyConfirmation);
-    }
-
-    return g_steal_pointer(&conf);
-}
-
-
-void
-qemuMigrationCookieConfidentialFree(qemuMigrationCookieConfidential *conf)
-{
-    if (!conf)
-        return;
-
-    g_free(conf->keyId);
-    g_free(conf->nonce);
-    g_free(conf->keyConfirmation);
-    g_free(conf);
-}
-
-
-void
-qemuMigrationCookieConfidentialFormat(virBuffer *buf,
-                                      const qemuMigrationCookieConfidential *conf)
-{
-    if (!conf)
-        return;
-
-    virBufferAsprintf(buf, "<confidential mirrorVcpus='%u'", conf->mirrorVcpus);
-    virBufferEscapeString(buf, " keyId='%s'", conf->keyId);
-    if (conf->contract)
-        virBufferAsprintf(buf, " contract='%u'", conf->contract);
-    virBufferEscapeString(buf, " nonce='%s'", conf->nonce);
-    virBufferEscapeString(buf, " keyConfirmation='%s'", conf->keyConfirmation);
-    virBufferAddLit(buf, "/>\n");
-}
-
-
-qemuMigrationCookieConfidential *
-qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt)
-{
-    g_autoptr(qemuMigrationCookieConfidential) conf = NULL;
-    xmlNodePtr node;
-
-    if (!(node = virXPathNode("./confidential", ctxt))) {
-        virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
-                       _("missing <confidential> in migration cookie"));
-        return NULL;
-    }
-
-    conf = g_new0(qemuMigrationCookieConfidential, 1);
-
-    if (virXMLPropUInt(node, "mirrorVcpus", 10,
-                       VIR_XML_PROP_REQUIRED | VIR_XML_PROP_NONZERO,
-                       &conf->mirrorVcpus) < 0)
-        return NULL;
-
-    conf->keyId = virXMLPropString(node, "keyId");
-
-    /* absent: a libvirt of contract version 2 or older */
-    if (virXMLPropUInt(node, "contract", 10, VIR_XML_PROP_NONE,
-                       &conf->contract) < 0)
-        return NULL;
-
-    conf->nonce = virXMLPropString(node, "nonce");
-    conf->keyConfirmation = virXMLPropString(node, "keyConfirmation");
-    if ((conf->nonce && !qemuMigrationCookieConfidentialHexValid(conf->nonce)) ||
-        (conf->keyConfirmation &&
-         !qemuMigrationCookieConfidentialHexValid(conf->keyConfirmation))) {
-        virReportError(VIR_ERR_INTERNAL_ERROR, "%s",
-                       _("invalid helper nonce or key confirmation in the migration cookie"));
-        return NULL;
-    }
-
-    return g_steal_pointer(&conf);
 }

@@ -10,30 +10,13 @@
 #include "qemu_capabilities.h"
 #include "qemu_conf.h"
 #include "qemu_domainjob.h"
+#include "qemu_migration_cookie.h"
+#include "qemu_monitor.h"
 #include "virenum.h"
 #include "virbitmap.h"
 #include "virbuffer.h"
 #include "virdomainjob.h"
 #include "virxml.h"
-
-/* <confidential/> in the migration cookie: what a target must check before
- * it starts anything for a confidential migration, beyond what the
- * cookie's migration capability negotiation carries (guest-assisted) */
-typedef struct _qemuMigrationCookieConfidential qemuMigrationCookieConfidential;
-struct _qemuMigrationCookieConfidential {
-    unsigned int mirrorVcpus; /* mirror vCPUs of the migrating guest */
-    char *keyId;              /* the transport key both helpers must hold */
-    unsigned int contract;    /* the contract version of the sender's QEMU */
-    /* contract 3, the target's Prepare cookie: its helper's nonce and its
-     * proof of the transport key over it (hex), for the source's helper */
-    char *nonce;
-    char *keyConfirmation;
-};
-
-void
-qemuMigrationCookieConfidentialFree(qemuMigrationCookieConfidential *conf);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(qemuMigrationCookieConfidential,
-                              qemuMigrationCookieConfidentialFree);
 
 /* operations that save a guest's state through QEMU's migration code,
  * other than a migration to another host */
@@ -46,15 +29,13 @@ typedef enum {
     QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST
 } qemuMigrationConfidentialExport;
 
-qemuMigrationCookieConfidential *
-qemuMigrationCookieConfidentialNew(virDomainObj *vm);
+int
+qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
+                                     const qemuMonitorMigrationHelperInfo *info,
+                                     const char *keyId);
 
-void
-qemuMigrationCookieConfidentialFormat(virBuffer *buf,
-                                      const qemuMigrationCookieConfidential *conf);
-
-qemuMigrationCookieConfidential *
-qemuMigrationCookieConfidentialParse(xmlXPathContextPtr ctxt);
+const char *
+qemuMigrationConfidentialJobKeyId(virDomainObj *vm);
 
 void
 qemuMigrationConfidentialJobMark(virDomainJobData *jobData,

@@ -13,6 +13,7 @@
 #include <config.h>
 
 #include "qemu_mirror.h"
+#include "qemu_command.h"
 #include "qemu_domain.h"
 #include "qemu_migration.h"
 #include "qemu_monitor.h"
@@ -61,8 +62,11 @@ qemuMirrorSupported(virQEMUCaps *qemuCaps)
 /**
  * qemuMirrorFillDomainCaps:
  *
- * <mirror supported='yes'/> when SEV and the whole mirror interface are
- * available, 'no' on an SEV host whose QEMU lacks it, nothing without SEV.
+ * <mirror supported='yes'/> with the largest mirror vCPU count when SEV and
+ * the whole mirror interface are available, 'no' on an SEV host whose QEMU
+ * lacks it, nothing without SEV. The version of the QEMU interface is not
+ * reported: 'yes' means the one this driver implements, and two hosts agree
+ * on it through the migration cookie.
  */
 void
 qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
@@ -74,7 +78,6 @@ qemuMirrorFillDomainCaps(virQEMUCaps *qemuCaps,
     domCaps->features[VIR_DOMAIN_CAPS_FEATURE_MIRROR] =
         qemuMirrorSupported(qemuCaps) ? VIR_TRISTATE_BOOL_YES : VIR_TRISTATE_BOOL_NO;
     domCaps->mirrorMaxVcpus = VIR_DOMAIN_MIRROR_VCPUS_MAX;
-    domCaps->mirrorContract = QEMU_MIRROR_CONTRACT;
 }
 
 
@@ -126,6 +129,10 @@ qemuMirrorSmpSlots(const virDomainDef *def)
 }
 
 
+/* UEFI firmware: autoselected (<os firmware='efi'>), where the firmware's
+ * descriptor must then declare the 'amd-sev-migration-helper' feature
+ * (qemuFirmwareMatchDomain), or a <loader> chosen by the user, which
+ * libvirt cannot inspect, as for SEV itself. */
 static bool
 qemuMirrorHasUEFI(const virDomainDef *def)
 {
@@ -252,13 +259,10 @@ qemuMirrorBuildCommandLine(virCommand *cmd,
     if (!def->mirror)
         return;
 
-    virCommandAddArg(cmd, "-fw_cfg");
-    virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_HELPER ",string=0");
+    qemuBuildFWCfgCommandLine(cmd, QEMU_MIRROR_FW_CFG_HELPER, "0", NULL);
 
-    if (mirrorTarget) {
-        virCommandAddArg(cmd, "-fw_cfg");
-        virCommandAddArg(cmd, "name=" QEMU_MIRROR_FW_CFG_TARGET ",string=1");
-    }
+    if (mirrorTarget)
+        qemuBuildFWCfgCommandLine(cmd, QEMU_MIRROR_FW_CFG_TARGET, "1", NULL);
 }
 
 
