@@ -3,8 +3,9 @@
  * confidential migration target (qemuMirrorAttestRun), with fake agents in
  * qemumirrorattestdata/: the agent's environment is minimal; what of its
  * text reaches an error is sanitised (printable ASCII, length-capped); its
- * reply does not reach the debug log; its whole process group is killed
- * on a timeout and after it exits, and when the process that runs it is
+ * reply does not reach the debug log (virCommand's included); its whole
+ * process group is killed on a timeout, when it writes more than libvirt
+ * reads, and after it exits, and when the process that runs it is
  * killed by SIGKILL (a wrapper that does not exec and its sleeping child
  * included)
  *
@@ -163,6 +164,27 @@ testSignal(const void *opaque G_GNUC_UNUSED)
 }
 
 
+/* an agent that writes more than libvirt reads is killed at once, not at
+ * its timeout (30 s, which only ends a run the limit failed to stop) */
+static int
+testOutputMax(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virJSONValue) reply = NULL;
+    const char *msg;
+
+    if (testRun("flood.sh", 30, NULL, &reply) != -1)
+        return -1;
+    msg = virGetLastErrorMessage();
+    if (virGetLastErrorCode() != VIR_ERR_OPERATION_FAILED ||
+        !strstr(msg, "flood.sh) wrote more than 1048576 bytes to its standard output and was killed")) {
+        VIR_TEST_VERBOSE("unexpected error: %s", msg);
+        return -1;
+    }
+    virResetLastError();
+    return 0;
+}
+
+
 /* the debug log has the reply's size and the agent's standard error
  * (sanitised), not the reply */
 static int
@@ -172,8 +194,8 @@ testLog(const void *opaque G_GNUC_UNUSED)
     g_autofree char *log = NULL;
     int rc;
 
-    /* the JSON parser's debug messages too */
-    if (virLogSetFilters("1:qemu.qemu_mirror_attest 1:util.json") < 0)
+    /* the JSON parser's debug messages too, and virCommand's */
+    if (virLogSetFilters("1:qemu.qemu_mirror_attest 1:util.json 1:util.command") < 0)
         return -1;
     g_free(virTestLogContentAndReset());
     rc = testRun("log.sh", 10, NULL, &reply);
@@ -412,6 +434,8 @@ mymain(void)
     if (virTestRun("killed by a signal", testSignal, NULL) < 0)
         ret = -1;
     if (virTestRun("debug log", testLog, NULL) < 0)
+        ret = -1;
+    if (virTestRun("output limit", testOutputMax, NULL) < 0)
         ret = -1;
     if (virTestRun("timeout: the wrapper and its child", testTimeoutWrapper, NULL) < 0)
         ret = -1;
