@@ -89,7 +89,7 @@ testEnvironment(const void *opaque G_GNUC_UNUSED)
     }
     g_ptr_array_sort(names, (GCompareFunc) virStringSortCompare);
 
-    g_string_append(expected, "operation failed: attestation of this host for domain 'guest' failed at step 'attest': the guest owner refused: ");
+    g_string_append(expected, "operation failed: the guest owner refused the 'attest' request for domain 'guest': ");
     for (i = 0; i < names->len; i++)
         g_string_append_printf(expected, "%s ", (char *) g_ptr_array_index(names, i));
     g_string_append(expected, "LC_ALL=C");
@@ -123,7 +123,7 @@ testRefusalSanitized(const void *opaque G_GNUC_UNUSED)
     const char *prefix = "red ?[31mALERT?[0m??forged line?and? more ?? ";
     g_autofree char *xs = g_strnfill(QEMU_MIRROR_ATTEST_TEXT_MAX - strlen(prefix), 'x');
     g_autofree char *expected =
-        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the guest owner refused: %s%s...",
+        g_strdup_printf("operation failed: the guest owner refused the 'attest' request for domain 'guest': %s%s...",
                         prefix, xs);
 
     if (testRun("refuse-control.sh", 10, NULL, &reply) != -1)
@@ -139,7 +139,7 @@ testStderrSanitized(const void *opaque G_GNUC_UNUSED)
     const char *prefix = "?[2Jcleared the screen ";
     g_autofree char *ys = g_strnfill(QEMU_MIRROR_ATTEST_TEXT_MAX - strlen(prefix), 'y');
     g_autofree char *expected =
-        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '%sfail-control.sh' failed (exit status 4): %s%s...",
+        g_strdup_printf("operation failed: attestation agent '%sfail-control.sh' failed the 'attest' request for domain 'guest' (exit status 4): %s%s...",
                         AGENT_DIR, prefix, ys);
 
     if (testRun("fail-control.sh", 10, NULL, &reply) != -1)
@@ -155,7 +155,7 @@ testSignal(const void *opaque G_GNUC_UNUSED)
 {
     g_autoptr(virJSONValue) reply = NULL;
     g_autofree char *expected =
-        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '%ssignal.sh' failed (fatal signal %d): about to die",
+        g_strdup_printf("operation failed: attestation agent '%ssignal.sh' failed the 'attest' request for domain 'guest' (fatal signal %d): about to die",
                         AGENT_DIR, SIGUSR1);
 
     if (testRun("signal.sh", 10, NULL, &reply) != -1)
@@ -335,7 +335,7 @@ testTimeoutWrapper(const void *opaque G_GNUC_UNUSED)
     if (!dir)
         return -1;
     if (testRun("wrapper-child.sh", 5, dir, &reply) != -1 ||
-        testCheckError("Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "wrapper-child.sh' did not answer within 5 seconds (mirror_attestation_timeout) and was killed") < 0)
+        testCheckError("Timed out during operation: attestation agent '" AGENT_DIR "wrapper-child.sh' did not answer the 'attest' request for domain 'guest' within 5 seconds (mirror_attestation_timeout)") < 0)
         goto cleanup;
 
     ret = testWaitAllGone(dir, "timeout");

@@ -994,8 +994,8 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
 
     if (STRNEQ_NULLABLE(secret->keyId, keyId)) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the guest owner provisions the transport key '%3$s', but the source's migration helper holds '%4$s'"),
-                       vm->def->name, "key check", secret->keyId, NULLSTR(keyId));
+                       _("the guest owner provisions transport key '%1$s' for domain '%2$s', but the source's migration helper holds '%3$s'"),
+                       secret->keyId, vm->def->name, NULLSTR(keyId));
         return -1;
     }
 
@@ -1010,8 +1010,8 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
 
         virResetLastError();
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the SEV platform rejected the launch secret: %3$s"),
-                       vm->def->name, "inject", cause);
+                       _("the SEV platform rejected the launch secret for domain '%1$s': %2$s"),
+                       vm->def->name, cause);
         return -1;
     }
 

@@ -77,6 +77,19 @@ qemuMirrorAttestSecretFree(qemuMirrorAttestSecret *secret)
 }
 
 
+static int
+qemuMirrorAttestCheckExecutable(const char *agent)
+{
+    if (!virFileIsExecutable(agent)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("attestation agent '%1$s' (mirror_attestation_agent in qemu.conf) is not an executable file"),
+                       agent);
+        return -1;
+    }
+    return 0;
+}
+
+
 /**
  * qemuMirrorAttestCheckAgent:
  * @cfg: the driver's configuration
@@ -91,19 +104,12 @@ qemuMirrorAttestCheckAgent(virQEMUDriverConfig *cfg,
 {
     if (!cfg->mirrorAttestationAgent) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key here"),
-                       domname, QEMU_MIRROR_ATTEST_STEP_AGENT);
+                       _("no attestation agent is configured to attest this host for domain '%1$s' (mirror_attestation_agent in qemu.conf)"),
+                       domname);
         return -1;
     }
 
-    if (!virFileIsExecutable(cfg->mirrorAttestationAgent)) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' (mirror_attestation_agent in qemu.conf) is not an executable file"),
-                       domname, QEMU_MIRROR_ATTEST_STEP_AGENT, cfg->mirrorAttestationAgent);
-        return -1;
-    }
-
-    return 0;
+    return qemuMirrorAttestCheckExecutable(cfg->mirrorAttestationAgent);
 }
 
 
@@ -317,7 +323,7 @@ qemuMirrorAttestChildHook(void *opaque)
  * @agent: the program (mirror_attestation_agent)
  * @timeout: seconds the run may take (mirror_attestation_timeout)
  * @domname: the domain, for errors
- * @step: QEMU_MIRROR_ATTEST_STEP_*, for errors
+ * @step: the request's operation (QEMU_MIRROR_ATTEST_STEP_*), for errors
  * @request: the request
  * @reply: filled with the agent's reply, a JSON object that is not a
  *         refusal
@@ -365,12 +371,8 @@ qemuMirrorAttestRun(const char *agent,
     if (virTimeMillisNow(&start) < 0)
         return -1;
 
-    if (!virFileIsExecutable(agent)) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' is not an executable file"),
-                       domname, step, agent);
+    if (qemuMirrorAttestCheckExecutable(agent) < 0)
         return -1;
-    }
 
     if (!(input = virJSONValueToString(request, false)))
         return -1;
@@ -400,8 +402,8 @@ qemuMirrorAttestRun(const char *agent,
     if (virCommandWait(cmd, &exitstatus) < 0) {
         if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT)
             virReportError(VIR_ERR_OPERATION_TIMEOUT,
-                           _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not answer within %4$u seconds (mirror_attestation_timeout) and was killed"),
-                           domname, step, agent, timeout);
+                           _("attestation agent '%1$s' did not answer the '%2$s' request for domain '%3$s' within %4$u seconds (mirror_attestation_timeout)"),
+                           agent, step, domname, timeout);
         return -1;
     }
 
@@ -416,10 +418,14 @@ qemuMirrorAttestRun(const char *agent,
     if (!WIFEXITED(exitstatus) || WEXITSTATUS(exitstatus) != 0) {
         g_autofree char *how = virProcessTranslateStatus(exitstatus);
 
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' failed (%4$s)%5$s%6$s"),
-                       domname, step, agent, how,
-                       lastLine ? ": " : "", NULLSTR_EMPTY(lastLine));
+        if (lastLine)
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("attestation agent '%1$s' failed the '%2$s' request for domain '%3$s' (%4$s): %5$s"),
+                           agent, step, domname, how, lastLine);
+        else
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("attestation agent '%1$s' failed the '%2$s' request for domain '%3$s' (%4$s)"),
+                           agent, step, domname, how);
         return -1;
     }
 
@@ -430,18 +436,22 @@ qemuMirrorAttestRun(const char *agent,
         !virJSONValueIsObject(json)) {
         virResetLastError();
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not reply with a JSON object"),
-                       domname, step, agent);
+                       _("attestation agent '%1$s' did not answer the '%2$s' request for domain '%3$s' with a JSON object"),
+                       agent, step, domname);
         return -1;
     }
 
     if (virJSONValueObjectHasKey(json, "refused")) {
         if ((refused = virJSONValueObjectGetString(json, "refused")))
             reason = qemuMirrorAttestSanitize(refused, QEMU_MIRROR_ATTEST_TEXT_MAX);
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the guest owner refused: %3$s"),
-                       domname, step,
-                       reason ? reason : _("(no reason given)"));
+        if (reason)
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the guest owner refused the '%1$s' request for domain '%2$s': %3$s"),
+                           step, domname, reason);
+        else
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the guest owner refused the '%1$s' request for domain '%2$s'"),
+                           step, domname);
         return -1;
     }
 
@@ -483,12 +493,12 @@ qemuMirrorAttestGetBase64(virJSONValue *reply,
  bad:
     if (size)
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent's reply has no valid '%3$s' (base64 of %4$zu bytes)"),
-                       domname, step, member, size);
+                       _("attestation agent's reply to the '%1$s' request for domain '%2$s' has no valid '%3$s' (base64 of %4$zu bytes)"),
+                       step, domname, member, size);
     else
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent's reply has no valid '%3$s' (base64 of a multiple of 16 bytes)"),
-                       domname, step, member);
+                       _("attestation agent's reply to the '%1$s' request for domain '%2$s' has no valid '%3$s' (base64 of a multiple of 16 bytes)"),
+                       step, domname, member);
     return NULL;
 }
 
@@ -568,8 +578,8 @@ qemuMirrorAttestParseSecret(virJSONValue *reply,
     keyId = virJSONValueObjectGetString(reply, "key-id");
     if (!qemuMirrorAttestKeyIdValid(keyId)) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent's reply has no valid 'key-id' (1 to %3$d characters of A-Z, a-z, 0-9, '.', '_', ':', '-')"),
-                       domname, QEMU_MIRROR_ATTEST_STEP_ATTEST,
+                       _("attestation agent's reply to the '%1$s' request for domain '%2$s' has no valid 'key-id' (1 to %3$d characters of A-Z, a-z, 0-9, '.', '_', ':', '-')"),
+                       QEMU_MIRROR_ATTEST_STEP_ATTEST, domname,
                        QEMU_MIRROR_ATTEST_KEY_ID_MAX);
         return NULL;
     }
@@ -616,8 +626,8 @@ qemuMirrorAttestSession(virQEMUDriverConfig *cfg,
 
     if (!platform || !platform->pdh) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': this host's SEV platform data (its PDH) is unknown"),
-                       def->name, QEMU_MIRROR_ATTEST_STEP_SESSION);
+                       _("cannot request a launch session for domain '%1$s': the SEV platform data (PDH) of this host is unknown"),
+                       def->name);
         return -1;
     }
 
