@@ -312,7 +312,7 @@ static const struct testSuspendData suspendTests[] = {
     { "plain migration", VIR_ASYNC_JOB_MIGRATION_OUT, VIR_MIGRATE_LIVE, NULL },
     { "confidential migration", VIR_ASYNC_JOB_MIGRATION_OUT,
       VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' is the source of a confidential migration, which cannot be paused while it runs: that would make it a non-live migration (virsh migrate --timeout suspends by default)" },
+      "Requested operation is not valid: domain 'guest' cannot be paused while it is the source of a confidential migration" },
     { "incoming confidential migration", VIR_ASYNC_JOB_MIGRATION_IN,
       VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, NULL },
 };
@@ -399,11 +399,11 @@ testDstCheck(const void *opaque)
 #define NO_INTERFACE_HERE \
     "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)"
 #define SEV_ES_REFUSED \
-    "Operation not supported: domain 'guest' is an SEV-ES guest (policy bit 0x4): confidential migration supports plain SEV guests only, because an SEV-ES guest's register state is in its encrypted VMSA, which neither the migration helper nor QEMU migrates"
+    "Operation not supported: domain 'guest' is an SEV-ES guest, whose encrypted register state confidential migration cannot migrate"
 #define NOSEND_REFUSED \
     "Requested operation is not valid: the guest owner's policy for domain 'guest' forbids sending it to another platform (NOSEND, policy bit 0x8)"
 #define LIVE_REQUIRED \
-    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper exports the guest's pages while the guest runs, and what a stopped guest does to mirror vCPUs is not defined"
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper runs only in a running guest"
 #define TLS_REQUIRED \
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection (set mirror_migration_tls = 0 in qemu.conf on both hosts if the link is protected otherwise)"
 
@@ -411,7 +411,7 @@ testDstCheck(const void *opaque)
 #define NONCE "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define CONFIRMATION "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 #define CONTRACT2_HERE \
-    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' supports confidential migration contract version 2 only, but libvirt needs version 3 (a fresh stream key for every migration)"
+    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' supports confidential migration contract version 2 only, but libvirt needs version 3"
 #define AGENT_DIR abs_srcdir "/qemumirrorattestdata/"
 #define AGENT AGENT_DIR "ok.sh"
 
@@ -438,7 +438,7 @@ static const struct testDstData dstTests[] = {
       "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'", KEY, AGENT, 0 },
     { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), KEY, AGENT, 0 },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "start-migrate-incoming takes a network URI, not a tunnel"), KEY, AGENT, 0 },
     { "rdma pin all", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
       CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), KEY, AGENT, 0 },
@@ -477,7 +477,7 @@ static const struct testDstData dstTests[] = {
     { "no attestation agent, plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false,
       VIR_MIGRATE_LIVE, NULL, NULL, NULL, 0 },
     { "source of contract version 2", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Operation not supported: the source of domain 'guest' does not support confidential migration contract version 3 (a fresh stream key for every migration)",
+      "Operation not supported: the source of domain 'guest' does not support confidential migration contract version 3",
       KEY, AGENT, 2 },
     { "QEMU of contract version 2 here", GUEST_SEV_MIRROR, 1, QEMU_CONTRACT2, true, 1, true, CONF_FLAGS,
       CONTRACT2_HERE, KEY, AGENT, 0 },
@@ -544,7 +544,7 @@ static const struct testSrcCookieData srcCookieTests[] = {
       "operation failed: the migration helper of domain 'guest' on the target holds the transport key '<null>', but the source's holds 'owner-key-1'",
       NULL, false },
     { "Prepare cookie without a nonce", true, 1, true, CONF_FLAGS,
-      "operation failed: the target's Prepare cookie for domain 'guest' carries no helper nonce and key confirmation: the target does not support confidential migration contract version 3 (a fresh stream key for every migration)",
+      "operation failed: the target of domain 'guest' does not support confidential migration contract version 3",
       KEY, true },
 };
 
@@ -1330,22 +1330,22 @@ static const struct testData tests[] = {
       VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED, false },
     { "confidential offline", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_OFFLINE | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL"), false },
+      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory"), false },
     { "confidential postcopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_POSTCOPY,
-      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes"), false },
+      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "the migration helper does not serve post-copy page requests"), false },
     { "confidential postcopy resume", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_POSTCOPY_RESUME | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes"), false },
+      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "the migration helper does not serve post-copy page requests"), false },
     { "confidential tunnelled", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), false },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "start-migrate-incoming takes a network URI, not a tunnel"), false },
     { "confidential copy storage all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_NON_SHARED_DISK,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage"), false },
+      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "confidential migration does not migrate storage"), false },
     { "confidential copy storage inc", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_NON_SHARED_INC,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage"), false },
+      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "confidential migration does not migrate storage"), false },
     { "confidential compressed", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_COMPRESSED,
       CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed"), false },
