@@ -311,7 +311,7 @@ static const struct testSuspendData suspendTests[] = {
     { "plain migration", VIR_ASYNC_JOB_MIGRATION_OUT, VIR_MIGRATE_LIVE, NULL },
     { "confidential migration", VIR_ASYNC_JOB_MIGRATION_OUT,
       VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' is the source of a confidential migration, which cannot be paused while it runs: that would make it a non-live migration (virsh migrate --timeout suspends by default)" },
+      "Requested operation is not valid: domain 'guest' cannot be paused while it is the source of a confidential migration" },
     { "incoming confidential migration", VIR_ASYNC_JOB_MIGRATION_IN,
       VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, NULL },
 };
@@ -398,11 +398,11 @@ testDstCheck(const void *opaque)
 #define NO_INTERFACE_HERE \
     "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' on this host lacks the confidential migration interface (virsh domcapabilities reports <mirror supported='no'/>)"
 #define SEV_ES_REFUSED \
-    "Operation not supported: domain 'guest' is an SEV-ES guest (policy bit 0x4): confidential migration supports plain SEV guests only, because an SEV-ES guest's register state is in its encrypted VMSA, which neither the migration helper nor QEMU migrates"
+    "Operation not supported: domain 'guest' is an SEV-ES guest, whose encrypted register state confidential migration cannot migrate"
 #define NOSEND_REFUSED \
     "Requested operation is not valid: the guest owner's policy for domain 'guest' forbids sending it to another platform (NOSEND, policy bit 0x8)"
 #define LIVE_REQUIRED \
-    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper exports the guest's pages while the guest runs, and what a stopped guest does to mirror vCPUs is not defined"
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper runs only in a running guest"
 #define TLS_REQUIRED \
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection"
 
@@ -410,9 +410,23 @@ testDstCheck(const void *opaque)
 #define NONCE "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define CONFIRMATION "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 #define CONTRACT2_HERE \
-    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' supports confidential migration contract version 2 only, but libvirt needs version 3 (a fresh stream key for every migration)"
+    "Operation not supported: the QEMU binary '/usr/bin/qemu-system-x86_64' supports confidential migration contract version 2 only, but libvirt needs version 3"
 #define AGENT_DIR abs_srcdir "/qemumirrorattestdata/"
 #define AGENT AGENT_DIR "ok.sh"
+
+/* the attestation errors, for the fake agents in qemumirrorattestdata/ */
+#define NOT_EXECUTABLE(agent) \
+    "operation failed: attestation agent '" AGENT_DIR agent "' (mirror_attestation_agent in qemu.conf) is not an executable file"
+#define AGENT_FAILED(agent, op, how) \
+    "operation failed: attestation agent '" AGENT_DIR agent "' failed the '" op "' request for domain 'guest' " how
+#define TIMED_OUT(agent, op) \
+    "Timed out during operation: attestation agent '" AGENT_DIR agent "' did not answer the '" op "' request for domain 'guest' within 1 seconds (mirror_attestation_timeout)"
+#define NOT_JSON(agent, op) \
+    "operation failed: attestation agent '" AGENT_DIR agent "' did not answer the '" op "' request for domain 'guest' with a JSON object"
+#define REFUSED(op, reason) \
+    "operation failed: the guest owner refused the '" op "' request for domain 'guest': " reason
+#define BAD_REPLY(op, member) \
+    "operation failed: attestation agent's reply to the '" op "' request for domain 'guest' has no valid " member
 
 static const struct testDstData dstTests[] = {
     { "plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false, VIR_MIGRATE_LIVE, NULL, KEY, AGENT, 0 },
@@ -423,7 +437,7 @@ static const struct testDstData dstTests[] = {
       "Requested operation is not valid: the source sent no confidential migration data (<confidential/> in the migration cookie) for domain 'guest'", KEY, AGENT, 0 },
     { "tunnelled", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses"), KEY, AGENT, 0 },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "start-migrate-incoming takes a network URI, not a tunnel"), KEY, AGENT, 0 },
     { "rdma pin all", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true,
       CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
       CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it"), KEY, AGENT, 0 },
@@ -454,15 +468,15 @@ static const struct testDstData dstTests[] = {
       "Requested operation is not valid: the source did not say which transport key the migration helper of domain 'guest' holds",
       "key id with spaces", AGENT, 0 },
     { "no attestation agent", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Operation not supported: attestation of this host for domain 'guest' failed at step 'agent': this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key here",
+      "Operation not supported: no attestation agent is configured to attest this host for domain 'guest' (mirror_attestation_agent in qemu.conf)",
       KEY, NULL, 0 },
     { "attestation agent missing", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "operation failed: attestation of this host for domain 'guest' failed at step 'agent': the attestation agent '" AGENT_DIR "missing.sh' (mirror_attestation_agent in qemu.conf) is not an executable file",
+      NOT_EXECUTABLE("missing.sh"),
       KEY, AGENT_DIR "missing.sh", 0 },
     { "no attestation agent, plain migration", GUEST_PLAIN, 0, QEMU_NONE, false, 0, false,
       VIR_MIGRATE_LIVE, NULL, NULL, NULL, 0 },
     { "source of contract version 2", GUEST_SEV_MIRROR, 1, QEMU_MIRROR, true, 1, true, CONF_FLAGS,
-      "Operation not supported: the source of domain 'guest' does not support confidential migration contract version 3 (a fresh stream key for every migration)",
+      "Operation not supported: the source of domain 'guest' does not support confidential migration contract version 3",
       KEY, AGENT, 2 },
     { "QEMU of contract version 2 here", GUEST_SEV_MIRROR, 1, QEMU_CONTRACT2, true, 1, true, CONF_FLAGS,
       CONTRACT2_HERE, KEY, AGENT, 0 },
@@ -529,7 +543,7 @@ static const struct testSrcCookieData srcCookieTests[] = {
       "operation failed: the migration helper of domain 'guest' on the target holds the transport key '<null>', but the source's holds 'owner-key-1'",
       NULL, false },
     { "Prepare cookie without a nonce", true, 1, true, CONF_FLAGS,
-      "operation failed: the target's Prepare cookie for domain 'guest' carries no helper nonce and key confirmation: the target does not support confidential migration contract version 3 (a fresh stream key for every migration)",
+      "operation failed: the target of domain 'guest' does not support confidential migration contract version 3",
       KEY, true },
 };
 
@@ -774,8 +788,6 @@ testSrcIsAllowedHelper(const void *opaque)
 
 #define ABSENT VIR_TRISTATE_BOOL_ABSENT
 
-#define ATTEST_FAILED(cause) \
-    "operation failed: attestation of this host for domain 'guest' failed at step 'attest': " cause
 
 static const struct testFlowData dstRunTests[] = {
     { "ready", { ATTESTED, "cont", OK, HELPER, READY_KEY, "start-migrate-incoming", OK, NULL },
@@ -791,27 +803,27 @@ static const struct testFlowData dstRunTests[] = {
       ABSENT, false, NULL, NULL },
     /* nothing is injected, QEMU's vCPUs never run */
     { "guest owner refuses", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
-      ATTEST_FAILED("the guest owner refused: the launch measurement does not match the expected firmware"),
+      REFUSED("attest", "the launch measurement does not match the expected firmware"),
       ABSENT, false, AGENT_DIR "refuse.sh", NULL },
     { "agent fails", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
-      ATTEST_FAILED("the attestation agent '" AGENT_DIR "fail.sh' failed (exit status 3): cannot reach the guest owner's key broker"),
+      AGENT_FAILED("fail.sh", "attest", "(exit status 3): cannot reach the guest owner's key broker"),
       ABSENT, false, AGENT_DIR "fail.sh", NULL },
     { "agent times out", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
-      "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed",
+      TIMED_OUT("hang.sh", "attest"),
       ABSENT, false, AGENT_DIR "hang.sh", NULL },
     { "agent output malformed", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
-      ATTEST_FAILED("the attestation agent '" AGENT_DIR "garbage.sh' did not reply with a JSON object"),
+      NOT_JSON("garbage.sh", "attest"),
       ABSENT, false, AGENT_DIR "garbage.sh", NULL },
     { "agent missing", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
-      ATTEST_FAILED("the attestation agent '" AGENT_DIR "missing.sh' is not an executable file"),
+      NOT_EXECUTABLE("missing.sh"),
       ABSENT, false, AGENT_DIR "missing.sh", NULL },
     { "guest owner provisions another key", { MEASURE, MEASUREMENT, SEV, SEV_INFO, NULL },
-      "operation failed: attestation of this host for domain 'guest' failed at step 'key check': the guest owner provisions the transport key 'owner-key-2', but the source's migration helper holds 'owner-key-1'",
+      "operation failed: the guest owner provisions transport key 'owner-key-2' for domain 'guest', but the source's migration helper holds 'owner-key-1'",
       ABSENT, false, AGENT_DIR "other-key.sh", NULL },
     { "platform rejects the secret",
       { MEASURE, MEASUREMENT, SEV, SEV_INFO, INJECT,
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"SEV: failed to inject secret ret=-1 fw_error=12 'Bad measurement'\"}}", NULL },
-      "operation failed: attestation of this host for domain 'guest' failed at step 'inject': the SEV platform rejected the launch secret: internal error: unable to execute QEMU command 'sev-inject-launch-secret': SEV: failed to inject secret ret=-1 fw_error=12 'Bad measurement'",
+      "operation failed: the SEV platform rejected the launch secret for domain 'guest': internal error: unable to execute QEMU command 'sev-inject-launch-secret': SEV: failed to inject secret ret=-1 fw_error=12 'Bad measurement'",
       ABSENT, false, NULL, NULL },
     { "cont fails", { ATTESTED, "cont", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}", NULL },
       "internal error: unable to execute QEMU command 'cont': no", ABSENT, false, NULL, NULL },
@@ -1098,36 +1110,34 @@ testAgent(const void *opaque)
 }
 
 
-#define AGENT_FAILED(step, cause) \
-    "operation failed: attestation of this host for domain 'guest' failed at step '" step "': " cause
 
 static const struct testAgentData agentTests[] = {
     { "attest", "ok.sh", "attest", NULL },
     { "session", "ok.sh", "session", NULL },
     { "refused", "refuse.sh", "attest",
-      AGENT_FAILED("attest", "the guest owner refused: the launch measurement does not match the expected firmware") },
+      REFUSED("attest", "the launch measurement does not match the expected firmware") },
     { "exit status", "fail.sh", "session",
-      AGENT_FAILED("session", "the attestation agent '" AGENT_DIR "fail.sh' failed (exit status 3): cannot reach the guest owner's key broker") },
+      AGENT_FAILED("fail.sh", "session", "(exit status 3): cannot reach the guest owner's key broker") },
     { "timeout", "hang.sh", "attest",
-      "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed" },
+      TIMED_OUT("hang.sh", "attest") },
     { "timeout, its output closed", "close-and-hang.sh", "attest",
-      "Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "close-and-hang.sh' did not answer within 1 seconds (mirror_attestation_timeout) and was killed" },
+      TIMED_OUT("close-and-hang.sh", "attest") },
     { "missing", "missing.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "missing.sh' is not an executable file") },
+      NOT_EXECUTABLE("missing.sh") },
     { "not JSON", "garbage.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "garbage.sh' did not reply with a JSON object") },
+      NOT_JSON("garbage.sh", "attest") },
     { "not an object", "array.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent '" AGENT_DIR "array.sh' did not reply with a JSON object") },
+      NOT_JSON("array.sh", "attest") },
     { "header size", "short-header.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'secret-header' (base64 of 52 bytes)") },
+      BAD_REPLY("attest", "'secret-header' (base64 of 52 bytes)") },
     { "secret not base64", "bad-base64.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'secret' (base64 of a multiple of 16 bytes)") },
+      BAD_REPLY("attest", "'secret' (base64 of a multiple of 16 bytes)") },
     { "key id invalid", "bad-key-id.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'key-id' (1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-')") },
+      BAD_REPLY("attest", "'key-id' (1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-')") },
     { "key id missing", "no-key-id.sh", "attest",
-      AGENT_FAILED("attest", "the attestation agent's reply has no valid 'key-id' (1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-')") },
+      BAD_REPLY("attest", "'key-id' (1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-')") },
     { "session size", "short-session.sh", "session",
-      AGENT_FAILED("session", "the attestation agent's reply has no valid 'session' (base64 of 128 bytes)") },
+      BAD_REPLY("session", "'session' (base64 of 128 bytes)") },
 };
 
 
@@ -1200,7 +1210,7 @@ testSession(const void *opaque G_GNUC_UNUSED)
     /* no PDH, no session */
     g_clear_pointer(&sev->session, g_free);
     rc = qemuMirrorAttestSession(driver.config, vm->def, NULL);
-    if (testCheckResult(rc, "Operation not supported: attestation of this host for domain 'guest' failed at step 'session': this host's SEV platform data (its PDH) is unknown") < 0)
+    if (testCheckResult(rc, "Operation not supported: cannot request a launch session for domain 'guest': the SEV platform data (PDH) of this host is unknown") < 0)
         goto error;
 
     driver.config->mirrorAttestationAgent = NULL;
@@ -1321,22 +1331,22 @@ static const struct testData tests[] = {
       VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, LIVE_REQUIRED },
     { "confidential offline", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_OFFLINE | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL") },
+      CONFLICT("VIR_MIGRATE_OFFLINE (--offline)", "an offline migration moves no guest memory") },
     { "confidential postcopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_POSTCOPY,
-      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
+      CONFLICT("VIR_MIGRATE_POSTCOPY (--postcopy)", "the migration helper does not serve post-copy page requests") },
     { "confidential postcopy resume", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       VIR_MIGRATE_POSTCOPY_RESUME | VIR_MIGRATE_CONFIDENTIAL,
-      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
+      CONFLICT("VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)", "the migration helper does not serve post-copy page requests") },
     { "confidential tunnelled", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED,
-      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
+      CONFLICT("VIR_MIGRATE_TUNNELLED (--tunnelled)", "start-migrate-incoming takes a network URI, not a tunnel") },
     { "confidential copy storage all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_NON_SHARED_DISK,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "storage migration is not part of confidential migration yet; use shared storage") },
+      CONFLICT("VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)", "confidential migration does not migrate storage") },
     { "confidential copy storage inc", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_NON_SHARED_INC,
-      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "storage migration is not part of confidential migration yet; use shared storage") },
+      CONFLICT("VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)", "confidential migration does not migrate storage") },
     { "confidential compressed", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_COMPRESSED,
       CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed") },

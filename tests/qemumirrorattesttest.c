@@ -3,8 +3,9 @@
  * confidential migration target (qemuMirrorAttestRun), with fake agents in
  * qemumirrorattestdata/: the agent's environment is minimal; what of its
  * text reaches an error is sanitised (printable ASCII, length-capped); its
- * reply does not reach the debug log; its whole process group is killed
- * on a timeout and after it exits, and when the process that runs it is
+ * reply does not reach the debug log (virCommand's included); its whole
+ * process group is killed on a timeout, when it writes more than libvirt
+ * reads, and after it exits, and when the process that runs it is
  * killed by SIGKILL (a wrapper that does not exec and its sleeping child
  * included)
  *
@@ -88,7 +89,7 @@ testEnvironment(const void *opaque G_GNUC_UNUSED)
     }
     g_ptr_array_sort(names, (GCompareFunc) virStringSortCompare);
 
-    g_string_append(expected, "operation failed: attestation of this host for domain 'guest' failed at step 'attest': the guest owner refused: ");
+    g_string_append(expected, "operation failed: the guest owner refused the 'attest' request for domain 'guest': ");
     for (i = 0; i < names->len; i++)
         g_string_append_printf(expected, "%s ", (char *) g_ptr_array_index(names, i));
     g_string_append(expected, "LC_ALL=C");
@@ -122,7 +123,7 @@ testRefusalSanitized(const void *opaque G_GNUC_UNUSED)
     const char *prefix = "red ?[31mALERT?[0m??forged line?and? more ?? ";
     g_autofree char *xs = g_strnfill(QEMU_MIRROR_ATTEST_TEXT_MAX - strlen(prefix), 'x');
     g_autofree char *expected =
-        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the guest owner refused: %s%s...",
+        g_strdup_printf("operation failed: the guest owner refused the 'attest' request for domain 'guest': %s%s...",
                         prefix, xs);
 
     if (testRun("refuse-control.sh", 10, NULL, &reply) != -1)
@@ -138,7 +139,7 @@ testStderrSanitized(const void *opaque G_GNUC_UNUSED)
     const char *prefix = "?[2Jcleared the screen ";
     g_autofree char *ys = g_strnfill(QEMU_MIRROR_ATTEST_TEXT_MAX - strlen(prefix), 'y');
     g_autofree char *expected =
-        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '%sfail-control.sh' failed (exit status 4): %s%s...",
+        g_strdup_printf("operation failed: attestation agent '%sfail-control.sh' failed the 'attest' request for domain 'guest' (exit status 4): %s%s...",
                         AGENT_DIR, prefix, ys);
 
     if (testRun("fail-control.sh", 10, NULL, &reply) != -1)
@@ -154,12 +155,33 @@ testSignal(const void *opaque G_GNUC_UNUSED)
 {
     g_autoptr(virJSONValue) reply = NULL;
     g_autofree char *expected =
-        g_strdup_printf("operation failed: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '%ssignal.sh' failed (fatal signal %d): about to die",
+        g_strdup_printf("operation failed: attestation agent '%ssignal.sh' failed the 'attest' request for domain 'guest' (fatal signal %d): about to die",
                         AGENT_DIR, SIGUSR1);
 
     if (testRun("signal.sh", 10, NULL, &reply) != -1)
         return -1;
     return testCheckError(expected);
+}
+
+
+/* an agent that writes more than libvirt reads is killed at once, not at
+ * its timeout (30 s, which only ends a run the limit failed to stop) */
+static int
+testOutputMax(const void *opaque G_GNUC_UNUSED)
+{
+    g_autoptr(virJSONValue) reply = NULL;
+    const char *msg;
+
+    if (testRun("flood.sh", 30, NULL, &reply) != -1)
+        return -1;
+    msg = virGetLastErrorMessage();
+    if (virGetLastErrorCode() != VIR_ERR_OPERATION_FAILED ||
+        !strstr(msg, "flood.sh) wrote more than 1048576 bytes to its standard output and was killed")) {
+        VIR_TEST_VERBOSE("unexpected error: %s", msg);
+        return -1;
+    }
+    virResetLastError();
+    return 0;
 }
 
 
@@ -172,8 +194,8 @@ testLog(const void *opaque G_GNUC_UNUSED)
     g_autofree char *log = NULL;
     int rc;
 
-    /* the JSON parser's debug messages too */
-    if (virLogSetFilters("1:qemu.qemu_mirror_attest 1:util.json") < 0)
+    /* the JSON parser's debug messages too, and virCommand's */
+    if (virLogSetFilters("1:qemu.qemu_mirror_attest 1:util.json 1:util.command") < 0)
         return -1;
     g_free(virTestLogContentAndReset());
     rc = testRun("log.sh", 10, NULL, &reply);
@@ -313,7 +335,7 @@ testTimeoutWrapper(const void *opaque G_GNUC_UNUSED)
     if (!dir)
         return -1;
     if (testRun("wrapper-child.sh", 5, dir, &reply) != -1 ||
-        testCheckError("Timed out during operation: attestation of this host for domain 'guest' failed at step 'attest': the attestation agent '" AGENT_DIR "wrapper-child.sh' did not answer within 5 seconds (mirror_attestation_timeout) and was killed") < 0)
+        testCheckError("Timed out during operation: attestation agent '" AGENT_DIR "wrapper-child.sh' did not answer the 'attest' request for domain 'guest' within 5 seconds (mirror_attestation_timeout)") < 0)
         goto cleanup;
 
     ret = testWaitAllGone(dir, "timeout");
@@ -412,6 +434,8 @@ mymain(void)
     if (virTestRun("killed by a signal", testSignal, NULL) < 0)
         ret = -1;
     if (virTestRun("debug log", testLog, NULL) < 0)
+        ret = -1;
+    if (virTestRun("output limit", testOutputMax, NULL) < 0)
         ret = -1;
     if (virTestRun("timeout: the wrapper and its child", testTimeoutWrapper, NULL) < 0)
         ret = -1;

@@ -141,31 +141,30 @@ qemuMigrationConfidentialJobParams(qemuDomainJobDataPrivate *priv,
 /* What VIR_MIGRATE_CONFIDENTIAL cannot be combined with, and why. */
 static const struct {
     unsigned int flag;
-    const char *name;
-    const char *reason;
+    const char *error;
 } qemuMigrationConfidentialConflicts[] = {
-    { VIR_MIGRATE_OFFLINE, "VIR_MIGRATE_OFFLINE (--offline)",
-      N_("an offline migration moves no guest memory; migrate the definition without VIR_MIGRATE_CONFIDENTIAL") },
-    { VIR_MIGRATE_POSTCOPY, "VIR_MIGRATE_POSTCOPY (--postcopy)",
-      N_("in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
-    { VIR_MIGRATE_POSTCOPY_RESUME, "VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume)",
-      N_("in post-copy the target fetches pages on demand, but the migration helper only sends the pages the source pushes") },
-    { VIR_MIGRATE_TUNNELLED, "VIR_MIGRATE_TUNNELLED (--tunnelled)",
-      N_("the target listens through start-migrate-incoming, which takes a network URI rather than the stream a tunnelled migration uses") },
-    { VIR_MIGRATE_NON_SHARED_DISK, "VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all)",
-      N_("storage migration is not part of confidential migration yet; use shared storage") },
-    { VIR_MIGRATE_NON_SHARED_INC, "VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc)",
-      N_("storage migration is not part of confidential migration yet; use shared storage") },
-    { VIR_MIGRATE_COMPRESSED, "VIR_MIGRATE_COMPRESSED (--compressed)",
-      N_("pages encrypted with the transport key cannot be compressed") },
-    { VIR_MIGRATE_PARALLEL, "VIR_MIGRATE_PARALLEL (--parallel)",
-      N_("the migration helper's pages travel in the main migration stream only") },
-    { VIR_MIGRATE_ZEROCOPY, "VIR_MIGRATE_ZEROCOPY (--zerocopy)",
-      N_("zero-copy needs parallel connections, which confidential migration does not use") },
-    { VIR_MIGRATE_RDMA_PIN_ALL, "VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)",
-      N_("RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
-    { VIR_MIGRATE_AUTO_CONVERGE, "VIR_MIGRATE_AUTO_CONVERGE (--auto-converge)",
-      N_("CPU throttling is not defined for mirror vCPUs, which export the guest's pages") },
+    { VIR_MIGRATE_OFFLINE,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_OFFLINE (--offline): an offline migration moves no guest memory") },
+    { VIR_MIGRATE_POSTCOPY,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_POSTCOPY (--postcopy): the migration helper does not serve post-copy page requests") },
+    { VIR_MIGRATE_POSTCOPY_RESUME,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_POSTCOPY_RESUME (--postcopy-resume): the migration helper does not serve post-copy page requests") },
+    { VIR_MIGRATE_TUNNELLED,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_TUNNELLED (--tunnelled): start-migrate-incoming takes a network URI, not a tunnel") },
+    { VIR_MIGRATE_NON_SHARED_DISK,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_NON_SHARED_DISK (--copy-storage-all): confidential migration does not migrate storage") },
+    { VIR_MIGRATE_NON_SHARED_INC,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc): confidential migration does not migrate storage") },
+    { VIR_MIGRATE_COMPRESSED,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_COMPRESSED (--compressed): pages encrypted with the transport key cannot be compressed") },
+    { VIR_MIGRATE_PARALLEL,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_PARALLEL (--parallel): the migration helper's pages travel in the main migration stream only") },
+    { VIR_MIGRATE_ZEROCOPY,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_ZEROCOPY (--zerocopy): zero-copy needs parallel connections, which confidential migration does not use") },
+    { VIR_MIGRATE_RDMA_PIN_ALL,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all): RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
+    { VIR_MIGRATE_AUTO_CONVERGE,
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_AUTO_CONVERGE (--auto-converge): CPU throttling is not defined for mirror vCPUs, which export the guest's pages") },
 };
 
 
@@ -313,17 +312,15 @@ qemuMigrationConfidentialCheckFlags(unsigned int flags)
 
     for (i = 0; i < G_N_ELEMENTS(qemuMigrationConfidentialConflicts); i++) {
         if (flags & qemuMigrationConfidentialConflicts[i].flag) {
-            virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED,
-                           _("VIR_MIGRATE_CONFIDENTIAL cannot be combined with %1$s: %2$s"),
-                           qemuMigrationConfidentialConflicts[i].name,
-                           _(qemuMigrationConfidentialConflicts[i].reason));
+            virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
+                           _(qemuMigrationConfidentialConflicts[i].error));
             return -1;
         }
     }
 
     if (!(flags & VIR_MIGRATE_LIVE)) {
         virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
-                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper exports the guest's pages while the guest runs, and what a stopped guest does to mirror vCPUs is not defined"));
+                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper runs only in a running guest"));
         return -1;
     }
 
@@ -368,7 +365,7 @@ qemuMigrationConfidentialCheckPolicy(const virDomainDef *def)
 
     if (policy & VIR_DOMAIN_SEV_POLICY_ES) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("domain '%1$s' is an SEV-ES guest (policy bit 0x4): confidential migration supports plain SEV guests only, because an SEV-ES guest's register state is in its encrypted VMSA, which neither the migration helper nor QEMU migrates"),
+                       _("domain '%1$s' is an SEV-ES guest, whose encrypted register state confidential migration cannot migrate"),
                        def->name);
         return -1;
     }
@@ -398,7 +395,7 @@ qemuMigrationConfidentialCheckContract(virQEMUCaps *qemuCaps,
         return 0;
 
     virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                   _("the QEMU binary '%1$s' supports confidential migration contract version 2 only, but libvirt needs version %2$u (a fresh stream key for every migration)"),
+                   _("the QEMU binary '%1$s' supports confidential migration contract version 2 only, but libvirt needs version %2$u"),
                    NULLSTR(emulator), QEMU_MIRROR_CONTRACT);
     return -1;
 }
@@ -498,7 +495,7 @@ qemuMigrationConfidentialCheckSuspend(virDomainObj *vm)
         return 0;
 
     virReportError(VIR_ERR_OPERATION_INVALID,
-                   _("domain '%1$s' is the source of a confidential migration, which cannot be paused while it runs: that would make it a non-live migration (virsh migrate --timeout suspends by default)"),
+                   _("domain '%1$s' cannot be paused while it is the source of a confidential migration"),
                    vm->def->name);
     return -1;
 }
@@ -513,11 +510,16 @@ qemuMigrationConfidentialCheckHelper(virDomainObj *vm,
                                      const char *keyId)
 {
     if (info->status != QEMU_MONITOR_MIGRATION_HELPER_READY) {
-        virReportError(VIR_ERR_OPERATION_INVALID,
-                       _("the migration helper of domain '%1$s' is not ready (status '%2$s'%3$s%4$s)"),
-                       vm->def->name,
-                       qemuMonitorMigrationHelperStatusTypeToString(info->status),
-                       info->error ? ": " : "", NULLSTR_EMPTY(info->error));
+        const char *status = qemuMonitorMigrationHelperStatusTypeToString(info->status);
+
+        if (info->error)
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("the migration helper of domain '%1$s' is not ready (status '%2$s': %3$s)"),
+                           vm->def->name, status, info->error);
+        else
+            virReportError(VIR_ERR_OPERATION_INVALID,
+                           _("the migration helper of domain '%1$s' is not ready (status '%2$s')"),
+                           vm->def->name, status);
         return -1;
     }
 
@@ -647,7 +649,7 @@ qemuMigrationConfidentialSrcCheckCookie(virDomainObj *vm,
 
     if (conf->contract < QEMU_MIRROR_CONTRACT || !conf->nonce || !conf->keyConfirmation) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("the target's Prepare cookie for domain '%1$s' carries no helper nonce and key confirmation: the target does not support confidential migration contract version %2$u (a fresh stream key for every migration)"),
+                       _("the target of domain '%1$s' does not support confidential migration contract version %2$u"),
                        vm->def->name, QEMU_MIRROR_CONTRACT);
         return -1;
     }
@@ -775,7 +777,7 @@ qemuMigrationConfidentialDstCheck(virQEMUDriverConfig *cfg,
 
     if (conf->contract < QEMU_MIRROR_CONTRACT) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("the source of domain '%1$s' does not support confidential migration contract version %2$u (a fresh stream key for every migration)"),
+                       _("the source of domain '%1$s' does not support confidential migration contract version %2$u"),
                        def->name, QEMU_MIRROR_CONTRACT);
         return -1;
     }
@@ -974,8 +976,8 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
 
     if (STRNEQ_NULLABLE(secret->keyId, keyId)) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the guest owner provisions the transport key '%3$s', but the source's migration helper holds '%4$s'"),
-                       vm->def->name, "key check", secret->keyId, NULLSTR(keyId));
+                       _("the guest owner provisions transport key '%1$s' for domain '%2$s', but the source's migration helper holds '%3$s'"),
+                       secret->keyId, vm->def->name, NULLSTR(keyId));
         return -1;
     }
 
@@ -990,8 +992,8 @@ qemuMigrationConfidentialDstAttest(virDomainObj *vm,
 
         virResetLastError();
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the SEV platform rejected the launch secret: %3$s"),
-                       vm->def->name, "inject", cause);
+                       _("the SEV platform rejected the launch secret for domain '%1$s': %2$s"),
+                       vm->def->name, cause);
         return -1;
     }
 

@@ -21,15 +21,16 @@
  * reason, the last line of its standard error) is cut to printable ASCII
  * and QEMU_MIRROR_ATTEST_TEXT_MAX characters. It runs with a minimal
  * environment (virCommandAddEnvPassCommon), in a process group of its own
- * that is killed whole when it times out, when libvirt gives up on it, and
- * after it exits; on Linux a watchdog process, the group's leader, also
- * kills the group when the thread of the daemon that started it dies
- * (PR_SET_PDEATHSIG), libvirtd killed by SIGKILL included.
+ * (virCommandSetProcessGroup) that is killed whole when it times out
+ * (virCommandSetTimeout), when it writes more than libvirt reads
+ * (virCommandSetOutputMax), and after it exits; on Linux a watchdog
+ * process, the group's leader, also kills the group when the thread of
+ * the daemon that started it dies (PR_SET_PDEATHSIG), libvirtd killed by
+ * SIGKILL included.
  */
 
 #include <config.h>
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -51,7 +52,8 @@
 
 VIR_LOG_INIT("qemu.qemu_mirror_attest");
 
-/* what libvirt reads of the agent's output at most */
+/* what libvirt reads of the agent's standard output, and of its standard
+ * error, at most */
 #define QEMU_MIRROR_ATTEST_OUTPUT_MAX (1024 * 1024)
 
 #define QEMU_MIRROR_ATTEST_PROTOCOL_VERSION 1
@@ -75,6 +77,19 @@ qemuMirrorAttestSecretFree(qemuMirrorAttestSecret *secret)
 }
 
 
+static int
+qemuMirrorAttestCheckExecutable(const char *agent)
+{
+    if (!virFileIsExecutable(agent)) {
+        virReportError(VIR_ERR_OPERATION_FAILED,
+                       _("attestation agent '%1$s' (mirror_attestation_agent in qemu.conf) is not an executable file"),
+                       agent);
+        return -1;
+    }
+    return 0;
+}
+
+
 /**
  * qemuMirrorAttestCheckAgent:
  * @cfg: the driver's configuration
@@ -89,19 +104,12 @@ qemuMirrorAttestCheckAgent(virQEMUDriverConfig *cfg,
 {
     if (!cfg->mirrorAttestationAgent) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': this host has no attestation agent (mirror_attestation_agent in qemu.conf), so the guest owner cannot provision the transport key here"),
-                       domname, QEMU_MIRROR_ATTEST_STEP_AGENT);
+                       _("no attestation agent is configured to attest this host for domain '%1$s' (mirror_attestation_agent in qemu.conf)"),
+                       domname);
         return -1;
     }
 
-    if (!virFileIsExecutable(cfg->mirrorAttestationAgent)) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' (mirror_attestation_agent in qemu.conf) is not an executable file"),
-                       domname, QEMU_MIRROR_ATTEST_STEP_AGENT, cfg->mirrorAttestationAgent);
-        return -1;
-    }
-
-    return 0;
+    return qemuMirrorAttestCheckExecutable(cfg->mirrorAttestationAgent);
 }
 
 
@@ -153,57 +161,6 @@ qemuMirrorAttestRequestNew(const char *operation,
         return NULL;
 
     return g_steal_pointer(&req);
-}
-
-
-/* Read what is available on @fd into @buf; *@open is cleared at EOF. */
-static int
-qemuMirrorAttestReadFD(int fd,
-                       GString *buf,
-                       bool *open)
-{
-    char data[1024];
-    ssize_t got = read(fd, data, sizeof(data));
-
-    if (got < 0) {
-        if (errno == EINTR || errno == EAGAIN)
-            return 0;
-        return -1;
-    }
-    if (got == 0) {
-        *open = false;
-        return 0;
-    }
-    if (buf->len + got > QEMU_MIRROR_ATTEST_OUTPUT_MAX)
-        return -2;
-    g_string_append_len(buf, data, got);
-    return 0;
-}
-
-
-/* Whether the agent @pid has exited, by @deadline; it is left for
- * virCommandWait to reap. An agent may close its output and go on running:
- * the timeout holds for that too. */
-static bool
-qemuMirrorAttestExited(pid_t pid,
-                       unsigned long long deadline)
-{
-    unsigned long long now;
-
-    while (true) {
-        siginfo_t info = { 0 };
-
-        if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
-            if (errno == EINTR)
-                continue;
-            return true; /* virCommandWait reports it */
-        }
-        if (info.si_pid == pid)
-            return true;
-        if (virTimeMillisNow(&now) < 0 || now >= deadline)
-            return false;
-        g_usleep(10 * 1000);
-    }
 }
 
 
@@ -278,9 +235,10 @@ qemuMirrorAttestLogStderr(const char *agent,
 
 
 #ifdef __linux__
-/* In the child libvirt forked for the agent, before the agent is executed:
- * a process group of its own; this process stays as the group's leader
- * and watchdog, the agent runs in a child of it. When the daemon's thread
+/* In the child libvirt forked for the agent, in a process group of its
+ * own (virCommandSetProcessGroup), before the agent is executed: this
+ * process stays as the group's leader and watchdog, the agent runs in a
+ * child of it. When the daemon's thread
  * that started it dies (PR_SET_PDEATHSIG: SIGTERM), the watchdog kills the
  * whole group, itself with it: the agent, and what it started in its
  * group, never outlive the daemon, also when a wrapper does not exec (the
@@ -298,9 +256,6 @@ qemuMirrorAttestChildHook(void *opaque)
     pid_t agent;
     int status = 0;
     int fd;
-
-    if (setpgid(0, 0) < 0)
-        return -1;
 
     sigemptyset(&none);
     sigemptyset(&waitset);
@@ -360,24 +315,7 @@ qemuMirrorAttestChildHook(void *opaque)
     }
     _exit(WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_CANCELED);
 }
-#else /* !__linux__ */
-static int
-qemuMirrorAttestChildHook(void *opaque G_GNUC_UNUSED)
-{
-    return setpgid(0, 0);
-}
-#endif /* !__linux__ */
-
-
-/* SIGKILL to the agent's process group @pgid: the agent, the watchdog and
- * whatever the agent started in the group */
-static void
-qemuMirrorAttestKillGroup(pid_t pgid)
-{
-    if (kill(-pgid, SIGKILL) < 0 && errno != ESRCH)
-        VIR_WARN("cannot kill the attestation agent's process group %lld: %s",
-                 (long long) pgid, g_strerror(errno));
-}
+#endif /* __linux__ */
 
 
 /**
@@ -385,17 +323,18 @@ qemuMirrorAttestKillGroup(pid_t pgid)
  * @agent: the program (mirror_attestation_agent)
  * @timeout: seconds the run may take (mirror_attestation_timeout)
  * @domname: the domain, for errors
- * @step: QEMU_MIRROR_ATTEST_STEP_*, for errors
+ * @step: the request's operation (QEMU_MIRROR_ATTEST_STEP_*), for errors
  * @request: the request
  * @reply: filled with the agent's reply, a JSON object that is not a
  *         refusal
  * @elapsedMs: if not NULL, set to how long the run took
  *
- * Runs the agent once. Every failure is reported with the step and the
- * cause: the agent cannot be run, it exits with a non-zero status (the
- * last line it wrote to standard error is quoted), it takes longer than
- * @timeout (its process group is killed), its output is not a JSON object,
- * or it refuses (its reason is quoted). What is quoted of the agent is
+ * Runs the agent once. Every failure is reported with the cause: the
+ * agent cannot be run, it exits with a non-zero status (the last line it
+ * wrote to standard error is quoted), it takes longer than @timeout or
+ * writes more than QEMU_MIRROR_ATTEST_OUTPUT_MAX bytes to either stream
+ * (its process group is killed), its output is not a JSON object, or it
+ * refuses (its reason is quoted). What is quoted of the agent is
  * sanitised (qemuMirrorAttestSanitize). Its process group is killed in
  * every case before this returns.
  *
@@ -414,187 +353,110 @@ qemuMirrorAttestRun(const char *agent,
 {
     g_autoptr(virCommand) cmd = NULL;
     g_autofree char *input = NULL;
-    g_autoptr(GString) out = g_string_new(NULL);
-    g_autoptr(GString) err = g_string_new(NULL);
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
     g_autoptr(virJSONValue) json = NULL;
     g_autofree char *lastLine = NULL;
     g_autofree char *reason = NULL;
+#ifdef __linux__
     pid_t daemonPid = getpid();
-    VIR_AUTOCLOSE inWrite = -1;
-    VIR_AUTOCLOSE outfd = -1;
-    VIR_AUTOCLOSE errfd = -1;
-    int infds[2] = { -1, -1 };
-    bool outOpen = true;
-    bool errOpen = true;
+#endif
     unsigned long long start;
     unsigned long long now;
-    unsigned long long deadline;
     int exitstatus = 0;
     const char *refused;
-    size_t len;
-    pid_t pid;
 
     *reply = NULL;
 
     if (virTimeMillisNow(&start) < 0)
         return -1;
-    deadline = start + timeout * 1000ULL;
 
-    if (!virFileIsExecutable(agent)) {
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' is not an executable file"),
-                       domname, step, agent);
+    if (qemuMirrorAttestCheckExecutable(agent) < 0)
         return -1;
-    }
 
     if (!(input = virJSONValueToString(request, false)))
         return -1;
-    len = strlen(input);
-
-    if (virPipe(infds) < 0)
-        return -1;
-    inWrite = infds[1];
 
     cmd = virCommandNew(agent);
     virCommandAddEnvPassCommon(cmd);
-    virCommandSetInputFD(cmd, infds[0]);
-    virCommandSetOutputFD(cmd, &outfd);
-    virCommandSetErrorFD(cmd, &errfd);
-    virCommandNonblockingFDs(cmd);
+    virCommandSetInputBuffer(cmd, input);
+    virCommandSetOutputBuffer(cmd, &out);
+    virCommandSetErrorBuffer(cmd, &err);
+    virCommandSetOutputMax(cmd, QEMU_MIRROR_ATTEST_OUTPUT_MAX);
+    virCommandSetTimeout(cmd, MIN(timeout, UINT_MAX / 1000) * 1000);
+    virCommandSetProcessGroup(cmd);
     virCommandRawStatus(cmd);
+#ifdef __linux__
     virCommandSetPreExecHook(cmd, qemuMirrorAttestChildHook, &daemonPid);
+#endif
+    /* rather than virCommandRun, which logs what the command wrote: the
+     * agent's reply is not logged, its standard error only sanitised */
+    virCommandDoAsyncIO(cmd);
 
     VIR_DEBUG("running attestation agent %s for domain %s, step %s",
               agent, domname, step);
 
-    if (virCommandRunAsync(cmd, &pid) < 0) {
-        VIR_FORCE_CLOSE(infds[0]);
+    if (virCommandRunAsync(cmd, NULL) < 0)
+        return -1;
+
+    if (virCommandWait(cmd, &exitstatus) < 0) {
+        if (virGetLastErrorCode() == VIR_ERR_OPERATION_TIMEOUT)
+            virReportError(VIR_ERR_OPERATION_TIMEOUT,
+                           _("attestation agent '%1$s' did not answer the '%2$s' request for domain '%3$s' within %4$u seconds (mirror_attestation_timeout)"),
+                           agent, step, domname, timeout);
         return -1;
     }
-    VIR_FORCE_CLOSE(infds[0]);
-
-    /* the child does it too: the group exists before anything kills it */
-    if (setpgid(pid, pid) < 0)
-        VIR_DEBUG("setpgid of the attestation agent %lld: %s",
-                  (long long) pid, g_strerror(errno));
-
-    /* the request is small; a pipe holds it, unless the agent already quit,
-     * which its exit status then tells */
-    if (safewrite(inWrite, input, len) < 0)
-        VIR_DEBUG("attestation agent did not read its request: %s",
-                  g_strerror(errno));
-    VIR_FORCE_CLOSE(inWrite);
-
-    while (outOpen || errOpen) {
-        struct pollfd fds[2];
-        nfds_t nfds = 0;
-        int rc;
-
-        if (virTimeMillisNow(&now) < 0)
-            goto abort;
-        if (now >= deadline) {
-            goto timeout;
-        }
-
-        if (outOpen) {
-            fds[nfds].fd = outfd;
-            fds[nfds++].events = POLLIN;
-        }
-        if (errOpen) {
-            fds[nfds].fd = errfd;
-            fds[nfds++].events = POLLIN;
-        }
-
-        rc = poll(fds, nfds, MIN(deadline - now, 1000));
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            virReportSystemError(errno, "%s",
-                                 _("cannot wait for the attestation agent"));
-            goto abort;
-        }
-
-        if (outOpen && (rc = qemuMirrorAttestReadFD(outfd, out, &outOpen)) < 0) {
-            if (rc == -2)
-                virReportError(VIR_ERR_OPERATION_FAILED,
-                               _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' wrote more than %4$d bytes"),
-                               domname, step, agent, QEMU_MIRROR_ATTEST_OUTPUT_MAX);
-            else
-                virReportSystemError(errno, "%s",
-                                     _("cannot read the attestation agent's output"));
-            goto abort;
-        }
-        if (errOpen && (rc = qemuMirrorAttestReadFD(errfd, err, &errOpen)) < 0) {
-            /* too much on stderr: stop reading it, keep what we have */
-            errOpen = false;
-        }
-    }
-
-    if (!qemuMirrorAttestExited(pid, deadline))
-        goto timeout;
-
-    /* what the agent left running in its group; the leader is not reaped
-     * yet, so its process group ID cannot have been reused */
-    qemuMirrorAttestKillGroup(pid);
-
-    if (virCommandWait(cmd, &exitstatus) < 0)
-        return -1;
 
     if (virTimeMillisNow(&now) < 0)
         return -1;
     if (elapsedMs)
         *elapsedMs = now - start;
 
-    qemuMirrorAttestLogStderr(agent, step, err->str);
-    lastLine = qemuMirrorAttestLastLine(err->str);
+    qemuMirrorAttestLogStderr(agent, step, err);
+    lastLine = qemuMirrorAttestLastLine(err);
 
     if (!WIFEXITED(exitstatus) || WEXITSTATUS(exitstatus) != 0) {
         g_autofree char *how = virProcessTranslateStatus(exitstatus);
 
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' failed (%4$s)%5$s%6$s"),
-                       domname, step, agent, how,
-                       lastLine ? ": " : "", NULLSTR_EMPTY(lastLine));
+        if (lastLine)
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("attestation agent '%1$s' failed the '%2$s' request for domain '%3$s' (%4$s): %5$s"),
+                           agent, step, domname, how, lastLine);
+        else
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("attestation agent '%1$s' failed the '%2$s' request for domain '%3$s' (%4$s)"),
+                           agent, step, domname, how);
         return -1;
     }
 
     /* the reply is not logged: the agent is not trusted with the log */
     VIR_DEBUG("attestation agent %s, step %s: a reply of %zu bytes",
-              agent, step, out->len);
-    if (!(json = virJSONValueFromStringNoLog(out->str)) ||
+              agent, step, strlen(out));
+    if (!(json = virJSONValueFromStringNoLog(out)) ||
         !virJSONValueIsObject(json)) {
         virResetLastError();
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not reply with a JSON object"),
-                       domname, step, agent);
+                       _("attestation agent '%1$s' did not answer the '%2$s' request for domain '%3$s' with a JSON object"),
+                       agent, step, domname);
         return -1;
     }
 
     if (virJSONValueObjectHasKey(json, "refused")) {
         if ((refused = virJSONValueObjectGetString(json, "refused")))
             reason = qemuMirrorAttestSanitize(refused, QEMU_MIRROR_ATTEST_TEXT_MAX);
-        virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the guest owner refused: %3$s"),
-                       domname, step,
-                       reason ? reason : _("(no reason given)"));
+        if (reason)
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the guest owner refused the '%1$s' request for domain '%2$s': %3$s"),
+                           step, domname, reason);
+        else
+            virReportError(VIR_ERR_OPERATION_FAILED,
+                           _("the guest owner refused the '%1$s' request for domain '%2$s'"),
+                           step, domname);
         return -1;
     }
 
     *reply = g_steal_pointer(&json);
     return 0;
-
- timeout:
-    qemuMirrorAttestKillGroup(pid);
-    virCommandAbort(cmd);
-    virReportError(VIR_ERR_OPERATION_TIMEOUT,
-                   _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent '%3$s' did not answer within %4$u seconds (mirror_attestation_timeout) and was killed"),
-                   domname, step, agent, timeout);
-    return -1;
-
- abort:
-    qemuMirrorAttestKillGroup(pid);
-    virCommandAbort(cmd);
-    return -1;
 }
 
 
@@ -631,12 +493,12 @@ qemuMirrorAttestGetBase64(virJSONValue *reply,
  bad:
     if (size)
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent's reply has no valid '%3$s' (base64 of %4$zu bytes)"),
-                       domname, step, member, size);
+                       _("attestation agent's reply to the '%1$s' request for domain '%2$s' has no valid '%3$s' (base64 of %4$zu bytes)"),
+                       step, domname, member, size);
     else
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent's reply has no valid '%3$s' (base64 of a multiple of 16 bytes)"),
-                       domname, step, member);
+                       _("attestation agent's reply to the '%1$s' request for domain '%2$s' has no valid '%3$s' (base64 of a multiple of 16 bytes)"),
+                       step, domname, member);
     return NULL;
 }
 
@@ -716,8 +578,8 @@ qemuMirrorAttestParseSecret(virJSONValue *reply,
     keyId = virJSONValueObjectGetString(reply, "key-id");
     if (!qemuMirrorAttestKeyIdValid(keyId)) {
         virReportError(VIR_ERR_OPERATION_FAILED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': the attestation agent's reply has no valid 'key-id' (1 to %3$d characters of A-Z, a-z, 0-9, '.', '_', ':', '-')"),
-                       domname, QEMU_MIRROR_ATTEST_STEP_ATTEST,
+                       _("attestation agent's reply to the '%1$s' request for domain '%2$s' has no valid 'key-id' (1 to %3$d characters of A-Z, a-z, 0-9, '.', '_', ':', '-')"),
+                       QEMU_MIRROR_ATTEST_STEP_ATTEST, domname,
                        QEMU_MIRROR_ATTEST_KEY_ID_MAX);
         return NULL;
     }
@@ -764,8 +626,8 @@ qemuMirrorAttestSession(virQEMUDriverConfig *cfg,
 
     if (!platform || !platform->pdh) {
         virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
-                       _("attestation of this host for domain '%1$s' failed at step '%2$s': this host's SEV platform data (its PDH) is unknown"),
-                       def->name, QEMU_MIRROR_ATTEST_STEP_SESSION);
+                       _("cannot request a launch session for domain '%1$s': the SEV platform data (PDH) of this host is unknown"),
+                       def->name);
         return -1;
     }
 

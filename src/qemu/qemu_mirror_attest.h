@@ -24,8 +24,8 @@
  * standard error) an error quotes at most, in characters */
 #define QEMU_MIRROR_ATTEST_TEXT_MAX 200
 
-/* the steps in which libvirt runs the agent, as errors name them */
-#define QEMU_MIRROR_ATTEST_STEP_AGENT "agent"
+/* the operations of the agent's protocol, the steps in which libvirt runs
+ * it; errors name them as they name a QEMU command, in quotes */
 #define QEMU_MIRROR_ATTEST_STEP_SESSION "session"
 #define QEMU_MIRROR_ATTEST_STEP_ATTEST "attest"
 
