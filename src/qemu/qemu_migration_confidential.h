@@ -10,6 +10,7 @@
 #include "qemu_capabilities.h"
 #include "qemu_conf.h"
 #include "qemu_domainjob.h"
+#include "qemu_migration_params.h"
 #include "virenum.h"
 #include "virbitmap.h"
 #include "virbuffer.h"
@@ -102,7 +103,10 @@ qemuMigrationConfidentialSrcCheckLocal(virDomainObj *vm,
                                        virDomainAsyncJob asyncJob);
 
 int
-qemuMigrationConfidentialCheckSuspend(virDomainObj *vm);
+qemuMigrationConfidentialCheckParallel(const virDomainDef *def,
+                                       virQEMUCaps *qemuCaps,
+                                       qemuMigrationParams *migParams,
+                                       unsigned int flags);
 
 int
 qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
