@@ -151,8 +151,13 @@
  *    away) closes both sockets: both QEMUs see their migration fail; the
  *    source's guest keeps running. Other
  *    URIs (unix:, other fd: names, exec:) of a confidential migration are
- *    refused; the helper must hold a key; one stream at a time (no
- *    multifd). Plain migrations are untouched.
+ *    refused; the helper must hold a key; one stream at a time. The
+ *    contract's parallel channels (multifd, one per mirror vCPU, "channels"
+ *    in the schema of query-migration-helper) are NOT implemented: a
+ *    confidential 'migrate' with the multifd capability on is refused and
+ *    sends nothing. Auto-converge is QEMU's own: it throttles the guest's
+ *    vCPUs only; the mirror vCPU threads are the stand-in's and never
+ *    throttled. Plain migrations are untouched.
  *    The wire carries no guest page in clear; the hosts' memory does (the
  *    guest is not encrypted, see SEV above).
  *
@@ -528,6 +533,10 @@ struct _Standin {
 
     /* commands.c */
     bool guestAssisted;
+    /* the migration capability multifd, as last set (parallel channels:
+     * not implemented by the stand-in, a confidential migrate with it
+     * fails closed) */
+    bool multifd;
     bool outgoing;              /* an outgoing migration runs */
     char *outgoingError;        /* the helper failed it: QEMU's error */
 

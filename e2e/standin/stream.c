@@ -277,6 +277,13 @@ streamMigrate(Standin *st, const char *name, json_object *id, json_object *cmd)
         replyError(st, name, id, "a migration stream is active already");
         return;
     }
+    if (st->multifd) {
+        /* SIMULATED, incompletely: the contract's parallel channels (one
+         * per mirror vCPU) are not implemented here; nothing is sent */
+        replyError(st, name, id, "parallel channels (multifd) of a confidential "
+                   "migration are not implemented by the QEMU stand-in");
+        return;
+    }
     if (!(s = streamNew(st, STREAM_SOURCE, &err)))
         goto error;
     if (g_str_equal(uri, "fd:" STREAM_FDNAME)) {
