@@ -154,6 +154,21 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
         # running again, intact, no job left, host b clean
         sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
 
+    def test_05_more_parallel_channels_than_mirror_vcpus_refused(self):
+        # the guest has <mirror vcpus='1'/>: each parallel channel needs a
+        # mirror vCPU of its own to encrypt it
+        since = len(self.b.domain_log(DOMAIN))
+        res = self.a.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
+                           "--parallel", "--parallel-connections", "2",
+                           DOMAIN, self.target, check=False, timeout=120)
+        self.assertNotEqual(res.returncode, 0, "migration succeeded")
+        self.assertIn("VIR_MIGRATE_PARALLEL (--parallel) of domain '%s' with 2 "
+                      "connections needs as many mirror vCPUs, but the domain has 1"
+                      % DOMAIN, res.stderr)
+        # before anything started: host b never started a QEMU for it
+        self.assertEqual(self.b.domain_log(DOMAIN)[since:], "")
+        sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
+
 
 def main():
     global GUEST
