@@ -6,7 +6,10 @@
 # vCPU threads, which carry the encrypted stream, are never throttled) and
 # pausing the guest (virsh migrate --timeout N --timeout-suspend; the
 # contract's 'stop' halts only the guest's vCPUs, the helper keeps
-# exporting). domjobabort after such a pause resumes the source.
+# exporting). domjobabort after such a pause resumes the source. Parallel
+# channels: more --parallel-connections than mirror vCPUs are refused
+# before anything starts; a guest with <mirror vcpus='2'/> moves over the
+# main stream and two parallel channels, each with its own key and records.
 #
 # The test guest (e2e/guest/) rewrites 8 MiB of its memory without pause.
 # At --bandwidth 20 (MiB/s) every pass leaves more dirty memory (the whole
@@ -27,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import guestcheck  # noqa: E402
 import hosts  # noqa: E402
 import sevguest  # noqa: E402
+import wirecapture  # noqa: E402
 
 GUEST = None
 DOMAIN = "e2e-busy"
@@ -34,7 +38,7 @@ DOMAIN = "e2e-busy"
 # under TCG), above what makes the first pass slow (20 MiB of non-zero pages)
 BANDWIDTH = "20"
 # how long a migration without help must keep iterating
-UNHELPED_S = 12
+UNHELPED_S = 10
 
 
 class ConvergenceTest(sevguest.SevGuestLabTest):
@@ -168,6 +172,86 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
         # before anything started: host b never started a QEMU for it
         self.assertEqual(self.b.domain_log(DOMAIN)[since:], "")
         sevguest.source_untouched(self.a, self.b, self.lab, DOMAIN)
+
+    def test_06_parallel_channels_served_by_mirror_vcpus(self):
+        # a second SEV guest with two mirror vCPUs: two parallel channels,
+        # each encrypted by one mirror vCPU (the stand-in's log says so)
+        a, b, lab = self.a, self.b, self.lab
+        name = "e2e-par"
+        xml = sevguest.domain_xml(lab, name, self.GUEST, sev=True)
+        self.assertIn("<mirror vcpus='1'/>", xml)
+        xml = xml.replace("<mirror vcpus='1'/>", "<mirror vcpus='2'/>")
+        # it stays for test_07 (the lab's teardown removes it)
+        sevguest.define_and_start(a, lab, name, xml)
+        sevguest.wait_helper_ready(a, name)
+        started = time.monotonic()
+        res = a.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
+                      "--parallel", "--parallel-connections", "2", name, self.target,
+                      check=False, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
+        elapsed = time.monotonic() - started
+        self.assertEqual(sevguest.state(b, name), "running")
+        self.assertEqual(sevguest.pattern_errors(b, lab, name), [])
+        log = b.domain_log(name)
+        self.assertIn("migration stream: 3 channels (the main stream and 2 parallel)", log)
+        for channel in (0, 1, 2):
+            self.assertRegex(log, r"migration channel %d \(incoming\): [1-9][0-9]* records "
+                             r"accepted" % channel)
+            self.assertIn("migration channel %d (incoming) ended" % channel, log)
+        print("\n    --parallel --parallel-connections 2, <mirror vcpus='2'/>: %.1f s"
+              % elapsed, flush=True)
+
+    def test_07_parallel_channels_wire_capture(self):
+        """The guest of test_06, back from host b to host a over two
+        parallel channels without --tls (mirror_migration_tls = 0),
+        recorded whole by the recording relay: none of the guest's pattern
+        on the wire; three connections, channels 0, 1 and 2, each with a
+        source nonce and key of its own, every record authenticating under
+        its channel's key, and the pattern inside the parallel channels."""
+        a, b, lab = self.a, self.b, self.lab
+        name = "e2e-par"
+        self.assertEqual(sevguest.state(b, name), "running", "test_06 did not run first")
+        self.addCleanup(lambda: [(h.virsh("destroy", name, check=False),
+                                  h.virsh("undefine", name, check=False)) for h in (a, b)])
+
+        def tls(on):
+            for h in (a, b):
+                h.qemu_conf(migration_tls=on)
+                h.restart()
+        tls(False)
+        self.addCleanup(tls, True)
+        sevguest.wait_helper_ready(b, name)
+        port = 40000 + os.getpid() % 5000
+        path = os.path.join(lab.dir, "wire-parallel")
+        with wirecapture.Relay(("127.0.0.1", port), (a.addr, port), path, netns=b.netns):
+            res = b.virsh("migrate", "--live", "--p2p", "--confidential", "--parallel",
+                          "--parallel-connections", "2", name,
+                          "qemu+tls://%s/system" % a.addr,
+                          "--migrateuri", "tcp://127.0.0.1:%d" % port,
+                          check=False, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr + a.log_tail() + b.log_tail())
+        rec = wirecapture.Recording(path)
+        self.assertEqual(sevguest.pattern_errors(a, lab, name), [])
+        hits = rec.count(wirecapture.guest_pattern_windows())
+        self.assertEqual(len(rec.connections), 3, [len(c["there"]) for c in rec.connections])
+        channels = {}
+        for conn in rec.connections:
+            hdr = wirecapture.parse_header(conn["there"])
+            key_id, there, back = wirecapture.decode_stream(conn["there"], conn["back"],
+                                                            lab.owner.key())
+            self.assertEqual(key_id, lab.owner.key_id)
+            channels[hdr["channel"]] = (hdr["source-nonce"], there)
+        self.assertEqual(sorted(channels), [0, 1, 2])
+        nonces = [n for n, _ in channels.values()]
+        self.assertEqual(len(set(nonces)), 3, "a source nonce used on two channels")
+        self.assertEqual(channels[0][1][:4], b"QEVM")
+        inside = sum(channels[c][1].count(w) for c in (1, 2)
+                     for w in wirecapture.guest_pattern_windows())
+        print("\n    parallel, no --tls: %.1f MiB recorded over %d connections, %d hit(s) "
+              "of the pattern on the wire, %d inside the channels' records"
+              % (rec.total() / 2 ** 20, len(rec.connections), hits, inside), flush=True)
+        self.assertGreater(inside, 0)
+        self.assertEqual(hits, 0)
 
 
 def main():
