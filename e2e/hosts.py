@@ -97,6 +97,7 @@ import sys
 import uuid
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 TOP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "checks"))
@@ -229,9 +230,16 @@ class Host:
         # to the monolithic libvirtd, not to modular daemons
         with open(os.path.join(etc, "libvirt.conf"), "w") as f:
             f.write('remote_mode = "legacy"\n')
-        # the platform's key: a real SEV platform makes its PDH itself
-        run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--curve=secp384r1",
-             "--no-text", "--outfile", self.pdh_key])
+        # the platform's key: a real SEV platform makes its PDH itself.
+        # Made here, not with certtool: this machine's certtool writes about
+        # half of its P-384 keys with a private value shorter than 48 bytes,
+        # which python3-cryptography refuses to load
+        key = ec.generate_private_key(ec.SECP384R1())
+        fd = os.open(self.pdh_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.TraditionalOpenSSL,
+                                      serialization.NoEncryption()))
         os.chmod(self.pdh_key, 0o600)
         self.make_platform_certs()
         self.write_agent()

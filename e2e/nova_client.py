@@ -24,10 +24,16 @@
 #   the monitor  LibvirtDriver._live_migration(): the call runs in a thread
 #                of its own while the monitor polls the job statistics
 #                (Guest.get_job_info(), every 0.5 s in Nova; 0.1 s here)
+#   force complete  LibvirtDriver.live_migration_force_complete() queues
+#                'force-complete' for the monitor, which (without post-copy)
+#                calls Guest.pause(): dom.suspend(). --force-complete-after
+#                N makes this client's monitor do that once N MiB have been
+#                processed; --bandwidth is [libvirt] live_migration_bandwidth
 # What Nova does not have yet: VIR_MIGRATE_CONFIDENTIAL, with the fallback
 # for bindings that lack the constant (python3-libvirt 9.0.0 has none).
 #
 # Usage: nova_client.py DOMAIN DEST-URI [--no-confidential] [--description TEXT]
+#        [--bandwidth MIB] [--force-complete-after MIB]
 # Prints one JSON object: what happened.
 
 import argparse
@@ -98,6 +104,8 @@ def main():
     parser.add_argument("dest_uri")
     parser.add_argument("--no-confidential", action="store_true")
     parser.add_argument("--description", default="destination XML of nova_client.py")
+    parser.add_argument("--bandwidth", type=int, default=0)
+    parser.add_argument("--force-complete-after", type=int, default=None)
     args = parser.parse_args()
 
     # errors are reported in the JSON result, not on stderr
@@ -113,6 +121,7 @@ def main():
         "xml_has_mirror": ET.fromstring(xml).find("mirror") is not None,
         "ok": False,
         "samples": [],
+        "force_completed_at": None,
     }
 
     outcome = {}
@@ -123,7 +132,7 @@ def main():
         # block migration) and bandwidth 0 (live_migration_bandwidth)
         try:
             guest_migrate(dom, args.dest_uri, migrate_uri=None, migrate_disks=[],
-                          destination_xml=xml, flags=flags, bandwidth=0)
+                          destination_xml=xml, flags=flags, bandwidth=args.bandwidth)
             outcome["ok"] = True
         except libvirt.libvirtError as e:
             outcome["error"] = e.get_error_message()
@@ -144,6 +153,12 @@ def main():
         except libvirt.libvirtError as e:
             sample["error"] = e.get_error_message()
         result["samples"].append(sample)
+        if (args.force_complete_after is not None and
+                result["force_completed_at"] is None and
+                sample.get("memory_processed", 0) >= args.force_complete_after << 20):
+            # the monitor's force-complete: Guest.pause()
+            dom.suspend()
+            result["force_completed_at"] = sample
         thread.join(0.1)
     result.update(outcome)
     result["seconds"] = round(time.monotonic() - start, 3)

@@ -15,7 +15,11 @@
 #     there with the destination XML, and undefined on host a; while the
 #     target's helper boots (1.5 s here), the source's job statistics show
 #     an unbounded job with nothing processed, which is what Nova's
-#     migration monitor sees during the target's Prepare phase.
+#     migration monitor sees during the target's Prepare phase;
+#   - back on host a, at live_migration_bandwidth 20 MiB/s (which this busy
+#     guest outpaces), Nova's live_migration_force_complete pauses the
+#     guest (dom.suspend()) while the confidential migration iterates, and
+#     the migration completes with the guest intact and running on host b.
 #
 # Exit status 77 (meson: skipped) when this machine cannot make the test
 # hosts, with the reason printed.
@@ -125,6 +129,25 @@ class NovaMigrationTest(sevguest.SevGuestLabTest):
             xml = b.virsh("dumpxml", DOMAIN, *flags).stdout
             self.assertIn("<description>nova destination xml</description>", xml)
             self.assertIn("<mirror vcpus='1'/>", xml)
+
+    def test_03_nova_force_complete(self):
+        a, b, lab = self.a, self.b, self.lab
+        # back to host a first (test_02 moved it), the way an operator would
+        sevguest.wait_helper_ready(b, DOMAIN)
+        res = b.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
+                      "--persistent", "--undefinesource", DOMAIN,
+                      "qemu+tls://%s/system" % a.addr, check=False, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        sevguest.wait_helper_ready(a, DOMAIN)
+        # 20 MiB/s: the guest's 8 MiB rewritten many times a second do not
+        # fit in the 300 ms downtime limit; force-complete once 40 MiB have
+        # moved (the first pass is about 20 MiB: the migration iterates)
+        result = self.nova_migrate("--bandwidth", "20", "--force-complete-after", "40")
+        self.assertTrue(result["ok"], result.get("error", "") + a.log_tail() + b.log_tail())
+        self.assertIsNotNone(result["force_completed_at"], "never force-completed")
+        self.assertEqual(sevguest.state(b, DOMAIN), "running")
+        self.assertEqual(sevguest.pattern_errors(b, lab, DOMAIN), [])
+        self.assertNotIn(DOMAIN, a.virsh("list", "--all", "--name").stdout.split())
 
 
 def main():

@@ -2,9 +2,10 @@
  * qemumigrationconfidentialtest.c: which migrations of which guests libvirt
  * allows with and without VIR_MIGRATE_CONFIDENTIAL, and what it says when it
  * refuses; what it refuses an SEV guest with mirror vCPUs outside a
- * confidential migration (save, snapshots with memory, full dumps, pausing
- * a confidential migration's source) and that it refuses other guests
- * nothing more than upstream; the checks of the migration cookie on both hosts;
+ * confidential migration (save, snapshots with memory, full dumps) and
+ * that it refuses other guests nothing more than upstream; parallel
+ * channels of a confidential migration (at most one per mirror vCPU); the
+ * checks of the migration cookie on both hosts;
  * the attestation agent (fake agents in qemumirrorattestdata/); and the
  * target's Prepare steps and the source's helper check against a test
  * monitor that validates libvirt's commands against the
@@ -279,40 +280,76 @@ static const struct testExportData exportTests[] = {
 };
 
 
-struct testSuspendData {
+struct testParallelData {
     const char *name;
-    virDomainAsyncJob asyncJob;
-    unsigned long long apiFlags;
+    unsigned int mirrorVcpus;
+    bool helperChannels;     /* QEMU_CAPS_MIGRATION_HELPER_CHANNELS */
+    int connections;         /* VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, 0: not given */
+    unsigned int flags;
     const char *error;
 };
 
 
-/* virDomainSuspend during a job of the domain */
+/* VIR_MIGRATE_PARALLEL of a confidential migration: channels served by
+ * mirror vCPUs, at most one per mirror vCPU */
 static int
-testSuspend(const void *opaque)
+testParallel(const void *opaque)
 {
-    const struct testSuspendData *data = opaque;
+    const struct testParallelData *data = opaque;
     struct testData domData = { "", GUEST_SEV_MIRROR, true, QEMU_MIRROR, 0, NULL };
     g_autoptr(virDomainObj) vm = testDomain(&domData);
+    g_autoptr(qemuMigrationParams) migParams = NULL;
+    virTypedParameterPtr params = NULL;
+    int nparams = 0;
+    int maxparams = 0;
+    qemuDomainObjPrivate *priv;
+    int rc;
 
     if (!vm)
         return -1;
+    priv = vm->privateData;
+    vm->def->mirror->vcpus = data->mirrorVcpus;
+    if (data->helperChannels)
+        virQEMUCapsSet(priv->qemuCaps, QEMU_CAPS_MIGRATION_HELPER_CHANNELS);
 
-    vm->job->asyncJob = data->asyncJob;
-    vm->job->apiFlags = data->apiFlags;
+    if (data->connections &&
+        virTypedParamsAddInt(&params, &nparams, &maxparams,
+                             VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS,
+                             data->connections) < 0)
+        return -1;
+    migParams = qemuMigrationParamsFromFlags(params, nparams, data->flags,
+                                             QEMU_MIGRATION_SOURCE);
+    virTypedParamsFree(params, nparams);
+    if (!migParams)
+        return -1;
 
-    return testCheckResult(qemuMigrationConfidentialCheckSuspend(vm),
-                           data->error);
+    rc = qemuMigrationConfidentialCheckParallel(vm->def, priv->qemuCaps,
+                                                migParams, data->flags);
+    return testCheckResult(rc, data->error);
 }
 
 
-static const struct testSuspendData suspendTests[] = {
-    { "no job", VIR_ASYNC_JOB_NONE, 0, NULL },
-    { "plain migration", VIR_ASYNC_JOB_MIGRATION_OUT, VIR_MIGRATE_LIVE, NULL },
-    { "confidential migration", VIR_ASYNC_JOB_MIGRATION_OUT,
-      VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL,
-      "Requested operation is not valid: domain 'guest' cannot be paused while it is the source of a confidential migration" },
-    { "incoming confidential migration", VIR_ASYNC_JOB_MIGRATION_IN,
+#define PARALLEL_FLAGS \
+    (VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL | VIR_MIGRATE_PARALLEL)
+#define PARALLEL_TOO_MANY(k, m) \
+    "argument unsupported: VIR_MIGRATE_PARALLEL (--parallel) of domain 'guest' with " #k " connections needs as many mirror vCPUs, but the domain has " #m " (<mirror vcpus='N'/>): each parallel channel is encrypted by one mirror vCPU"
+
+static const struct testParallelData parallelTests[] = {
+    { "2 connections, 2 mirror vCPUs", 2, true, 2, PARALLEL_FLAGS, NULL },
+    { "1 connection, 2 mirror vCPUs", 2, true, 1, PARALLEL_FLAGS, NULL },
+    { "4 connections, 4 mirror vCPUs", 4, true, 4, PARALLEL_FLAGS, NULL },
+    { "3 connections, 2 mirror vCPUs", 2, true, 3, PARALLEL_FLAGS,
+      PARALLEL_TOO_MANY(3, 2) },
+    /* QEMU's default: 2 channels */
+    { "default connections, 1 mirror vCPU", 1, true, 0, PARALLEL_FLAGS,
+      PARALLEL_TOO_MANY(2, 1) },
+    { "default connections, 2 mirror vCPUs", 2, true, 0, PARALLEL_FLAGS, NULL },
+    { "QEMU without helper channels", 2, false, 2, PARALLEL_FLAGS,
+      "Operation not supported: VIR_MIGRATE_PARALLEL (--parallel) of domain 'guest' needs parallel channels served by mirror vCPUs, which the QEMU binary '/usr/bin/qemu-system-x86_64' does not support" },
+    /* not confidential, or not parallel: not this check's business */
+    { "plain parallel, 3 connections", 1, false, 3,
+      VIR_MIGRATE_LIVE | VIR_MIGRATE_PARALLEL, NULL },
+    { "confidential without parallel", 1, false, 0,
       VIR_MIGRATE_LIVE | VIR_MIGRATE_TLS | VIR_MIGRATE_CONFIDENTIAL, NULL },
 };
 
@@ -402,7 +439,7 @@ testDstCheck(const void *opaque)
 #define NOSEND_REFUSED \
     "Requested operation is not valid: the guest owner's policy for domain 'guest' forbids sending it to another platform (NOSEND, policy bit 0x8)"
 #define LIVE_REQUIRED \
-    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper runs only in a running guest"
+    "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): a confidential migration starts with the guest running"
 #define TLS_REQUIRED \
     "argument unsupported: VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_TLS (--tls): the guest's device and register state and its shared pages travel outside the transport key's protection"
 
@@ -1351,17 +1388,15 @@ static const struct testData tests[] = {
       CONF_FLAGS | VIR_MIGRATE_COMPRESSED,
       CONFLICT("VIR_MIGRATE_COMPRESSED (--compressed)", "pages encrypted with the transport key cannot be compressed") },
     { "confidential parallel", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      CONF_FLAGS | VIR_MIGRATE_PARALLEL,
-      CONFLICT("VIR_MIGRATE_PARALLEL (--parallel)", "the migration helper's pages travel in the main migration stream only") },
+      CONF_FLAGS | VIR_MIGRATE_PARALLEL, NULL },
     { "confidential zerocopy", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_ZEROCOPY,
-      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy needs parallel connections, which confidential migration does not use") },
+      CONFLICT("VIR_MIGRATE_ZEROCOPY (--zerocopy)", "zero-copy sends pages straight from guest memory, not the copies the migration helper encrypts") },
     { "confidential rdma pin all", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
       CONF_FLAGS | VIR_MIGRATE_RDMA_PIN_ALL,
       CONFLICT("VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all)", "RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
     { "confidential auto-converge", GUEST_SEV_MIRROR, true, QEMU_MIRROR,
-      CONF_FLAGS | VIR_MIGRATE_AUTO_CONVERGE,
-      CONFLICT("VIR_MIGRATE_AUTO_CONVERGE (--auto-converge)", "CPU throttling is not defined for mirror vCPUs, which export the guest's pages") },
+      CONF_FLAGS | VIR_MIGRATE_AUTO_CONVERGE, NULL },
     { "confidential not running", GUEST_SEV_MIRROR, false, QEMU_MIRROR, CONF_FLAGS,
       "Requested operation is not valid: domain 'guest' is not running: confidential migration moves a running guest" },
     { "confidential plain guest", GUEST_PLAIN, true, QEMU_MIRROR, CONF_FLAGS,
@@ -1473,10 +1508,10 @@ mymain(void)
             ret = -1;
     }
 
-    for (i = 0; i < G_N_ELEMENTS(suspendTests); i++) {
-        g_autofree char *name = g_strdup_printf("suspend: %s", suspendTests[i].name);
+    for (i = 0; i < G_N_ELEMENTS(parallelTests); i++) {
+        g_autofree char *name = g_strdup_printf("parallel: %s", parallelTests[i].name);
 
-        if (virTestRun(name, testSuspend, &suspendTests[i]) < 0)
+        if (virTestRun(name, testParallel, &parallelTests[i]) < 0)
             ret = -1;
     }
 

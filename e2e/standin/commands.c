@@ -317,6 +317,10 @@ cmdMigrateSetCaps(Standin *st, const char *name, json_object *id,
         const char *capName = jsonGetString(cap, "capability");
         json_object *state;
 
+        if (capName && g_str_equal(capName, "multifd") &&
+            json_object_object_get_ex(cap, "state", &state) &&
+            json_object_is_type(state, json_type_boolean))
+            st->multifd = json_object_get_boolean(state);
         if (capName && g_str_equal(capName, CAP_GUEST_ASSISTED) &&
             json_object_object_get_ex(cap, "state", &state) &&
             json_object_is_type(state, json_type_boolean))

@@ -283,7 +283,7 @@ mirrorVcpuThread(gpointer opaque)
      * cont do not touch it, a reset only restarts the helper's state; the
      * first one carries the encrypted migration stream (stream.c) */
     for (;;) {
-        if (vcpu == &st->mirror[0] && streamVcpuWork(st))
+        if (streamVcpuWork(st, vcpu))
             continue;
         g_cond_wait(&st->mirrorCond, &st->mirrorLock);
     }

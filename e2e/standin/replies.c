@@ -13,7 +13,7 @@
 /* ------------------------------------------------------------------ */
 /* a helper that fails during an outgoing migration fails it          */
 
-#define CANCEL_ID "qemu-mirror-standin-migrate-cancel"
+#define CANCEL_ID OWN_ID_PREFIX "migrate-cancel"
 
 /* helper.c: the helper failed (@reason). An outgoing migration cannot go
  * on without it: QEMU cancels it, and the stand-in shows the cancellation
@@ -202,8 +202,8 @@ qemuLine(Standin *st, const char *line, gsize len)
 
     json_object_object_get_ex(msg, "id", &id);
     if (id && json_object_is_type(id, json_type_string) &&
-        g_str_equal(json_object_get_string(id), CANCEL_ID)) {
-        standinLog("QMP migrate_cancel (the stand-in's): %s",
+        g_str_has_prefix(json_object_get_string(id), OWN_ID_PREFIX)) {
+        standinLog("QMP %s (the stand-in's): %s", json_object_get_string(id),
                    json_object_object_get_ex(msg, "return", NULL) ? "done" : "refused");
         return;
     }

@@ -158,8 +158,17 @@
  *    away) closes both sockets: both QEMUs see their migration fail; the
  *    source's guest keeps running. Other
  *    URIs (unix:, other fd: names, exec:) of a confidential migration are
- *    refused; the helper must hold a key; one stream at a time (no
- *    multifd). Plain migrations are untouched.
+ *    refused; the helper must hold a key; one migration at a time. With
+ *    the multifd capability (parallel channels, contract version 3), QEMU
+ *    connects 1 + K times (K = multifd-channels, at most the mirror vCPU
+ *    count, else 'migrate' and start-migrate-incoming are refused): each
+ *    connection is a channel of its own (0: the main stream, 1..K), with
+ *    its own header, source nonce, stream key and records; channel c >= 1
+ *    is relayed by mirror vCPU c-1's thread, the main stream by a thread
+ *    of the stand-in (it carries device state, which the real design
+ *    leaves to TLS). Auto-converge is QEMU's own: it throttles the guest's
+ *    vCPUs only; the mirror vCPU threads are the stand-in's and never
+ *    throttled. Plain migrations are untouched.
  *    The wire carries no guest page in clear; the hosts' memory does (the
  *    guest is not encrypted, see SEV above).
  *
@@ -287,6 +296,9 @@ getLe32(const guint8 *p)
 #define FW_CFG_HELPER "opt/ovmf/PcdSevIsMigrationHelper"
 #define FW_CFG_TARGET "opt/ovmf/PcdSevIsMigrationTarget"
 #define CAP_GUEST_ASSISTED "guest-assisted"
+/* the ids of the stand-in's own commands to QEMU: their replies go to no
+ * client */
+#define OWN_ID_PREFIX "qemu-mirror-standin-"
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
@@ -464,6 +476,8 @@ typedef struct {
     Standin *st;
     guint index;
     pid_t tid;
+    Stream *channelJob;         /* a parallel channel handed to this vCPU
+                                 * (streamio.c), under mirrorLock */
 } MirrorVcpu;
 
 struct _Standin {
@@ -549,6 +563,12 @@ struct _Standin {
 
     /* commands.c */
     bool guestAssisted;
+    /* the migration capability multifd and the parameter
+     * multifd-channels (0: QEMU's default, 2), as last set: a confidential
+     * migration's parallel channels, one per mirror vCPU (streamio.c) */
+    bool multifd;
+    int multifdChannels;
+    bool tlsHostname;           /* tls-hostname set, not empty */
     bool outgoing;              /* an outgoing migration runs */
     char *outgoingError;        /* the helper failed it: QEMU's error */
 
@@ -653,7 +673,7 @@ void streamGetfd(Standin *st, const char *name, json_object *id,
 void streamClosefd(Standin *st, const char *name, json_object *id,
                    json_object *cmd, const char *line, gsize len);
 void streamCancel(Standin *st);
-bool streamVcpuWork(Standin *st);
+bool streamVcpuWork(Standin *st, MirrorVcpu *vcpu);
 void streamCleanup(Standin *st);
 
 /* ---- memcrypt.c ---- */

@@ -112,11 +112,16 @@ streamParseTcp(const char *uri, char **host, char **port)
 }
 
 
-static void
+void
 streamFree(Stream *s)
 {
     if (!s)
         return;
+    if (s->localFd >= 0)
+        close(s->localFd);
+    if (s->peerFd >= 0)
+        close(s->peerFd);
+    gnutls_memset(s->streamKey, 0, sizeof(s->streamKey));
     if (s->listenFd >= 0)
         close(s->listenFd);
     if (s->remoteFd >= 0)
@@ -149,7 +154,12 @@ streamNew(Standin *st, StreamRole role, GError **err)
     s->role = role;
     s->listenFd = -1;
     s->remoteFd = -1;
+    s->localFd = -1;
+    s->peerFd = -1;
     s->cancel[0] = s->cancel[1] = -1;
+    s->nchannels = 1;
+    if (st->multifd)
+        s->nchannels += st->multifdChannels > 0 ? st->multifdChannels : 2;
     if (!(key = helperTransportKey(st, &keyId))) {
         g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "the migration helper holds no transport key");
@@ -266,6 +276,7 @@ streamMigrate(Standin *st, const char *name, json_object *id, json_object *cmd)
     json_object *newArgs;
     const char *uri;
     const char *dir;
+    g_autofree char *chanErr = NULL;
     Stream *s = NULL;
 
     json_object_object_get_ex(cmd, "arguments", &args);
@@ -277,8 +288,17 @@ streamMigrate(Standin *st, const char *name, json_object *id, json_object *cmd)
         replyError(st, name, id, "a migration stream is active already");
         return;
     }
+    if ((chanErr = streamChannelsError(st))) {
+        replyError(st, name, id, "%s", chanErr);
+        return;
+    }
     if (!(s = streamNew(st, STREAM_SOURCE, &err)))
         goto error;
+    if (s->nchannels > 1 && !g_str_has_prefix(uri, "tcp:")) {
+        g_set_error(&err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "parallel channels need a tcp: URI");
+        goto error;
+    }
     if (g_str_equal(uri, "fd:" STREAM_FDNAME)) {
         /* libvirt connected to the destination and passed the socket */
         if (st->streamMigrateFd < 0) {
@@ -318,6 +338,20 @@ streamMigrate(Standin *st, const char *name, json_object *id, json_object *cmd)
     if (id)
         json_object_object_add(fwd, "id", json_object_get(id));
     out = jsonLine(fwd);
+    if (s->remoteFd < 0 && !st->tlsHostname) {
+        /* QEMU takes the TLS hostname from a tcp: URI; it migrates to the
+         * stand-in's unix socket instead, so it gets it as a parameter */
+        g_autoptr(json_object) set = json_object_new_object();
+        g_autofree char *setOut = NULL;
+        json_object *setArgs = json_object_new_object();
+
+        json_object_object_add(setArgs, "tls-hostname", json_object_new_string(s->host));
+        json_object_object_add(set, "execute", json_object_new_string("migrate-set-parameters"));
+        json_object_object_add(set, "arguments", setArgs);
+        json_object_object_add(set, "id", json_object_new_string(OWN_ID_PREFIX "tls-hostname"));
+        setOut = jsonLine(set);
+        chanWrite(st->qemu, setOut, strlen(setOut));
+    }
     standinLog("QMP %s: encrypted stream to %s port %s (key id '%s'), QEMU "
                "migrates to the stand-in", name, s->host, s->port, s->keyId);
     pendingPush(st, ACT_MIGRATE, name, id);
@@ -362,7 +396,7 @@ streamBind(const char *host, const char *port, GError **err)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0) {
             freeaddrinfo(res);
             return fd;
         }
@@ -451,6 +485,14 @@ streamIncoming(Standin *st, const char *uri, GError **err)
                     "the encrypted migration stream supports tcp: URIs only");
         return NULL;
     }
+    {
+        g_autofree char *chanErr = streamChannelsError(st);
+
+        if (chanErr) {
+            g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s", chanErr);
+            return NULL;
+        }
+    }
     if (!(s = streamNew(st, STREAM_TARGET, err)))
         return NULL;
     if (!(dir = streamRunDir(st, err)) ||
@@ -485,6 +527,12 @@ streamSetParameters(Standin *st, const char *name, json_object *id,
     bool other = false;
 
     json_object_object_get_ex(cmd, "arguments", &args);
+    if (args && json_object_object_get_ex(args, "multifd-channels", &rest) &&
+        json_object_is_type(rest, json_type_int))
+        st->multifdChannels = json_object_get_int(rest);
+    if (args && json_object_object_get_ex(args, "tls-hostname", &rest))
+        st->tlsHostname = json_object_is_type(rest, json_type_string) &&
+            *json_object_get_string(rest);
     nonce = jsonGetString(args, PARAM_PEER_NONCE);
     proof = jsonGetString(args, PARAM_PEER_PROOF);
     if (!args || (!json_object_object_get_ex(args, PARAM_PEER_NONCE, NULL) &&
@@ -522,6 +570,19 @@ streamSetParameters(Standin *st, const char *name, json_object *id,
     out = jsonLine(fwd);
     pendingPush(st, ACT_FORWARD, name, id);
     chanWrite(st->qemu, out, strlen(out));
+}
+
+
+char *
+streamChannelsError(Standin *st)
+{
+    int k = st->multifdChannels > 0 ? st->multifdChannels : 2;
+
+    if (!st->multifd || (guint) k <= st->cl.mirrorVcpus)
+        return NULL;
+    return g_strdup_printf("multifd-channels %d exceeds the %u mirror vCPU(s): each "
+                           "parallel channel is encrypted by one mirror vCPU",
+                           k, st->cl.mirrorVcpus);
 }
 
 

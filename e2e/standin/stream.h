@@ -39,11 +39,23 @@ struct _Stream {
     guint8 key[32];         /* the transport key, copied at the start */
     char *keyId;
     guint8 targetNonce[STREAM_NONCE_LEN];   /* contract version 3 */
-    guint32 channel;        /* 0: one channel today */
+    guint32 channel;        /* 0: the main stream, 1..K: parallel */
+    guint32 nchannels;      /* 1 + K (multifd-channels), or 1 */
     guint64 accepted;       /* records authenticated from the peer */
+    /* a parallel channel's relay (streamio.c): its sockets and key; its
+     * parent (the migration's Stream) outlives it */
+    Stream *parent;
+    guint running;          /* a parent: channels still relaying (mirrorLock) */
+    int localFd;
+    int peerFd;
+    guint8 streamKey[32];
     char *error;            /* set by the thread: why it failed */
 };
 
 
 /* stream.c */
 gboolean streamFinished(gpointer opaque);
+void streamFree(Stream *s);
+/* the QMP error of a confidential migration whose multifd-channels exceed
+ * the mirror vCPUs, or NULL */
+char *streamChannelsError(Standin *st);

@@ -1,6 +1,10 @@
 /*
  * The confidential migration stream on the first mirror vCPU's thread: the
- * connections, the handshake and the records (the format: stream.c).
+ * connections, the handshake and the records (the format: stream.c). With
+ * parallel channels (multifd), a coordinator thread takes the 1 + K
+ * connections, makes each channel's handshake and hands channel c >= 1 to
+ * mirror vCPU c-1's thread, the main stream (channel 0) to a thread of its
+ * own.
  */
 
 #define _GNU_SOURCE /* accept4 */
@@ -66,7 +70,7 @@ waitFd(Stream *s, int fd, short events)
 
 
 static int
-acceptOne(Stream *s, const char *what)
+acceptOne(Stream *s, const char *what, bool last)
 {
     int fd;
 
@@ -80,9 +84,11 @@ acceptOne(Stream *s, const char *what)
             return -1;
         }
     }
-    /* one connection, as QEMU takes one */
-    close(s->listenFd);
-    s->listenFd = -1;
+    /* as many connections as channels, as QEMU takes them */
+    if (last) {
+        close(s->listenFd);
+        s->listenFd = -1;
+    }
     return fd;
 }
 
@@ -144,7 +150,7 @@ connectQemu(Stream *s)
 
     g_strlcpy(addr.sun_path, s->sockPath, sizeof(addr.sun_path));
     for (;;) {
-        char c;
+        struct pollfd cancelled = { .fd = s->cancel[0], .events = POLLIN };
 
         if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
             fail(s, "socket: %s", g_strerror(errno));
@@ -159,7 +165,8 @@ connectQemu(Stream *s)
             fail(s, "QEMU does not listen on its incoming socket");
             return -1;
         }
-        if (read(s->cancel[0], &c, 1) == 1) {
+        /* polled, not read: every channel of the migration sees it */
+        if (poll(&cancelled, 1, 0) > 0) {
             fail(s, "cancelled");
             return -1;
         }
@@ -247,7 +254,7 @@ putBe64(guint8 *p, guint64 v)
 
 
 static bool
-sourceHandshake(Stream *s, int remote, guint8 *streamKey)
+sourceHandshake(Stream *s, int remote, guint32 channel, guint8 *streamKey)
 {
     guint8 hs[HDR_FIXED + 255 + STREAM_KEY_LEN];
     guint8 *sourceNonce = hs + STREAM_MAGIC_LEN + 4;
@@ -257,22 +264,24 @@ sourceHandshake(Stream *s, int remote, guint8 *streamKey)
     if (idLen > 255)
         return fail(s, "key id too long");
     memcpy(hs, STREAM_MAGIC, STREAM_MAGIC_LEN);
-    putBe32(hs + STREAM_MAGIC_LEN, s->channel);
+    putBe32(hs + STREAM_MAGIC_LEN, channel);
     if (gnutls_rnd(GNUTLS_RND_NONCE, sourceNonce, STREAM_NONCE_LEN) < 0)
         return fail(s, "no random nonce");
     memcpy(sourceNonce + STREAM_NONCE_LEN, s->targetNonce, STREAM_NONCE_LEN);
     hs[HDR_FIXED - 1] = idLen;
     memcpy(hs + HDR_FIXED, s->keyId, idLen);
     len = HDR_FIXED + idLen;
-    if (!streamKeyDerive(s->key, sourceNonce, s->targetNonce, s->channel, streamKey) ||
+    if (!streamKeyDerive(s->key, sourceNonce, s->targetNonce, channel, streamKey) ||
         !streamKeySourceProof(streamKey, hs, len, hs + len))
         return fail(s, "HMAC-SHA256 failed");
     return writeFull(s, remote, hs, len + STREAM_KEY_LEN, "the destination");
 }
 
 
+/* @seen: the channels accepted so far (NULL: one channel, 0) */
 static bool
-targetHandshake(Stream *s, int remote, guint8 *streamKey)
+targetHandshake(Stream *s, int remote, guint32 *channel, bool *seen,
+                guint8 *streamKey)
 {
     guint8 hs[HDR_FIXED + 255 + STREAM_KEY_LEN];
     guint8 proof[STREAM_KEY_LEN];
@@ -286,9 +295,12 @@ targetHandshake(Stream *s, int remote, guint8 *streamKey)
     if (memcmp(hs, STREAM_MAGIC, STREAM_MAGIC_LEN) != 0)
         return fail(s, "handshake: not an encrypted migration stream of "
                     "contract version 3 (bad magic)");
-    if (getBe32(hs + STREAM_MAGIC_LEN) != s->channel)
-        return fail(s, "handshake: channel %u, this stream is channel %u",
-                    getBe32(hs + STREAM_MAGIC_LEN), s->channel);
+    *channel = getBe32(hs + STREAM_MAGIC_LEN);
+    if (*channel >= s->nchannels)
+        return fail(s, "handshake: channel %u, this migration has %u",
+                    *channel, s->nchannels);
+    if (seen && seen[*channel])
+        return fail(s, "handshake: channel %u a second time", *channel);
     idLen = hs[HDR_FIXED - 1];
     if (!readFull(s, remote, hs + HDR_FIXED, idLen + STREAM_KEY_LEN, "the source"))
         return false;
@@ -304,7 +316,7 @@ targetHandshake(Stream *s, int remote, guint8 *streamKey)
     if (!streamKeyEqual(sourceNonce + STREAM_NONCE_LEN, s->targetNonce, STREAM_NONCE_LEN))
         return fail(s, "key confirmation failed: the stream was made for another "
                     "target's nonce (a replayed or misdirected stream)");
-    if (!streamKeyDerive(s->key, sourceNonce, s->targetNonce, s->channel, streamKey) ||
+    if (!streamKeyDerive(s->key, sourceNonce, s->targetNonce, *channel, streamKey) ||
         !streamKeySourceProof(streamKey, hs, HDR_FIXED + idLen, proof))
         return fail(s, "HMAC-SHA256 failed");
     ok = streamKeyEqual(proof, hs + HDR_FIXED + idLen, STREAM_KEY_LEN);
@@ -312,6 +324,8 @@ targetHandshake(Stream *s, int remote, guint8 *streamKey)
     if (!ok)
         return fail(s, "key confirmation failed: the source does not prove the "
                     "stream key");
+    if (seen)
+        seen[*channel] = true;
     return true;
 }
 
@@ -521,15 +535,31 @@ relay(Stream *s, int local, int remote, const guint8 *streamKey)
 
 
 static void
+streamLogEnd(Stream *s, const char *what)
+{
+    const char *dir = s->role == STREAM_SOURCE ? "outgoing" : "incoming";
+
+    if (s->role == STREAM_TARGET)
+        standinLog("migration %s (incoming): %" G_GUINT64_FORMAT " records accepted",
+                   what, s->accepted);
+    if (s->error)
+        standinLog("migration %s (%s) failed: %s", what, dir, s->error);
+    else
+        standinLog("migration %s (%s) ended", what, dir);
+}
+
+
+static void
 streamRun(Stream *s)
 {
     guint8 streamKey[32];
+    guint32 channel = 0;
     int local = -1;
     int remote = -1;
     int one = 1;
 
     if (s->role == STREAM_SOURCE) {
-        if ((local = acceptOne(s, "QEMU")) < 0)
+        if ((local = acceptOne(s, "QEMU", true)) < 0)
             goto done;
         g_unlink(s->sockPath);
         if (s->remoteFd >= 0) {
@@ -540,16 +570,16 @@ streamRun(Stream *s)
             goto done;
         }
         setsockopt(remote, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (!sourceHandshake(s, remote, streamKey))
+        if (!sourceHandshake(s, remote, 0, streamKey))
             goto done;
     } else {
-        if ((remote = acceptOne(s, "the source")) < 0)
+        if ((remote = acceptOne(s, "the source", true)) < 0)
             goto done;
         /* QEMU first: whatever happens next, closing this fails QEMU's
          * incoming migration */
         if ((local = connectQemu(s)) < 0)
             goto done;
-        if (!targetHandshake(s, remote, streamKey))
+        if (!targetHandshake(s, remote, &channel, NULL, streamKey))
             goto done;
     }
     relay(s, local, remote, streamKey);
@@ -559,15 +589,7 @@ streamRun(Stream *s)
     gnutls_memset(s->key, 0, sizeof(s->key));
     /* logged here, before QEMU learns of it: a target's QEMU exits at
      * once, and the stand-in with it */
-    if (s->role == STREAM_TARGET)
-        standinLog("migration stream (incoming): %" G_GUINT64_FORMAT " records accepted",
-                   s->accepted);
-    if (s->error)
-        standinLog("migration stream (%s) failed: %s",
-                   s->role == STREAM_SOURCE ? "outgoing" : "incoming", s->error);
-    else
-        standinLog("migration stream (%s) ended",
-                   s->role == STREAM_SOURCE ? "outgoing" : "incoming");
+    streamLogEnd(s, "stream");
     /* a failure closes both sides: both QEMUs see the migration fail */
     if (local >= 0)
         close(local);
@@ -577,18 +599,212 @@ streamRun(Stream *s)
 }
 
 
-/* the first mirror vCPU's loop body (helper.c), with st->mirrorLock held:
- * run a stream handed to it, if any */
-bool
-streamVcpuWork(Standin *st)
-{
-    Stream *s = st->streamJob;
+/* ------------------------------------------------------------------ */
+/* parallel channels                                                  */
 
-    if (!s)
+/* a channel's relay, on its thread: mirror vCPU c-1's, or the main
+ * stream's own */
+static void
+streamChannelRun(Stream *c)
+{
+    Stream *parent = c->parent;
+    g_autofree char *what = g_strdup_printf("channel %u", c->channel);
+    char x = 'x';
+
+    relay(c, c->localFd, c->peerFd, c->streamKey);
+    gnutls_memset(c->streamKey, 0, sizeof(c->streamKey));
+    streamLogEnd(c, what);
+    /* a failed channel fails the whole migration: the others stop too */
+    if (c->error && write(parent->cancel[1], &x, 1) < 0)
+        standinLog("migration %s: cannot cancel the others", what);
+    close(c->localFd);
+    close(c->peerFd);
+    c->localFd = c->peerFd = -1;
+    c->cancel[0] = -1;              /* the parent's */
+    g_mutex_lock(&parent->st->mirrorLock);
+    parent->running--;
+    g_cond_broadcast(&parent->st->mirrorCond);
+    g_mutex_unlock(&parent->st->mirrorLock);
+    g_idle_add(streamFinished, c);
+}
+
+
+static gpointer
+streamMainChannelThread(gpointer opaque)
+{
+    streamChannelRun(opaque);
+    return NULL;
+}
+
+
+static Stream *
+streamChannelNew(Stream *s, guint32 channel, int local, int peer,
+                 const guint8 *streamKey)
+{
+    Stream *c = g_new0(Stream, 1);
+
+    c->st = s->st;
+    c->role = s->role;
+    c->parent = s;
+    c->channel = channel;
+    c->nchannels = s->nchannels;
+    c->listenFd = c->remoteFd = -1;
+    c->cancel[0] = s->cancel[0];    /* polled, never read */
+    c->cancel[1] = -1;
+    c->localFd = local;
+    c->peerFd = peer;
+    memcpy(c->streamKey, streamKey, sizeof(c->streamKey));
+    return c;
+}
+
+
+/* channel 0 on a thread of its own, channel c on mirror vCPU c-1 */
+static void
+streamChannelStart(Stream *s, Stream *c)
+{
+    Standin *st = s->st;
+
+    g_mutex_lock(&st->mirrorLock);
+    s->running++;
+    if (c->channel > 0) {
+        st->mirror[c->channel - 1].channelJob = c;
+        g_cond_broadcast(&st->mirrorCond);
+    }
+    g_mutex_unlock(&st->mirrorLock);
+    if (c->channel == 0)
+        g_thread_unref(g_thread_new("mirror-stream-main", streamMainChannelThread, c));
+}
+
+
+/* the target: QEMU's connection for a channel, channel 0 (QEMU's main
+ * stream) before any other */
+static bool
+streamTargetConnect(Stream *s, Stream **held, guint32 channel, int remote,
+                    const guint8 *streamKey, bool *mainUp)
+{
+    int local;
+
+    if (channel > 0 && !*mainUp) {
+        held[channel] = streamChannelNew(s, channel, -1, remote, streamKey);
+        return true;
+    }
+    if ((local = connectQemu(s)) < 0)
+        return false;
+    streamChannelStart(s, streamChannelNew(s, channel, local, remote, streamKey));
+    if (channel == 0) {
+        guint32 i;
+
+        *mainUp = true;
+        for (i = 1; i < s->nchannels; i++) {
+            if (!held[i])
+                continue;
+            if ((held[i]->localFd = connectQemu(s)) < 0)
+                return false;
+            streamChannelStart(s, g_steal_pointer(&held[i]));
+        }
+    }
+    return true;
+}
+
+
+/* the coordinator of a migration with parallel channels: QEMU's 1 + K
+ * connections (the first one is its main stream) on the source, the
+ * source's on the target; each channel's handshake, then its relay */
+static gpointer
+streamCoordinate(gpointer opaque)
+{
+    Stream *s = opaque;
+    Standin *st = s->st;
+    g_autofree bool *seen = g_new0(bool, s->nchannels);
+    g_autofree Stream **held = g_new0(Stream *, s->nchannels);
+    guint8 streamKey[32];
+    bool mainUp = false;
+    guint32 i;
+    char x = 'x';
+
+    standinLog("migration stream: %u channels (the main stream and %u parallel)",
+               s->nchannels, s->nchannels - 1);
+    for (i = 0; i < s->nchannels; i++) {
+        bool last = i == s->nchannels - 1;
+        int one = 1;
+
+        if (s->role == STREAM_SOURCE) {
+            int local;
+            int remote;
+
+            if ((local = acceptOne(s, "QEMU", last)) < 0)
+                break;
+            if ((remote = connectTcp(s)) < 0) {
+                close(local);
+                break;
+            }
+            setsockopt(remote, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            if (!sourceHandshake(s, remote, i, streamKey)) {
+                close(local);
+                close(remote);
+                break;
+            }
+            streamChannelStart(s, streamChannelNew(s, i, local, remote, streamKey));
+        } else {
+            guint32 channel;
+            int remote;
+
+            if ((remote = acceptOne(s, "the source", last)) < 0)
+                break;
+            if (!targetHandshake(s, remote, &channel, seen, streamKey)) {
+                close(remote);
+                break;
+            }
+            if (!streamTargetConnect(s, held, channel, remote, streamKey, &mainUp))
+                break;
+        }
+    }
+    gnutls_memset(streamKey, 0, sizeof(streamKey));
+    gnutls_memset(s->key, 0, sizeof(s->key));
+    if (s->role == STREAM_SOURCE)
+        g_unlink(s->sockPath);
+    for (i = 0; i < s->nchannels; i++)
+        streamFree(held[i]);
+    if (s->error) {
+        streamLogEnd(s, "stream");
+        if (write(s->cancel[1], &x, 1) < 0)
+            standinLog("migration stream: cannot cancel the channels");
+    }
+    /* the migration's Stream outlives its channels */
+    g_mutex_lock(&st->mirrorLock);
+    while (s->running > 0)
+        g_cond_wait(&st->mirrorCond, &st->mirrorLock);
+    g_mutex_unlock(&st->mirrorLock);
+    g_idle_add(streamFinished, s);
+    return NULL;
+}
+
+
+/* a mirror vCPU's loop body (helper.c), with st->mirrorLock held: the
+ * first one runs a migration's stream handed to it (or, with parallel
+ * channels, starts its coordinator); each runs a parallel channel handed
+ * to it */
+bool
+streamVcpuWork(Standin *st, MirrorVcpu *vcpu)
+{
+    Stream *s = NULL;
+
+    if (vcpu->channelJob) {
+        s = vcpu->channelJob;
+        vcpu->channelJob = NULL;
+        g_mutex_unlock(&st->mirrorLock);
+        streamChannelRun(s);
+        g_mutex_lock(&st->mirrorLock);
+        return true;
+    }
+    if (vcpu != &st->mirror[0] || !(s = st->streamJob))
         return false;
     st->streamJob = NULL;
     g_mutex_unlock(&st->mirrorLock);
-    streamRun(s);
+    if (s->nchannels > 1)
+        g_thread_unref(g_thread_new("mirror-stream", streamCoordinate, s));
+    else
+        streamRun(s);
     g_mutex_lock(&st->mirrorLock);
     return true;
 }

@@ -157,14 +157,10 @@ static const struct {
       N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_NON_SHARED_INC (--copy-storage-inc): confidential migration does not migrate storage") },
     { VIR_MIGRATE_COMPRESSED,
       N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_COMPRESSED (--compressed): pages encrypted with the transport key cannot be compressed") },
-    { VIR_MIGRATE_PARALLEL,
-      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_PARALLEL (--parallel): the migration helper's pages travel in the main migration stream only") },
     { VIR_MIGRATE_ZEROCOPY,
-      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_ZEROCOPY (--zerocopy): zero-copy needs parallel connections, which confidential migration does not use") },
+      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_ZEROCOPY (--zerocopy): zero-copy sends pages straight from guest memory, not the copies the migration helper encrypts") },
     { VIR_MIGRATE_RDMA_PIN_ALL,
       N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_RDMA_PIN_ALL (--rdma-pin-all): RDMA moves guest RAM outside the migration stream, where the migration helper cannot encrypt it") },
-    { VIR_MIGRATE_AUTO_CONVERGE,
-      N_("VIR_MIGRATE_CONFIDENTIAL cannot be combined with VIR_MIGRATE_AUTO_CONVERGE (--auto-converge): CPU throttling is not defined for mirror vCPUs, which export the guest's pages") },
 };
 
 
@@ -478,26 +474,58 @@ qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
 }
 
 
+/* QEMU's default multifd-channels, when VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS
+ * is not given */
+#define QEMU_MIGRATION_CONFIDENTIAL_DEFAULT_CHANNELS 2
+
 /**
- * qemuMigrationConfidentialCheckSuspend:
- * @vm: the domain virDomainSuspend() is about to pause
+ * qemuMigrationConfidentialCheckParallel:
+ * @def: the domain's definition (the source's, or the incoming one)
+ * @qemuCaps: capabilities of the QEMU binary that runs the guest here
+ * @migParams: the migration parameters (multifd-channels), or NULL
+ * @flags: virDomainMigrateFlags
  *
- * The source of a confidential migration is never paused by request while
- * the migration runs (virsh migrate --timeout does that by default): that
- * would turn it into a non-live migration, which confidential migration
- * refuses (VIR_MIGRATE_LIVE is required).
+ * A confidential migration with VIR_MIGRATE_PARALLEL: each parallel
+ * channel is encrypted by one mirror vCPU of the migration helper, so the
+ * QEMU here must serve channels from its mirror vCPUs (contract version 3,
+ * "channels" in query-migration-helper) and the number of connections may
+ * not exceed <mirror vcpus='N'/>. Both hosts check, before anything
+ * starts.
+ *
+ * Returns 0 if the migration may go on, -1 with an error reported.
  */
 int
-qemuMigrationConfidentialCheckSuspend(virDomainObj *vm)
+qemuMigrationConfidentialCheckParallel(const virDomainDef *def,
+                                       virQEMUCaps *qemuCaps,
+                                       qemuMigrationParams *migParams,
+                                       unsigned int flags)
 {
-    if (vm->job->asyncJob != VIR_ASYNC_JOB_MIGRATION_OUT ||
-        !(vm->job->apiFlags & VIR_MIGRATE_CONFIDENTIAL))
+    int channels = QEMU_MIGRATION_CONFIDENTIAL_DEFAULT_CHANNELS;
+    unsigned int mirrorVcpus = def->mirror ? def->mirror->vcpus : 0;
+
+    if (!(flags & VIR_MIGRATE_CONFIDENTIAL) || !(flags & VIR_MIGRATE_PARALLEL))
         return 0;
 
-    virReportError(VIR_ERR_OPERATION_INVALID,
-                   _("domain '%1$s' cannot be paused while it is the source of a confidential migration"),
-                   vm->def->name);
-    return -1;
+    if (!qemuCaps || !virQEMUCapsGet(qemuCaps, QEMU_CAPS_MIGRATION_HELPER_CHANNELS)) {
+        virReportError(VIR_ERR_OPERATION_UNSUPPORTED,
+                       _("VIR_MIGRATE_PARALLEL (--parallel) of domain '%1$s' needs parallel channels served by mirror vCPUs, which the QEMU binary '%2$s' does not support"),
+                       def->name, NULLSTR(def->emulator));
+        return -1;
+    }
+
+    if (migParams &&
+        qemuMigrationParamsGetInt(migParams, QEMU_MIGRATION_PARAM_MULTIFD_CHANNELS,
+                                  &channels) < 0)
+        return -1;
+
+    if (channels < 1 || (unsigned int) channels > mirrorVcpus) {
+        virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED,
+                       _("VIR_MIGRATE_PARALLEL (--parallel) of domain '%1$s' with %2$d connections needs as many mirror vCPUs, but the domain has %3$u (<mirror vcpus='N'/>): each parallel channel is encrypted by one mirror vCPU"),
+                       def->name, channels, mirrorVcpus);
+        return -1;
+    }
+
+    return 0;
 }
 
 

@@ -12,6 +12,7 @@
 #include "qemu_domainjob.h"
 #include "qemu_migration_cookie.h"
 #include "qemu_monitor.h"
+#include "qemu_migration_params.h"
 #include "virenum.h"
 #include "virbitmap.h"
 #include "virbuffer.h"
@@ -67,7 +68,10 @@ qemuMigrationConfidentialSrcCheckLocal(virDomainObj *vm,
                                        virDomainAsyncJob asyncJob);
 
 int
-qemuMigrationConfidentialCheckSuspend(virDomainObj *vm);
+qemuMigrationConfidentialCheckParallel(const virDomainDef *def,
+                                       virQEMUCaps *qemuCaps,
+                                       qemuMigrationParams *migParams,
+                                       unsigned int flags);
 
 int
 qemuMigrationConfidentialSrcCheck(virDomainObj *vm,
