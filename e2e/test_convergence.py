@@ -203,28 +203,24 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
 
     def test_07_parallel_channels_wire_capture(self):
         """The guest of test_06, back from host b to host a over two
-        parallel channels without --tls (mirror_migration_tls = 0),
-        recorded whole by the recording relay: none of the guest's pattern
-        on the wire; three connections, channels 0, 1 and 2, each with a
-        source nonce and key of its own, every record authenticating under
-        its channel's key, and the pattern inside the parallel channels."""
+        parallel channels, with the --tls a confidential migration always
+        requires, recorded whole by the recording relay: none of the
+        guest's pattern on the wire; three connections, channels 0, 1 and
+        2, each with a source nonce and key of its own, every record
+        authenticating under its channel's key up to the end record, and
+        what each channel's records carry is QEMU's TLS session (a TLS
+        handshake first), not QEMU's stream in clear."""
         a, b, lab = self.a, self.b, self.lab
         name = "e2e-par"
         self.assertEqual(sevguest.state(b, name), "running", "test_06 did not run first")
         self.addCleanup(lambda: [(h.virsh("destroy", name, check=False),
                                   h.virsh("undefine", name, check=False)) for h in (a, b)])
-
-        def tls(on):
-            for h in (a, b):
-                h.qemu_conf(migration_tls=on)
-                h.restart()
-        tls(False)
-        self.addCleanup(tls, True)
         sevguest.wait_helper_ready(b, name)
         port = 40000 + os.getpid() % 5000
         path = os.path.join(lab.dir, "wire-parallel")
         with wirecapture.Relay(("127.0.0.1", port), (a.addr, port), path, netns=b.netns):
-            res = b.virsh("migrate", "--live", "--p2p", "--confidential", "--parallel",
+            res = b.virsh("migrate", "--live", "--p2p", "--confidential", "--tls",
+                          "--tls-destination", a.addr, "--parallel",
                           "--parallel-connections", "2", name,
                           "qemu+tls://%s/system" % a.addr,
                           "--migrateuri", "tcp://127.0.0.1:%d" % port,
@@ -244,15 +240,15 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
         self.assertEqual(sorted(channels), [0, 1, 2])
         nonces = [n for n, _ in channels.values()]
         self.assertEqual(len(set(nonces)), 3, "a source nonce used on two channels")
-        self.assertEqual(channels[0][1][:4], b"QEVM")
-        inside = sum(channels[c][1].count(w) for c in (1, 2)
-                     for w in wirecapture.guest_pattern_windows())
-        print("\n    parallel, no --tls: %.1f MiB recorded over %d connections, %d hit(s) "
-              "of the pattern on the wire, %d inside the channels' records"
-              % (rec.total() / 2 ** 20, len(rec.connections), hits, inside), flush=True)
-        self.assertGreater(inside, 0)
+        for c in (0, 1, 2):
+            self.assertEqual(channels[c][1][:2], b"\x16\x03",
+                             "channel %d does not carry a TLS session" % c)
+            self.assertNotIn(b"QEVM", channels[c][1])
+        print("\n    parallel, --tls: %.1f MiB recorded over %d connections, %d hit(s) "
+              "of the pattern on the wire; each channel's records carry a TLS session"
+              % (rec.total() / 2 ** 20, len(rec.connections), hits), flush=True)
+        self.assertGreater(rec.total(), 4 << 20, "the recording missed the migration")
         self.assertEqual(hits, 0)
-
 
 def main():
     global GUEST
