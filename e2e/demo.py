@@ -349,13 +349,14 @@ def print_kept(lab):
             ("%s qemu-monitor-command %s --pretty '{\"execute\":\"query-mirror-vcpus\"}'"
              % (vb, DOMAIN), "the mirror vCPU's thread"),
             ("%s vcpupin %s" % (vb, DOMAIN), ""),
+            ("%s mirror-info %s" % (vb, DOMAIN), "mirror vCPUs, their threads and the helper"),
+            ("%s mirror-pin %s" % (vb, DOMAIN), "the mirror vCPUs' pinning"),
             ("%s qemu-monitor-command %s --pretty '{\"execute\":\"query-migration-helper\"}'"
              % (vb, DOMAIN), "the (simulated) helper"),
             ("%s migrate --live --p2p --confidential --tls --verbose %s qemu+tls://%s/system"
              % (vb, DOMAIN, a.addr), "back to host a"),
             ("%s list --all" % va, "")):
         say("  %s%s" % (cmd, "    # " + why if why else ""))
-    say("  ('virsh mirror-info', planned, does not exist yet)")
 
 
 # ------------------------------------------------------------ the demo

@@ -240,39 +240,39 @@ testExport(const void *opaque)
 }
 
 
-#define EXPORT_MIRROR(op, why) \
-    "Requested operation is not valid: cannot " op " domain 'guest': it is an SEV guest with mirror vCPUs: " why "; its state may leave it only in a confidential migration (virsh migrate --confidential)"
-#define WHY_SAVE "the saved image would hold the guest's state outside the guest, and no restore path can load it into an SEV guest"
-#define WHY_SNAPSHOT "the snapshot would hold the guest's state outside the guest; a disk-only snapshot is allowed"
-#define WHY_DUMP "a full dump saves the guest's state through migration; a memory-only dump (virsh dump --memory-only) is allowed"
+#define EXPORT_MIRROR(msg) \
+    "Requested operation is not valid: " msg
+#define WHY_SAVE "cannot save domain 'guest': it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration"
+#define WHY_SNAPSHOT "cannot take a snapshot with memory of domain 'guest': it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration (a disk-only snapshot is allowed)"
+#define WHY_DUMP "cannot dump the memory of domain 'guest' in full: it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration (a memory-only dump is allowed)"
 
 /* NULL: libvirt lets the operation reach QEMU, whose SEV migration blocker
  * decides (query-migrate's blocked-reasons, checked after these) */
 static const struct testExportData exportTests[] = {
     { "save SEV", GUEST_SEV, true, OP_SAVE, NULL },
-    { "save SEV with mirror", GUEST_SEV_MIRROR, true, OP_SAVE, EXPORT_MIRROR("save", WHY_SAVE) },
+    { "save SEV with mirror", GUEST_SEV_MIRROR, true, OP_SAVE, EXPORT_MIRROR(WHY_SAVE) },
     { "save SEV-ES", GUEST_SEV_ES, true, OP_SAVE, NULL },
     { "save SEV-SNP", GUEST_SEV_SNP, true, OP_SAVE, NULL },
     { "save plain", GUEST_PLAIN, true, OP_SAVE, NULL },
     { "snapshot SEV", GUEST_SEV, true, OP_SNAPSHOT, NULL },
     { "snapshot SEV with mirror", GUEST_SEV_MIRROR, true, OP_SNAPSHOT,
-      EXPORT_MIRROR("take a snapshot with memory of", WHY_SNAPSHOT) },
+      EXPORT_MIRROR(WHY_SNAPSHOT) },
     { "snapshot SEV-ES", GUEST_SEV_ES, true, OP_SNAPSHOT, NULL },
     { "snapshot SEV-SNP", GUEST_SEV_SNP, true, OP_SNAPSHOT, NULL },
     { "snapshot plain", GUEST_PLAIN, true, OP_SNAPSHOT, NULL },
     { "full dump SEV", GUEST_SEV, true, OP_DUMP, NULL },
     { "full dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP,
-      EXPORT_MIRROR("dump the memory of", WHY_DUMP) },
+      EXPORT_MIRROR(WHY_DUMP) },
     { "full dump SEV-ES", GUEST_SEV_ES, true, OP_DUMP, NULL },
     { "full dump SEV-SNP", GUEST_SEV_SNP, true, OP_DUMP, NULL },
     { "full dump plain", GUEST_PLAIN, true, OP_DUMP, NULL },
     { "early snapshot SEV", GUEST_SEV, true, OP_SNAPSHOT_EARLY, NULL },
     { "early snapshot SEV with mirror", GUEST_SEV_MIRROR, true, OP_SNAPSHOT_EARLY,
-      EXPORT_MIRROR("take a snapshot with memory of", WHY_SNAPSHOT) },
+      EXPORT_MIRROR(WHY_SNAPSHOT) },
     { "early snapshot SEV-SNP", GUEST_SEV_SNP, true, OP_SNAPSHOT_EARLY, NULL },
     { "early full dump SEV", GUEST_SEV, true, OP_DUMP_EARLY, NULL },
     { "early full dump SEV with mirror", GUEST_SEV_MIRROR, true, OP_DUMP_EARLY,
-      EXPORT_MIRROR("dump the memory of", WHY_DUMP) },
+      EXPORT_MIRROR(WHY_DUMP) },
     { "early full dump SEV-ES", GUEST_SEV_ES, true, OP_DUMP_EARLY, NULL },
     { "early full dump plain", GUEST_PLAIN, true, OP_DUMP_EARLY, NULL },
     /* a guest that does not run has no memory to write out */

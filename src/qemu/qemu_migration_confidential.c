@@ -164,35 +164,6 @@ static const struct {
 };
 
 
-/* What a running SEV guest with mirror vCPUs is refused outside a
- * confidential migration: the operations that save its state through
- * QEMU's migration code. Once its migration helper holds a transport key,
- * QEMU lifts its SEV migration blocker (the contract), so that blocker no
- * longer stops them. Reading guest memory (memory-only dumps, memory
- * peeks) is not refused: the host reads ciphertext, as for any SEV guest.
- * Guests without mirror vCPUs are not refused anything here: QEMU's SEV
- * migration blocker stops these operations, as upstream. */
-static const struct {
-    const char *operation;
-    const char *reason;
-} qemuMigrationConfidentialExports[] = {
-    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE] = {
-        N_("save"),
-        N_("the saved image would hold the guest's state outside the guest, and no restore path can load it into an SEV guest") },
-    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT] = {
-        N_("take a snapshot with memory of"),
-        N_("the snapshot would hold the guest's state outside the guest; a disk-only snapshot is allowed") },
-    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP] = {
-        N_("dump the memory of"),
-        N_("a full dump saves the guest's state through migration; a memory-only dump (virsh dump --memory-only) is allowed") },
-    [QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER] = {
-        N_("write out the memory of"),
-        N_("the guest's state may leave it through migration only in a confidential migration") },
-};
-G_STATIC_ASSERT(G_N_ELEMENTS(qemuMigrationConfidentialExports) ==
-                QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST);
-
-
 static virDomainLaunchSecurity
 qemuMigrationConfidentialSecType(const virDomainDef *def)
 {
@@ -219,7 +190,11 @@ qemuMigrationConfidentialOptedIn(const virDomainDef *def)
  *
  * The fail-closed rule for everything but a migration to another host: a
  * running SEV guest with mirror vCPUs never has its state saved through
- * migration; only a confidential migration moves it. Every other guest is
+ * migration; only a confidential migration moves it. Once its migration
+ * helper holds a transport key, QEMU lifts its SEV migration blocker (the
+ * contract), so that blocker no longer stops these operations. Reading
+ * guest memory (memory-only dumps, memory peeks) is not refused: the host
+ * reads ciphertext, as for any SEV guest. Every other guest is
  * left to QEMU, whose SEV migration blocker refuses these operations for
  * SEV, SEV-ES and SEV-SNP guests (docs/kbase/confidential-migration.rst,
  * "What libvirt refuses").
@@ -234,14 +209,30 @@ qemuMigrationConfidentialCheckExport(virDomainObj *vm,
         !qemuMigrationConfidentialOptedIn(vm->def))
         return 0;
 
-    if (what < 0 || what >= QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST)
-        what = QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER;
-
-    virReportError(VIR_ERR_OPERATION_INVALID,
-                   _("cannot %1$s domain '%2$s': it is an SEV guest with mirror vCPUs: %3$s; its state may leave it only in a confidential migration (virsh migrate --confidential)"),
-                   _(qemuMigrationConfidentialExports[what].operation),
-                   vm->def->name,
-                   _(qemuMigrationConfidentialExports[what].reason));
+    switch (what) {
+    case QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SAVE:
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("cannot save domain '%1$s': it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration"),
+                       vm->def->name);
+        break;
+    case QEMU_MIGRATION_CONFIDENTIAL_EXPORT_SNAPSHOT:
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("cannot take a snapshot with memory of domain '%1$s': it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration (a disk-only snapshot is allowed)"),
+                       vm->def->name);
+        break;
+    case QEMU_MIGRATION_CONFIDENTIAL_EXPORT_DUMP:
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("cannot dump the memory of domain '%1$s' in full: it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration (a memory-only dump is allowed)"),
+                       vm->def->name);
+        break;
+    case QEMU_MIGRATION_CONFIDENTIAL_EXPORT_OTHER:
+    case QEMU_MIGRATION_CONFIDENTIAL_EXPORT_LAST:
+    default:
+        virReportError(VIR_ERR_OPERATION_INVALID,
+                       _("cannot write out the state of domain '%1$s': it is an SEV guest with mirror vCPUs, whose state may leave it only in a confidential migration"),
+                       vm->def->name);
+        break;
+    }
     return -1;
 }
 
@@ -316,7 +307,7 @@ qemuMigrationConfidentialCheckFlags(unsigned int flags)
 
     if (!(flags & VIR_MIGRATE_LIVE)) {
         virReportError(VIR_ERR_ARGUMENT_UNSUPPORTED, "%s",
-                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): the migration helper runs only in a running guest"));
+                       _("VIR_MIGRATE_CONFIDENTIAL requires VIR_MIGRATE_LIVE (--live): a confidential migration starts with the guest running"));
         return -1;
     }
 
