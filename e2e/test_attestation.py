@@ -761,6 +761,7 @@ class AttestationTest(sevguest.SevGuestLabTest):
             "cat > $d/gdb.$n <<EOF\n"
             "set pagination off\n"
             "set confirm off\n"
+            "set auto-solib-add off\n"
             "file %(tool)s\n"
             "%(stop)s\n"
             "run %(args)s < $d/request.$n.json >&3 2>&4\n"
@@ -805,10 +806,15 @@ class AttestationTest(sevguest.SevGuestLabTest):
         # back to host a after test_12 (either way when run alone)
         src, dst = ((self.b, self.a) if sevguest.state(self.b, DOMAIN) == "running"
                     else (self.a, self.b))
+        # the target's agent runs under gdb: a slow start on a busy machine
+        # must not reach the attestation timeout (host b's is TIMEOUT)
+        dst.qemu_conf(attestation_timeout=120)
         for h in (src, dst):
             h.libvirtd_conf(debug_all=True)
             h.restart()
         self.addCleanup(lambda: [h.libvirtd_conf() for h in (src, dst)])
+        self.addCleanup(dst.qemu_conf, attestation_timeout=TIMEOUT if dst is self.b
+                        else hosts.ATTESTATION_TIMEOUT)
         # the target's agent dumps its memory at each reply into the
         # target's directory, which the scan reads
         cores = os.path.join(dst.dir, "agent-cores")

@@ -27,7 +27,6 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import guestcheck  # noqa: E402
 import hosts  # noqa: E402
 import sevguest  # noqa: E402
 import wirecapture  # noqa: E402
@@ -249,6 +248,7 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
               % (rec.total() / 2 ** 20, len(rec.connections), hits), flush=True)
         self.assertGreater(rec.total(), 4 << 20, "the recording missed the migration")
         self.assertEqual(hits, 0)
+
 
 def main():
     global GUEST

@@ -290,12 +290,12 @@ class _Direction:
         self.file.write(data)
 
 
-def _pump(src, dst, direction):
-    """Forward @src to @dst until EOF, recording each chunk before it is
-    sent on."""
+def _forward(read, dst, direction):
+    """Send what read() returns to @dst until it returns nothing, recording
+    each chunk before it is sent on; then shut @dst's sending side."""
     try:
         while True:
-            data = src.recv(1 << 16)
+            data = read()
             if not data:
                 direction.ended = "eof"
                 break
@@ -310,25 +310,25 @@ def _pump(src, dst, direction):
         pass
 
 
+def _pump(src, dst, direction):
+    """Forward @src to @dst until EOF."""
+    _forward(lambda: src.recv(1 << 16), dst, direction)
+
+
 def _replay(recording, dst, direction):
     """Send the bytes of the file @recording to @dst, as a raw TCP sender,
     instead of what the client sends (WIRECAPTURE_REPLAY)."""
     try:
-        with open(recording, "rb") as f:
-            while True:
-                data = f.read(1 << 16)
-                if not data:
-                    direction.ended = "eof"
-                    break
-                direction.record(data)
-                dst.sendall(data)
-                direction.forwarded += len(data)
+        f = open(recording, "rb")
     except OSError as e:
         direction.ended = "error: %s" % (e.strerror or e)
-    try:
-        dst.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        return
+    with f:
+        _forward(lambda: f.read(1 << 16), dst, direction)
 
 
 def _drain(src):

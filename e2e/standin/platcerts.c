@@ -20,22 +20,15 @@
 #include <nettle/ecc.h>
 #include <nettle/sha2.h>
 
-#include "standin.h"
+#include "psp.h"
 
-#define CERT_SIZE 0x824
-#define CERT_PUBKEY 0x10
 #define CERT_SIG1 0x414
 #define CERT_SIG2 0x61C
 #define USAGE_OCA 0x1001
 #define USAGE_PEK 0x1002
-#define USAGE_PDH 0x1003
 #define USAGE_CEK 0x1004
 #define USAGE_NONE 0x1000
 #define ALGO_ECDSA_SHA256 0x2
-#define ALGO_ECDH_SHA256 0x3
-#define CURVE_P384 2
-#define COORD_SIZE 72
-#define P384_BYTES 48
 
 
 static void
@@ -57,17 +50,6 @@ certEncode(guint8 *cert, const StandinConf *conf, guint32 usage, guint32 algo,
 }
 
 
-/* an integer as @len bytes little-endian */
-static void
-mpzToLe(mpz_t v, guint8 *out, size_t len)
-{
-    guint8 be[P384_BYTES];
-    size_t i;
-
-    nettle_mpz_get_str_256(len, be, v);
-    for (i = 0; i < len; i++)
-        out[i] = be[len - 1 - i];
-}
 
 
 /* a simulated certificate of the chain: a P-384 public key derived from

@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include <gmp.h>
 #include <nettle/ecc.h>
 
 #include "standin.h"
@@ -20,5 +21,6 @@
 typedef struct _PspPlatform PspPlatform;
 
 /* pspkey.c */
+void mpzToLe(mpz_t v, guint8 *out, size_t len);
 bool pdhLoad(const StandinConf *conf, GError **err);
 const struct ecc_scalar *pdhPrivate(void);

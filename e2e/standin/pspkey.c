@@ -29,8 +29,9 @@ privkeyFree(gnutls_x509_privkey_t key)
 }
 G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_x509_privkey_t, privkeyFree, NULL)
 
-/* an integer as @len bytes little-endian */
-static void
+/* an integer as @len (at most P384_BYTES) bytes little-endian; also used
+ * by platcerts.c */
+void
 mpzToLe(mpz_t v, guint8 *out, size_t len)
 {
     guint8 be[P384_BYTES];
