@@ -36,7 +36,7 @@ import sevspec  # noqa: E402
 BUILD = None
 TOOL = None
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(SRC, "tests", "sevchaindata")
+DATA = os.path.join(SRC, "subprojects", "libvirt", "tests", "sevchaindata")
 
 # the real chains and the generation of each
 CHAINS = {"naples": "naples", "rome": "rome", "milan": "milan",

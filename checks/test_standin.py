@@ -73,7 +73,7 @@ NEEDS_GUEST_ASSISTED = ("SEV: migration of an SEV guest needs the migration capa
                         "guest-assisted")
 HELPER_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationHelper,string=0"
 TARGET_FW_CFG = "name=opt/ovmf/PcdSevIsMigrationTarget,string=1"
-FIXTURE = os.path.join(TOP, "tests", "qemucapabilitiesdata",
+FIXTURE = os.path.join(TOP, "subprojects", "libvirt", "tests", "qemucapabilitiesdata",
                        "caps_10.0.0_x86_64+amdsev-mirror.replies")
 ADDITIONS = os.path.join(TOP, "e2e", "standin", "qapi-additions.json")
 # what the fixture is derived from (captured on an SEV host), and libvirt's

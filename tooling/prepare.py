@@ -212,7 +212,7 @@ class Prepare:
         if not changed and self.first:
             self.out.line("assembly", "%s is up to date" % tree.tree_dir().replace(TOP + "/", ""))
         if changed:
-            # tree: "assembled libvirt 11.3.0 + 20 patch(es) + 91 new file(s) in DIR"
+            # tree: "assembled libvirt 11.3.0 + 19 patch(es) in DIR"
             text = said[-1].replace(TOP + "/", "")
             self.done("assembly", text[len("assembled "):] if text.startswith("assembled ")
                       else text, start)

@@ -13,8 +13,8 @@ Which tests a patch touches: a test program whose source it changes
 for the program NAMEtest), among the tests meson lists; a patch that touches
 none is only built.
 
-This checks the patches alone: the new files of this repository that are not
-in any patch are not added (a self-contained series has none).
+The series is the patches alone: every file the project adds to libvirt is
+in the patch that introduces it.
 
 Usage: tooling/series-check [--patches DIR] [--dir SCRATCH] [--full]
                             [--from N] [--to N] [--keep]

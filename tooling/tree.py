@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 #
 # libvirt-mirror tree tooling: fetch the pinned libvirt release, assemble the
-# libvirt source tree (pristine tarball + patches/ + this repo's new files),
-# export edits made in that tree back into this repo, and report its state.
+# libvirt source tree (pristine tarball + the series in patches/, which holds
+# every change to libvirt, new files included), export edits made in that
+# tree back into patches/, and report its state.
 #
 # Usage: tooling/tree {fetch|assemble|refresh|status} [options]
 #
@@ -31,12 +32,6 @@ DEBIAN_ORIG = "libvirt_%s.orig.tar.xz" % VERSION
 PRISTINE_TREE = "ea62ff0c5050b5e0b6e4d252b99455ccf5babd91"
 KEYCODEMAPDB_TREE = "330f423cd55d2b00f4d5247579afb64196cb4bf9"
 
-# Top-level directories of this repo whose files are new files of libvirt's
-# tree, linked into the assembled tree at the same path.
-OVERLAY_ROOTS = ["build-aux", "docs", "examples", "include", "po",
-                 "scripts", "src", "tests", "tools"]
-
-OVERLAY_SUBJECT = "libvirt-mirror: link this project's new files"
 PRISTINE_TAG = "pristine"
 IDENTITY = ["-c", "user.name=libvirt-mirror",
             "-c", "user.email=devel@libvirt-mirror.invalid",
@@ -219,122 +214,12 @@ def fetch(report=None):
                   % (TARBALL, expected, "\n".join(tried)))
 
 
-# ---------------------------------------------------------------- overlay
-
-def overlay_files():
-    """New files of this repo (tracked, or untracked and not ignored) under
-    the overlay roots, as paths relative to TOP."""
-    roots = [r for r in OVERLAY_ROOTS if os.path.isdir(os.path.join(TOP, r))]
-    if not roots:
-        return []
-    res = git(TOP, "ls-files", "-z", "--cached", "--others",
-              "--exclude-standard", "--", *roots)
-    files = sorted(set(p for p in res.stdout.split("\0") if p))
-    return [p for p in files if os.path.lexists(os.path.join(TOP, p))]
-
-
-def overlay_record(tree):
-    return os.path.join(tree, ".git", "libvirt-mirror", "overlay")
-
-
-def recorded_overlay(tree):
-    """Paths linked into the tree by the last assemble or refresh."""
-    try:
-        with open(overlay_record(tree)) as f:
-            return [ln.rstrip("\n") for ln in f if ln.strip()]
-    except FileNotFoundError:
-        return []
-
-
-def record_overlay(tree, paths):
-    os.makedirs(os.path.dirname(overlay_record(tree)), exist_ok=True)
-    with open(overlay_record(tree), "w") as f:
-        for p in sorted(paths):
-            f.write(p + "\n")
-
-
-def file_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def committed_bytes(tree, path):
-    """The content of path in the tree's HEAD commit, or None."""
-    res = subprocess.run(["git", "-C", tree, "cat-file", "blob",
-                          "HEAD:" + path], capture_output=True)
-    return res.stdout if res.returncode == 0 else None
-
-
-def hard_link(tree, path):
-    """Make tree/path the same file (inode) as TOP/path. Both are in one
-    filesystem (the tree is below the repo), so an edit in either place is
-    the same edit, and git in the tree sees a regular file: libvirt's
-    syntax-check and tests, which skip symlinks, see our files."""
-    src = os.path.join(TOP, path)
-    dst = os.path.join(tree, path)
-    if os.path.lexists(dst):
-        os.unlink(dst)
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError as e:
-        raise Failure("cannot hard-link %s into %s (%s): the assembled tree "
-                      "must be on the same filesystem as this repo"
-                      % (path, tree, e.strerror))
-
-
-def overlay_state(tree, path):
-    """How tree/path relates to this repo's TOP/path:
-    'linked'   one file (or the tree lacks it and the repo has it: 'new');
-    'repo'     a tool replaced one side: the repo side changed, the tree
-               side is as committed in the tree (relink: nothing lost);
-    'tree'     the tree side was edited by a tool that breaks hard links
-               and the repo side is as committed (export it);
-    'conflict' both sides changed;
-    'same'     two files with equal content;
-    'deleted'  the repo no longer has it and the tree copy is as committed;
-    'orphan'   the repo no longer has it but the tree copy was edited."""
-    rfile = os.path.join(TOP, path)
-    tfile = os.path.join(tree, path)
-    in_repo = os.path.isfile(rfile)
-    in_tree = os.path.isfile(tfile) and not os.path.islink(tfile)
-    if not in_repo:
-        if not in_tree:
-            return "gone"
-        return ("deleted" if file_bytes(tfile) == committed_bytes(tree, path)
-                else "orphan")
-    if not in_tree:
-        return "new"
-    if os.path.samefile(rfile, tfile):
-        return "linked"
-    rdata, tdata = file_bytes(rfile), file_bytes(tfile)
-    if rdata == tdata:
-        return "same"
-    base = committed_bytes(tree, path)
-    if tdata == base:
-        return "repo"
-    if rdata == base:
-        return "tree"
-    return "conflict"
-
-
-def overlay_paths(tree):
-    return sorted(set(overlay_files()) | set(recorded_overlay(tree)))
-
-
 # ---------------------------------------------------------------- series
 
 def series_commits(tree):
-    """Commits after the pristine tag, oldest first, without the overlay
-    commit(s)."""
-    res = git(tree, "log", "--reverse", "--format=%H%x00%s",
-              PRISTINE_TAG + "..HEAD")
-    out = []
-    for line in res.stdout.splitlines():
-        sha, subject = line.split("\0", 1)
-        if subject != OVERLAY_SUBJECT:
-            out.append(sha)
-    return out
+    """Commits after the pristine tag, oldest first."""
+    res = git(tree, "log", "--reverse", "--format=%H", PRISTINE_TAG + "..HEAD")
+    return res.stdout.split()
 
 
 def export_series(tree, outdir):
@@ -380,16 +265,6 @@ def tree_edits(tree):
            check=False).returncode != 0:
         edits.append("no '%s' tag: not an assembled tree" % PRISTINE_TAG)
         return edits
-    overlay = set(overlay_paths(tree))
-    for path in sorted(overlay):
-        state = overlay_state(tree, path)
-        if state == "tree":
-            edits.append("new file edited in the tree only: " + path)
-        elif state == "conflict":
-            edits.append("new file edited in both places: " + path)
-        elif state == "orphan":
-            edits.append("new file deleted here but edited in the tree: "
-                         + path)
     st = git(tree, "status", "--porcelain=v1", "-z", "--untracked-files=all")
     entries = [e for e in st.stdout.split("\0") if e]
     skip = False
@@ -400,10 +275,8 @@ def tree_edits(tree):
         code, path = e[:2], e[3:]
         if code[0] in "RC":
             skip = True
-        if path in overlay:
-            continue
         if code == "??":
-            edits.append("new file not in this repo: " + path)
+            edits.append("new file in no patch: " + path)
         else:
             edits.append("uncommitted edit: " + path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -420,7 +293,7 @@ def tree_edits(tree):
 # ---------------------------------------------------------------- assemble
 
 def apply_series(tree):
-    """Apply patches/ and link the overlay on top of the pristine tag."""
+    """Apply patches/ on top of the pristine tag."""
     patches = sorted(p for p in os.listdir(patches_dir())
                      if p.endswith(".patch")) if os.path.isdir(patches_dir()) else []
     for p in patches:
@@ -434,32 +307,10 @@ def apply_series(tree):
                           "The tree was reset to pristine; nothing in this repo "
                           "was changed. Rebase the patch, then assemble again."
                           % (p, VERSION, (res.stdout + res.stderr).strip()))
-    linked = overlay_files()
-    for path in linked:
-        if os.path.lexists(os.path.join(tree, path)):
-            if git(tree, "cat-file", "-e", "%s:%s" % (PRISTINE_TAG, path),
-                   check=False).returncode == 0:
-                raise Failure("%s is a file of libvirt %s: change it with a "
-                              "patch in patches/, not as a new file"
-                              % (path, VERSION))
-            raise Failure("%s: a patch creates it and this repo has it as a "
-                          "new file too; keep only one" % path)
-        hard_link(tree, path)
-    record_overlay(tree, linked)
-    commit_overlay(tree, linked)
     shutil.rmtree(stamp_dir(tree), ignore_errors=True)
     os.makedirs(os.path.dirname(stamp_dir(tree)), exist_ok=True)
     export_series(tree, stamp_dir(tree))
-    return len(patches), len(linked)
-
-
-def commit_overlay(tree, paths):
-    """Commit the current content of the overlay files in the tree, and
-    whatever sync_overlay() staged (removals)."""
-    if paths:
-        git(tree, "add", "-A", "-f", "--", *paths)
-    if git(tree, "diff", "--cached", "--quiet", check=False).returncode != 0:
-        git(tree, "commit", "-q", "--no-verify", "-m", OVERLAY_SUBJECT)
+    return len(patches)
 
 
 def wanted_state():
@@ -467,8 +318,6 @@ def wanted_state():
     h.update(SHA256.encode() + PRISTINE_TREE.encode())
     for name, data in read_series(patches_dir()).items():
         h.update(name.encode() + b"\0" + data)
-    for path in overlay_files():
-        h.update(b"L" + path.encode() + b"\0")
     return h.hexdigest()
 
 
@@ -494,8 +343,8 @@ def pristine_verified(repo):
 
 
 def up_to_date():
-    """Whether the assembled tree exists and matches patches/ and the new
-    files (what 'assemble' would leave alone; it still checks for edits)."""
+    """Whether the assembled tree exists and matches patches/ (what
+    'assemble' would leave alone; it still checks for edits)."""
     try:
         with open(state_file(tree_dir())) as f:
             return f.read().strip() == wanted_state()
@@ -576,9 +425,6 @@ def assemble(force=False):
         try:
             with open(state_file(tree)) as f:
                 if f.read().strip() == state and not force:
-                    # relink files that a tool replaced in this repo
-                    # (git checkout does); tree_edits() found no edit
-                    sync_overlay(tree)
                     info("assembled tree is up to date")
                     return False
         except FileNotFoundError:
@@ -590,11 +436,6 @@ def assemble(force=False):
         info("updating %s" % tree)
         git(tree, "fetch", "-q", "--force", repo, "refs/tags/*:refs/tags/*")
         write_exclude(tree)
-        # drop the tree's names of our files first, so that git can never
-        # write through a hard link into this repo
-        for path in overlay_paths(tree):
-            if os.path.lexists(os.path.join(tree, path)):
-                os.unlink(os.path.join(tree, path))
         git(tree, "reset", "-q", "--hard", PRISTINE_TAG)
         git(tree, "clean", "-q", "-ffd")
     else:
@@ -611,70 +452,14 @@ def assemble(force=False):
         archive = subprocess.run(["git", "-C", tree, "archive", "keycodemapdb"],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", kc], input=archive, check=True)
-    npatches, nlinks = apply_series(tree)
+    npatches = apply_series(tree)
     with open(state_file(tree), "w") as f:
         f.write(state + "\n")
-    info("assembled libvirt %s + %d patch(es) + %d new file(s) in %s"
-         % (VERSION, npatches, nlinks, tree))
+    info("assembled libvirt %s + %d patch(es) in %s" % (VERSION, npatches, tree))
     return True
 
 
 # ---------------------------------------------------------------- refresh
-
-def sync_overlay(tree):
-    """Bring the tree's copies of this repo's new files in line with the
-    repo and commit them: new files created in the tree move to the repo,
-    new repo files are linked, edits made through a broken link are
-    exported, deleted repo files leave the tree. Returns what it did."""
-    done = []
-    # new files created in the tree become new files of this repo
-    others = git(tree, "ls-files", "-z", "--others", "--exclude-standard")
-    for path in [p for p in others.stdout.split("\0") if p]:
-        root = path.split("/", 1)[0]
-        if root not in OVERLAY_ROOTS:
-            raise Failure("new file %s is outside the directories this repo "
-                          "mirrors (%s)" % (path, ", ".join(OVERLAY_ROOTS)))
-        dest = os.path.join(TOP, path)
-        if os.path.lexists(dest) and os.path.samefile(dest, os.path.join(tree, path)):
-            continue  # linked already (a refresh that stopped half-way)
-        if os.path.lexists(dest):
-            raise Failure("new file %s exists in this repo already; refusing "
-                          "to overwrite it" % path)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        os.link(os.path.join(tree, path), dest)
-        done.append("exported " + path)
-    libvirt_files = set(git(tree, "ls-tree", "-r", "-z", "--name-only",
-                            PRISTINE_TAG).stdout.split("\0"))
-    shadowing = [p for p in overlay_files() if p in libvirt_files]
-    if shadowing:
-        raise Failure("these files of this repo are files of libvirt %s; "
-                      "change libvirt's files with patches, not as new "
-                      "files:\n  %s" % (VERSION, "\n  ".join(shadowing)))
-    conflicts = []
-    for path in overlay_paths(tree):
-        state = overlay_state(tree, path)
-        if state in ("conflict", "orphan"):
-            conflicts.append("%s (%s)" % (path, state))
-        elif state == "tree":
-            shutil.copyfile(os.path.join(tree, path), os.path.join(TOP, path))
-            hard_link(tree, path)
-            done.append("exported " + path)
-        elif state in ("new", "repo", "same"):
-            hard_link(tree, path)
-            if state == "new":
-                done.append("linked " + path)
-        elif state == "deleted":
-            git(tree, "rm", "-q", "-f", "--", path)
-            done.append("removed " + path)
-    if conflicts:
-        raise Failure("these new files changed both in this repo and in the "
-                      "tree (through a tool that replaced the file); merge "
-                      "them by hand, then refresh:\n  " + "\n  ".join(conflicts))
-    current = overlay_files()
-    record_overlay(tree, current)
-    commit_overlay(tree, current)
-    return done
-
 
 def refresh(new_subject=None):
     tree = tree_dir()
@@ -685,14 +470,12 @@ def refresh(new_subject=None):
         if os.path.exists(os.path.join(tree, ".git", state)):
             raise Failure("a git rebase/am is in progress in %s: finish or "
                           "abort it first" % tree)
-    # This repo's new files: linked, exported, committed in the tree.
-    moved = sync_overlay(tree)
-    # Uncommitted edits of libvirt's files: with --new they all make one new
-    # patch; without, each folds into the last patch that touches its file
-    # (and a file no patch touches yet needs --new).
+    # Uncommitted edits: with --new they all make one new patch; without,
+    # each folds into the last patch that touches its file (the patch that
+    # added it, for a new file), and a file no patch touches yet, or a file
+    # not yet in any patch, needs --new.
     dirty = [ln[3:] for ln in git(tree, "status", "--porcelain=v1",
-                                  "--untracked-files=no").stdout.splitlines()]
-    dirty = [p for p in dirty if p not in set(overlay_files())]
+                                  "--untracked-files=all").stdout.splitlines()]
     commits = series_commits(tree)
     orphans = []
     fixups = []
@@ -709,14 +492,15 @@ def refresh(new_subject=None):
         else:
             orphans.append(path)
     if orphans and not new_subject:
-        raise Failure("these edits touch files no patch changes yet; name "
-                      "the new patch with --new 'subsystem: what it does':\n  "
+        raise Failure("these edits touch files no patch changes or adds yet; "
+                      "name the new patch with --new 'subsystem: what it "
+                      "does':\n  "
                       + "\n  ".join(orphans))
     for owner, path in fixups:
-        git(tree, "add", "--", path)
+        git(tree, "add", "-A", "--", path)
         git(tree, "commit", "-q", "--no-verify", "--fixup=" + owner, "--", path)
     if orphans:
-        git(tree, "add", "--", *orphans)
+        git(tree, "add", "-A", "--", *orphans)
         git(tree, "commit", "-q", "--no-verify", "-m", new_subject,
             "--", *orphans)
     if fixups:
@@ -729,11 +513,6 @@ def refresh(new_subject=None):
             raise Failure("folding the edits into their patches conflicts; "
                           "the edits are kept as fixup! commits in %s:\n%s"
                           % (tree, res.stderr.strip()))
-    if fixups:
-        # the rebase may have rewritten our files as new inodes
-        for path in overlay_files():
-            if overlay_state(tree, path) in ("same", "repo"):
-                hard_link(tree, path)
     # Export the series.
     with tempfile.TemporaryDirectory() as tmp:
         export_series(tree, tmp)
@@ -754,11 +533,9 @@ def refresh(new_subject=None):
     export_series(tree, stamp_dir(tree))
     with open(state_file(tree), "w") as f:
         f.write(wanted_state() + "\n")
-    for p in moved:
-        info(p)
     for p in changed:
         info("patch %s: patches/%s" % ("written" if p in new else "removed", p))
-    if not moved and not changed:
+    if not changed:
         info("nothing to export")
 
 
