@@ -24,15 +24,15 @@
 #   page: the page is dirty for the migration, its contents stay the
 #   pattern, so the whole region stays checkable.
 #   - dirty=max: as fast as it can; the counter counts the passes.
-#   - dirty=N (MiB/s, N >= 0): paced by the PIT (channel 0, mode 2, a full
-#     16-bit count: one period is 65536 / 1193182 Hz = 54.9 ms). The guest
-#     polls the counter (interrupts stay off), adds the elapsed PIT counts
-#     to a budget and dirties one page per 1193182 / N 256ths of a count,
-#     at most 256 pages between two looks at the clock; a budget it cannot
-#     spend is capped at one period, so a guest that falls behind runs
-#     below N, never above. The counter counts PIT periods. dirty=0 is an
-#     idle guest: it only counts periods. Time the PIT does not see (the
-#     vCPU descheduled for more than a period) is lost, never caught up.
+#   - dirty=N (MiB/s, N >= 0): paced by the PIT (channel 0, mode 2,
+#     interrupting every 1193 counts of its 1193182 Hz: 1000.15 ticks a
+#     second; the counter counts ticks). The guest halts until a tick, adds
+#     the ticks' PIT counts to a budget and dirties one page per
+#     1193182 / N 256ths of a count while the budget lasts; a budget it
+#     cannot spend is capped at 64 ticks, so a guest that falls behind runs
+#     below N, never above. dirty=0 is an idle guest: it halts, and only
+#     counts ticks. Ticks the vCPU misses (descheduled for more than a
+#     tick: the PIC holds one) are lost, never caught up.
 
         .set PATTERN, 0x01000000                # the pattern starts at 16 MiB
         .set READY, 0x00FFF000
@@ -43,6 +43,8 @@
         .set DEFAULT, 0xFFFFFFFF                # RATE: no dirty= given
         .set MAX, 0xFFFFFFFE                    # RATE: dirty=max
         .set PIT_HZ, 1193182
+        .set TICK, 1193                         # PIT counts a tick: 1000.15 Hz
+        .set CAP, 64                            # ticks of budget at most
 
         .section .multiboot, "a"
         .align 4
@@ -142,13 +144,50 @@ max:    incl COUNTER
         jb 1b
         jmp max
 
-# dirty=N: %ebp the PIT's last count, %esi the budget (256ths of a PIT
-# count), %edi the next page, %ebx the cost of a page.
-paced:  movb $0x34, %al                         # channel 0, lo/hi, mode 2
-        outb %al, $0x43
-        xorl %eax, %eax                         # reload 0: 65536 counts
+# dirty=N: the PIT interrupts 1000 times a second; %ebp the tick count of
+# the last look, %esi the budget (256ths of a PIT count), %edi the next
+# page, %ebx the cost of a page. An interrupt gate needs a GDT and an IDT
+# of our own (multiboot leaves the GDTR undefined).
+paced:  lgdt gdt_desc
+        ljmp $0x08, $1f
+1:      movw $0x10, %ax
+        movw %ax, %ds
+        movw %ax, %es
+        movw %ax, %ss
+        movw %ax, %fs
+        movw %ax, %gs
+        movl $tick, %eax                        # vector 0x20: tick
+        movw %ax, idt + 0x20 * 8
+        movw $0x08, idt + 0x20 * 8 + 2
+        movw $0x8E00, idt + 0x20 * 8 + 4        # 32-bit interrupt gate
+        shrl $16, %eax
+        movw %ax, idt + 0x20 * 8 + 6
+        lidt idt_desc
+        movb $0x11, %al                         # the PICs: IRQs 0-15 at
+        outb %al, $0x20                         # vectors 0x20-0x2F, only
+        outb %al, $0xA0                         # IRQ 0 (the PIT) unmasked
+        movb $0x20, %al
+        outb %al, $0x21
+        movb $0x28, %al
+        outb %al, $0xA1
+        movb $0x04, %al
+        outb %al, $0x21
+        movb $0x02, %al
+        outb %al, $0xA1
+        movb $0x01, %al
+        outb %al, $0x21
+        outb %al, $0xA1
+        movb $0xFE, %al
+        outb %al, $0x21
+        movb $0xFF, %al
+        outb %al, $0xA1
+        movb $0x34, %al                         # PIT channel 0, lo/hi,
+        outb %al, $0x43                         # mode 2, every TICK counts
+        movw $TICK, %ax
         outb %al, $0x40
+        movb %ah, %al
         outb %al, $0x40
+
         movl $1, %ebx                           # the cost of a page: for
         cmpl $0, RATE                           # N pages of 4 KiB per
         je 1f                                   # 1/256 s, PIT_HZ / N
@@ -158,55 +197,58 @@ paced:  movb $0x34, %al                         # channel 0, lo/hi, mode 2
         orl %eax, %eax
         jz 1f
         movl %eax, %ebx
-1:      call pit_count
-        movl %eax, %ebp
+1:      movl COUNTER, %ebp
         xorl %esi, %esi
         movl $PATTERN, %edi
+        sti
 
-2:      call pit_count                          # now
-        movl %ebp, %edx
-        subl %eax, %edx
-        andl $0xFFFF, %edx                      # counts since the last look
-        cmpl %ebp, %eax                         # the count went up: a
-        jbe 3f                                  # period ended
-        incl COUNTER
-3:      movl %eax, %ebp
+2:      hlt                                     # until the next tick
+        movl COUNTER, %eax
+        movl %eax, %edx
+        subl %ebp, %edx                         # ticks since the last look
+        movl %eax, %ebp
         cmpl $0, RATE
-        je 6f                                   # idle
-        shll $8, %edx
+        je 2b                                   # idle
+        cmpl $CAP, %edx                         # the budget: at most CAP
+        jbe 3f                                  # ticks' worth
+        movl $CAP, %edx
+3:      imull $TICK * 256, %edx, %edx
         addl %edx, %esi
-        cmpl $0x01000000, %esi                  # at most one period's budget
+        cmpl $CAP * TICK * 256, %esi
         jbe 4f
-        movl $0x01000000, %esi
-4:      movl $256, %ecx                         # pages before the next look
-5:      cmpl %ebx, %esi
-        jb 6f
+        movl $CAP * TICK * 256, %esi
+4:      cmpl %ebx, %esi
+        jb 2b
         subl %ebx, %esi
         movl (%edi), %eax                       # dirty one page, as above
         movl %eax, (%edi)
         incl DIRTIED
         addl $4096, %edi
         cmpl TOP, %edi
-        jb 7f
+        jb 4b
         movl $PATTERN, %edi
-7:      decl %ecx
-        jnz 5b
-        jmp 2b
-6:      movl $20000, %ecx                       # nothing to do: a short
-8:      decl %ecx                               # wait, so that the PIT is
-        jnz 8b                                  # not read without pause
-        jmp 2b
+        jmp 4b
 
-# %eax: PIT channel 0's count (latched), 16 bits.
-pit_count:
-        movb $0x00, %al                         # latch channel 0
-        outb %al, $0x43
-        inb $0x40, %al
-        movb %al, %cl
-        inb $0x40, %al
-        movb %al, %ch
-        movzwl %cx, %eax
-        ret
+tick:   incl COUNTER                            # IRQ 0: one more tick
+        pushl %eax
+        movb $0x20, %al                         # end of interrupt
+        outb %al, $0x20
+        popl %eax
+        iret
+
+        .data
+        .align 8
+gdt:    .quad 0                                 # flat 4 GiB segments
+        .quad 0x00CF9A000000FFFF                # 0x08: code
+        .quad 0x00CF92000000FFFF                # 0x10: data
+gdt_desc:
+        .word 3 * 8 - 1
+        .long gdt
+        .align 8
+idt:    .fill 0x21 * 8, 1, 0                    # vectors 0x00-0x20
+idt_desc:
+        .word 0x21 * 8 - 1
+        .long idt
 
         .bss
         .align 16
