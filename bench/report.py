@@ -46,6 +46,7 @@ def own_prepare_ms(run):
 def summarize(cell):
     runs = cell["runs"]
     s = {k: cell[k] for k in ("size_mib", "rate", "channels", "tool", "rounds")}
+    s["link"] = cell.get("link")
     for conf, kind in ((False, "plain"), (True, "conf")):
         s[kind] = {
             "job_ms": med(runs, "job_ms", conf),
@@ -57,6 +58,14 @@ def summarize(cell):
             "throttle": max([r["throttle"] for r in runs if r["confidential"] == conf] or [0]),
             "n": len([r for r in runs if r["confidential"] == conf]),
         }
+    # paired by round: each round's confidential minus its plain
+    pairs = {}
+    for r in runs:
+        pairs.setdefault(r["round"], {})[r["confidential"]] = r
+    diffs = sorted(d[True]["downtime_ms"] - d[False]["downtime_ms"] for d in pairs.values()
+                   if len(d) == 2 and d[True]["downtime_ms"] is not None
+                   and d[False]["downtime_ms"] is not None)
+    s["downtime_diff_range"] = (diffs[0], diffs[-1]) if diffs else None
     own = [own_prepare_ms(r) for r in runs if r["confidential"]]
     own = [o for o in own if o is not None]
     s["conf"].update({
@@ -79,10 +88,10 @@ def fmt(v, f="%.0f"):
 
 def table(result, cells):
     lines = [
-        "| RAM | dirty MiB/s | ch | tool | n | total s plain / conf (ratio) "
-        "| downtime ms plain / conf (Δ) | sent MiB plain / conf "
+        "| RAM | dirty MiB/s | link MiB/s | ch | tool | n | total s plain / conf (ratio) "
+        "| downtime ms plain / conf (Δ; per-round Δ from..to) | sent MiB plain / conf "
         "| MiB/s plain / conf | iter. plain / conf | pattern |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in cells:
         p, c = s["plain"], s["conf"]
         ratio = c["job_ms"] / p["job_ms"] if p["job_ms"] and c["job_ms"] else None
@@ -94,26 +103,29 @@ def table(result, cells):
         errs = s["pattern_errors"] or {}
         intact = "intact" if errs and not any(errs.values()) else "WRONG %r" % errs
         lines.append(
-            "| %s MiB | %d | %d | %s | %d+%d | %s / %s (%s) | %s / %s (%s) | %s / %s "
+            "| %s MiB | %d | %s | %d | %s | %d+%d | %s / %s (%s) | %s / %s (%s; %s) | %s / %s "
             "| %s / %s | %s / %s | %s |" % (
-                s["size_mib"], s["rate"], s["channels"], tool, p["n"], c["n"],
+                s["size_mib"], s["rate"], s["link"] or result["link_mib_s"],
+                s["channels"], tool, p["n"], c["n"],
                 fmt(p["job_ms"] and p["job_ms"] / 1000, "%.1f"),
                 fmt(c["job_ms"] and c["job_ms"] / 1000, "%.1f"), fmt(ratio, "%.2f"),
                 fmt(p["downtime_ms"]), fmt(c["downtime_ms"]), fmt(dd, "%+.0f"),
+                "%+.0f..%+.0f" % s["downtime_diff_range"] if s["downtime_diff_range"] else "–",
                 fmt(p["data_mib"]), fmt(c["data_mib"]),
                 fmt(p["bw_mib_s"]), fmt(c["bw_mib_s"]),
                 fmt(p["iterations"]), fmt(c["iterations"]), intact))
     lines += ["", "The confidential migrations' Prepare on the target (medians, ms; "
               "phases from the job statistics polled every 5 ms) and the target "
               "stand-in's memory:", "",
-              "| RAM | dirty | ch | to listening | attestation phase | agent run "
+              "| RAM | dirty | link | ch | tool | to listening | attestation phase | agent run "
               "| helper boot (simulated) | transport key | libvirt's own | "
               "stand-in peak RSS MiB | RSS after MiB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in cells:
         c = s["conf"]
-        lines.append("| %s MiB | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            s["size_mib"], s["rate"], s["channels"], fmt(c["to_listening_ms"]),
+        lines.append("| %s MiB | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            s["size_mib"], s["rate"], s["link"], s["channels"], s["tool"] or "none",
+            fmt(c["to_listening_ms"]),
             fmt(c["attestation_phase_ms"]), fmt(c["agent_ms"]), fmt(c["helper_ms"]),
             fmt(c["transport_key_ms"]), fmt(c["own_prepare_ms"]),
             fmt(c["hwm_kib"] and c["hwm_kib"] / 1024, "%.1f"),
@@ -134,20 +146,23 @@ def plots(cells, outdir):
     import matplotlib.pyplot as plt
 
     rates = sorted({s["rate"] for s in cells})
+    link = min(s["link"] for s in cells)
     for key, fname, ylabel, scale in (
             ("job_ms", "time-vs-ram.png", "total time (s, target's job)", 1000),
             ("downtime_ms", "downtime-vs-ram.png", "downtime (ms)", 1)):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for rate in rates:
+        for n, rate in enumerate(rates):
             for kind, style in (("plain", "--"), ("conf", "-")):
                 pts = sorted((s["size_mib"], s[kind][key] / scale) for s in cells
                              if s["rate"] == rate and s["channels"] == 1
+                             and s["link"] == link and s["tool"] != "pause"
                              and s[kind][key] is not None)
                 if pts:
-                    ax.plot(*zip(*pts), style, marker="o",
+                    ax.plot(*zip(*pts), style, marker="o", color="C%d" % n,
                             label="%s, dirty %d MiB/s" % (
                                 "confidential" if kind == "conf" else "plain", rate))
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xlabel("guest RAM (MiB), 1 channel")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
@@ -157,13 +172,14 @@ def plots(cells, outdir):
         plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for size in sorted({s["size_mib"] for s in cells}):
+    for n, (size, lk) in enumerate(sorted({(s["size_mib"], s["link"]) for s in cells})):
         for kind, style in (("plain", "--"), ("conf", "-")):
             pts = sorted((s["channels"], s[kind]["bw_mib_s"]) for s in cells
-                         if s["size_mib"] == size and s["rate"] == 0)
-            if pts:
-                ax.plot(*zip(*pts), style, marker="o", label="%s, %d MiB, idle" % (
-                    "confidential" if kind == "conf" else "plain", size))
+                         if s["size_mib"] == size and s["rate"] == 0 and s["link"] == lk)
+            if len(pts) > 1:
+                ax.plot(*zip(*pts), style, marker="o", color="C%d" % n,
+                        label="%s, %d MiB, idle, --bandwidth %d" % (
+                            "confidential" if kind == "conf" else "plain", size, lk))
     ax.set_xticks([1, 2])
     ax.set_xlabel("channels (confidential: one mirror vCPU each)")
     ax.set_ylabel("average transfer rate (MiB/s, QEMU)")
@@ -179,6 +195,8 @@ def main():
         result = json.load(f)
     outdir = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.realpath(__file__))
     cells = [summarize(c) for c in result["cells"] if "runs" in c]
+    for c in cells:
+        c["link"] = c["link"] or result["link_mib_s"]
     text = table(result, cells)
     readme = os.path.join(outdir, "README.md")
     with open(readme) as f:

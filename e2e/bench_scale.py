@@ -306,6 +306,14 @@ def plan(args, rates):
             for rate in rates]
 
 
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("guest")
@@ -337,7 +345,7 @@ def main():
               "machine": "%s, %d cores, %.0f GiB, %s" % (
                   platform.node(), os.cpu_count(),
                   os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30,
-                  platform.processor() or platform.machine()),
+                  cpu_model()),
               "link_mib_s": args.link, "rates": rates, "tool": args.tool,
               "loadavg_start": os.getloadavg(), "cells": []}
     result["cipher_mib_s"] = cipher_one_core()
