@@ -144,6 +144,7 @@ def plots(cells, outdir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rates = sorted({s["rate"] for s in cells})
     link = min(s["link"] for s in cells)
@@ -159,14 +160,20 @@ def plots(cells, outdir):
                              and s[kind][key] is not None)
                 if pts:
                     ax.plot(*zip(*pts), style, marker="o", color="C%d" % n,
-                            label="%s, dirty %d MiB/s" % (
+                            linewidth=1.5, label="%s, dirty %d MiB/s" % (
                                 "confidential" if kind == "conf" else "plain", rate))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        sizes = sorted({c["size_mib"] for c in cells})
+        ax.set_xticks(sizes)
+        ax.set_xticklabels(["%d MiB" % x if x < 1024 else "%d GiB" % (x // 1024)
+                            for x in sizes])
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlabel("guest RAM (MiB), 1 channel")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, handlelength=4)
         fig.tight_layout()
         fig.savefig(os.path.join(outdir, fname), dpi=100)
         plt.close(fig)
@@ -184,7 +191,7 @@ def plots(cells, outdir):
     ax.set_xlabel("channels (confidential: one mirror vCPU each)")
     ax.set_ylabel("average transfer rate (MiB/s, QEMU)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, handlelength=4)
     fig.tight_layout()
     fig.savefig(os.path.join(outdir, "throughput-vs-channels.png"), dpi=100)
     plt.close(fig)
