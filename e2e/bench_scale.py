@@ -3,9 +3,9 @@
 # Benchmark (issue 22): plain against confidential live migration of big
 # and busy guests between the two test hosts (e2e/hosts.py), in one run,
 # alternating migration by migration. Not a timed test: it writes a JSON
-# file of every migration and its cell's medians, which bench/plots.py
-# turns into bench/README.md's table and plots and bench/projection.py
-# into the projection.
+# file of every migration, which bench/report.py turns into
+# bench/README.md's table, its plots and bench/summary.json (the cells'
+# medians), and bench/projection.py into the projection.
 #
 # The matrix: guest RAM (--sizes, MiB; the test guest with dirty=... on
 # its command line fills all its RAM below 4 GiB with its pattern:
@@ -27,10 +27,11 @@
 # Per migration it records: virsh migrate's wall clock; from the target's
 # completed job statistics (virsh domjobinfo --completed) the job's time,
 # the downtime, the memory processed and the total data, the iterations
-# (the source's completed statistics), whether the guest was throttled or
-# paused; for the confidential one, the Prepare phases on the target
+# (the source's completed statistics); with auto-converge, the largest
+# throttle of the source's job (polled every 200 ms); for the
+# confidential one, the Prepare phases on the target
 # (VIR_DOMAIN_JOB_CONFIDENTIAL_PHASE and _PHASE_ELAPSED, polled every 5 ms
-# through libvirt-python inside host b's namespaces, see poll_phases) and
+# through libvirt-python inside the target's namespaces: POLLER) and
 # the attestation and agent times; the target stand-in's peak RSS (VmHWM)
 # and RSS after the migration. Once per run: AES-256-GCM on one core
 # (openssl speed -evp aes-256-gcm, 64 KiB blocks: the stand-in's record
@@ -44,8 +45,8 @@
 # here is a figure for SEV hardware.
 #
 # Usage: bench_scale.py GUEST_ELF OUT.json [--sizes 256,1024,4096]
-#          [--rounds 5] [--rounds-big 3] [--link 200] [--moderate 50]
-#          [--above 400] [--channels 1,2] [--tool auto-converge|pause]
+#          [--rounds 5] [--rounds-big 3] [--link 100] [--moderate 25]
+#          [--above 200] [--channels 1,2] [--tool auto-converge|pause]
 #          [--only-rates 0,50]
 #          [--cells SIZE:RATE:CHANNELS:ROUNDS[:TOOL[:LINK]],...]
 # --cells replaces the matrix by the cells it lists (TOOL: auto-converge,
@@ -321,9 +322,9 @@ def main():
     p.add_argument("--sizes", default="256,1024,4096")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--rounds-big", type=int, default=3)
-    p.add_argument("--link", type=int, default=200, help="MiB/s")
-    p.add_argument("--moderate", type=int, default=50, help="MiB/s")
-    p.add_argument("--above", type=int, default=400, help="MiB/s")
+    p.add_argument("--link", type=int, default=100, help="MiB/s")
+    p.add_argument("--moderate", type=int, default=25, help="MiB/s")
+    p.add_argument("--above", type=int, default=200, help="MiB/s")
     p.add_argument("--channels", default="1,2")
     p.add_argument("--tool", default="auto-converge", choices=["auto-converge", "pause"])
     p.add_argument("--pause-after", type=int, default=5, help="--timeout (s)")
