@@ -22,7 +22,10 @@
 #   zero), and the guest dirties that memory page after page, round the
 #   region, by writing back the pattern word it reads at the start of each
 #   page: the page is dirty for the migration, its contents stay the
-#   pattern, so the whole region stays checkable.
+#   pattern, so the whole region stays checkable. The price: a page the
+#   migration fails to send again still holds the pattern, so this mode's
+#   check cannot catch a lost dirty page (the default mode's can't either
+#   for its pattern; only its counter pages change).
 #   - dirty=max: as fast as it can; the counter counts the passes.
 #   - dirty=N (MiB/s, N >= 0): paced by the PIT (channel 0, mode 2,
 #     interrupting every 1193 counts of its 1193182 Hz: 1000.15 ticks a
