@@ -2,7 +2,10 @@
 #
 # Boot the e2e test guest (e2e/guest/guest.s) under Debian's real QEMU (TCG)
 # and check it through QMP: the ready marker, every word of the 4 MiB
-# pattern (dumped with pmemsave), and that the pass counter keeps growing.
+# pattern (dumped with pmemsave), and that the pass counter keeps growing;
+# with its command line dirty=N / dirty=max (a guest as big as its RAM,
+# dirtying it at N MiB/s or as fast as it can): spans of the pattern spread
+# over all of it, the rate it paces, and that dirty=0 dirties nothing.
 # The functions here are what the migration tests use on the target host.
 #
 # Usage: guestcheck.py GUEST_ELF
@@ -23,6 +26,13 @@ READY_MAGIC = 0xC0FFEE01
 COUNTER_ADDR = 0x00FFF004
 PATTERN_ADDR = 0x01000000
 PATTERN_WORDS = 0x100000
+# with dirty=...: where the pattern ends, the rate (MiB/s, or one of the
+# two values below) and the count of pages dirtied, as the guest wrote them
+TOP_ADDR = 0x00FFF008
+RATE_ADDR = 0x00FFF00C
+DIRTIED_ADDR = 0x00FFF010
+RATE_DEFAULT = 0xFFFFFFFF
+RATE_MAX = 0xFFFFFFFE
 
 GUEST = None
 
@@ -34,16 +44,34 @@ def pattern_word(i):
 def pattern_errors(data, limit=5):
     """Indexes of the words of @data (the pattern region, little endian)
     that differ from the pattern; at most @limit of them."""
+    if len(data) != PATTERN_WORDS * 4:
+        return ["size %d bytes" % len(data)]
+    return span_errors(data, 0, limit)
+
+
+def span_errors(data, first, limit=5):
+    """Indexes of the words of @data (the pattern from its word @first on,
+    little endian) that differ from the pattern; at most @limit of them."""
     bad = []
     words = struct.unpack("<%dI" % (len(data) // 4), data)
-    if len(words) != PATTERN_WORDS:
-        return ["size %d bytes" % len(data)]
-    for i, w in enumerate(words):
+    for i, w in enumerate(words, first):
         if w != pattern_word(i):
             bad.append(i)
             if len(bad) >= limit:
                 break
     return bad
+
+
+def sample_spans(top, count=16, words=4096):
+    """(first word, words) of @count spans of @words words of the pattern
+    that ends at address @top (TOP_ADDR's value), spread evenly over it:
+    the first at its start, the last at its end."""
+    total = (top - PATTERN_ADDR) // 4
+    words = min(words, total)
+    if count == 1:
+        return [(0, words)]
+    step = (total - words) // (count - 1)
+    return [(k * step, words) for k in range(count)]
 
 
 class QMP:
@@ -101,6 +129,13 @@ class QMP:
         with open(path, "rb") as f:
             return f.read()
 
+    def read_span(self, workdir, first, words):
+        path = os.path.join(workdir, "span")
+        self.cmd("pmemsave", val=PATTERN_ADDR + 4 * first, size=4 * words,
+                 filename=path)
+        with open(path, "rb") as f:
+            return f.read()
+
     def wait_ready(self, workdir, timeout=60):
         deadline = time.monotonic() + timeout
         while self.read_word(READY_ADDR, workdir) != READY_MAGIC:
@@ -133,17 +168,33 @@ class PatternCheckTest(unittest.TestCase):
         self.assertEqual(pattern_errors(good[:-4]), ["size %d bytes" % (len(good) - 4)])
 
 
+    def test_detects_a_flipped_word_in_a_span(self):
+        spans = sample_spans(PATTERN_ADDR + (256 << 20), count=4, words=1024)
+        self.assertEqual(spans[0], (0, 1024))
+        self.assertEqual(sum(spans[-1]), 64 << 20)   # the last word of 256 MiB
+        first, words = spans[2]
+        good = struct.pack("<%dI" % words,
+                           *(pattern_word(first + i) for i in range(words)))
+        self.assertEqual(span_errors(good, first), [])
+        self.assertEqual(span_errors(good, first + 1), [first + 1, first + 2, first + 3,
+                                                        first + 4, first + 5])
+        bad = bytearray(good)
+        bad[4 * 1000 + 3] ^= 0x80
+        self.assertEqual(span_errors(bytes(bad), first), [first + 1000])
+
+
 class GuestBootTest(unittest.TestCase):
     """The guest under real QEMU: pattern written, memory still changing."""
 
-    def test_boot_and_check(self):
+    def boot(self, memory="64", cmdline=None):
         workdir = tempfile.mkdtemp(prefix="lvm-guest-")
         self.addCleanup(shutil.rmtree, workdir, True)
         sock = os.path.join(workdir, "qmp.sock")
         qemu = subprocess.Popen(
-            ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64",
+            ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", memory,
              "-kernel", GUEST, "-display", "none", "-nodefaults",
-             "-qmp", "unix:%s,server=on,wait=off" % sock],
+             "-qmp", "unix:%s,server=on,wait=off" % sock] +
+            (["-append", cmdline] if cmdline is not None else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
         def stop():
@@ -153,9 +204,55 @@ class GuestBootTest(unittest.TestCase):
 
         qmp = QMP(sock)
         qmp.wait_ready(workdir)
+        return qmp, workdir
+
+    def test_boot_and_check(self):
+        qmp, workdir = self.boot()
         self.assertEqual(pattern_errors(qmp.read_pattern(workdir)), [])
+        self.assertEqual(qmp.read_word(TOP_ADDR, workdir), PATTERN_ADDR + PATTERN_WORDS * 4)
+        self.assertEqual(qmp.read_word(RATE_ADDR, workdir), RATE_DEFAULT)
         first, second = qmp.counter_grows(workdir)
         self.assertGreater(second, first)
+
+    def dirty_rate(self, qmp, workdir, seconds=3):
+        """MiB/s the guest dirtied over @seconds, as it counts them."""
+        before = qmp.read_word(DIRTIED_ADDR, workdir)
+        start = time.monotonic()
+        time.sleep(seconds)
+        pages = (qmp.read_word(DIRTIED_ADDR, workdir) - before) & 0xFFFFFFFF
+        return pages / 256 / (time.monotonic() - start)
+
+    def check_big(self, qmp, workdir, rate):
+        """The pattern over all 128 MiB (QEMU's multiboot info leaves the
+        top 128 KiB out), spans of it intact; the rate as given."""
+        top = qmp.read_word(TOP_ADDR, workdir)
+        self.assertGreater(top, (128 - 1) << 20)
+        self.assertLessEqual(top, 128 << 20)
+        self.assertEqual(qmp.read_word(RATE_ADDR, workdir), rate)
+        for first, words in sample_spans(top):
+            self.assertEqual(span_errors(qmp.read_span(workdir, first, words), first), [])
+
+    def test_dirty_paced(self):
+        # 32 MiB/s as the guest paces it with the PIT: never above (the
+        # budget is capped), below only if this loaded machine starves it
+        qmp, workdir = self.boot("128", "console=none dirty=32")
+        self.check_big(qmp, workdir, 32)
+        rate = self.dirty_rate(qmp, workdir)
+        self.assertLess(rate, 32 * 1.1)
+        self.assertGreater(rate, 32 * 0.5)
+        first, second = qmp.counter_grows(workdir)
+        self.assertGreater(second, first)
+
+    def test_dirty_idle_and_max(self):
+        qmp, workdir = self.boot("128", "dirty=0")
+        self.check_big(qmp, workdir, 0)
+        self.assertEqual(qmp.read_word(DIRTIED_ADDR, workdir), 0)
+        first, second = qmp.counter_grows(workdir)   # PIT periods
+        self.assertGreater(second, first)
+        self.assertEqual(qmp.read_word(DIRTIED_ADDR, workdir), 0)
+        qmp, workdir = self.boot("128", "dirty=max")
+        self.check_big(qmp, workdir, RATE_MAX)
+        self.assertGreater(self.dirty_rate(qmp, workdir, 1), 256)
 
 
 def main():

@@ -34,12 +34,12 @@ import hosts
 
 DOMAIN_XML = """<domain type='qemu'>
   <name>%(name)s</name>
-  <memory unit='MiB'>64</memory>
+  <memory unit='MiB'>%(memory)d</memory>
   <vcpu placement='static' current='1'>%(slots)d</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
 %(loader)s    <kernel>%(kernel)s</kernel>
-  </os>
+%(cmdline)s  </os>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>%(on_reboot)s</on_reboot>
   <on_crash>destroy</on_crash>
@@ -59,16 +59,22 @@ SEV = """  <launchSecurity type='sev'>
 
 
 def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
-               slots=1, on_reboot="destroy", extra=""):
-    """The test guest; with @sev, an SEV guest (with <mirror vcpus='1'/>
-    unless not @mirror) under the QEMU stand-in. @slots: vCPU slots of a
-    plain guest (1 vCPU runs); 2 gives QEMU the topology the stand-in gives
-    an SEV guest with one mirror vCPU. @on_reboot: the action after a
-    reset (with 'destroy', QEMU runs with -no-reboot and even virsh reset
-    ends it); @extra: more elements of <domain>, e.g. <cputune>."""
+               slots=1, on_reboot="destroy", extra="", memory=64, dirty=None,
+               mirror_vcpus=1):
+    """The test guest; with @sev, an SEV guest (with <mirror
+    vcpus='@mirror_vcpus'/> unless not @mirror) under the QEMU stand-in.
+    @slots: vCPU slots of a plain guest (1 vCPU runs); 2 gives QEMU the
+    topology the stand-in gives an SEV guest with one mirror vCPU.
+    @on_reboot: the action after a reset (with 'destroy', QEMU runs with
+    -no-reboot and even virsh reset ends it); @extra: more elements of
+    <domain>, e.g. <cputune>. @memory: MiB of RAM; @dirty: None for the
+    default guest, else its dirty rate, MiB/s or "max", as its <cmdline>
+    (the pattern then covers its RAM below 4 GiB: e2e/guest/guest.s)."""
     values = {"name": name, "kernel": kernel, "slots": slots, "loader": "",
               "sev": "", "emulator": emulator or "/usr/bin/qemu-system-x86_64",
-              "on_reboot": on_reboot, "extra": extra}
+              "on_reboot": on_reboot, "extra": extra, "memory": memory,
+              "cmdline": "" if dirty is None else
+              "    <cmdline>dirty=%s</cmdline>\n" % dirty}
     if sev:
         loader = lab.firmware
         if not os.path.exists(loader):
@@ -77,7 +83,7 @@ def domain_xml(lab, name, kernel, sev=False, mirror=True, emulator=None,
         values.update(
             slots=1, emulator=emulator or hosts.STANDIN,
             loader="    <loader readonly='yes' type='rom'>%s</loader>\n" % loader,
-            sev=SEV + ("  <mirror vcpus='1'/>\n" if mirror else ""))
+            sev=SEV + ("  <mirror vcpus='%d'/>\n" % mirror_vcpus if mirror else ""))
     return DOMAIN_XML % values
 
 
@@ -234,6 +240,19 @@ def counter_after(host, lab, name, before, timeout=60):
 def pattern_errors(host, lab, name):
     return guestcheck.pattern_errors(guest_memory(
         host, lab, name, guestcheck.PATTERN_ADDR, guestcheck.PATTERN_WORDS * 4))
+
+
+def pattern_sample_errors(host, lab, name, count=16):
+    """A guest started with dirty=...: @count spans of its pattern spread
+    over all of it (guestcheck.sample_spans, up to the end the guest
+    wrote at TOP_ADDR), checked word by word; the wrong words' indexes
+    (at most 5 a span)."""
+    top = guest_word(host, lab, name, guestcheck.TOP_ADDR)
+    bad = []
+    for first, words in guestcheck.sample_spans(top, count):
+        data = guest_memory(host, lab, name, guestcheck.PATTERN_ADDR + 4 * first, 4 * words)
+        bad += guestcheck.span_errors(data, first)
+    return bad
 
 
 def status_xml(host, name):
