@@ -314,6 +314,14 @@ def migrate_async(host, *args, uri=None):
         stderr=subprocess.PIPE, text=True)
 
 
+def reap(proc):
+    """Kills the background virsh @proc if it still runs and waits for it:
+    a test's cleanup, so that no migration outlives its test."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
 # ---------------------------------------------- after a failed migration
 # Shared by e2e/test_confidential.py and the demo's --failure: each raises
 # AssertionError with what it found.

@@ -78,14 +78,8 @@ class ConfidentialMigrationTest(sevguest.SevGuestLabTest):
         proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential",
                                       "--tls", *extra, DOMAIN, self.target)
         # whatever the test finds, the migration does not outlive it
-        self.addCleanup(self.reap, proc)
+        self.addCleanup(sevguest.reap, proc)
         return proc
-
-    @staticmethod
-    def reap(proc):
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
     def finish(self, proc, timeout=120):
         out, err = proc.communicate(timeout=timeout)

@@ -63,18 +63,12 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
         self.assertEqual(res.returncode, 0, res.stderr)
         sevguest.wait_helper_ready(self.a, DOMAIN)
 
-    def start_migration(self, *extra):
+    def start_migration(self, *extra, name=DOMAIN):
         proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential",
                                       "--tls", "--bandwidth", BANDWIDTH, *extra,
-                                      DOMAIN, self.target)
-        self.addCleanup(self.reap, proc)
+                                      name, self.target)
+        self.addCleanup(sevguest.reap, proc)
         return proc
-
-    @staticmethod
-    def reap(proc):
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
     def wait_for(self, what, cond, timeout=60):
         deadline = time.monotonic() + timeout
@@ -141,11 +135,8 @@ class ConvergenceTest(sevguest.SevGuestLabTest):
         sevguest.define_and_start(self.a, self.lab, name, xml)
         sevguest.wait_helper_ready(self.a, name)
         started = time.monotonic()
-        proc = sevguest.migrate_async(self.a, "--live", "--p2p", "--confidential",
-                                      "--tls", "--bandwidth", BANDWIDTH,
-                                      "--auto-converge", "--auto-converge-initial", "99",
-                                      name, self.target)
-        self.addCleanup(self.reap, proc)
+        proc = self.start_migration("--auto-converge", "--auto-converge-initial", "99",
+                                    name=name)
         # the throttle QEMU puts on the guest's vCPUs, as the source reports it
         throttle = 0
         deadline = time.monotonic() + 180

@@ -163,14 +163,8 @@ class Base(unittest.TestCase):
     def start_migration(self, src, dst, *extra, name=DOMAIN):
         proc = sevguest.migrate_async(src, "--live", "--p2p", "--confidential", "--tls",
                                       *extra, name, uri(dst))
-        self.addCleanup(self.reap, proc)
+        self.addCleanup(sevguest.reap, proc)
         return proc
-
-    @staticmethod
-    def reap(proc):
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
     def finish_failed(self, proc, timeout=120):
         _, err = proc.communicate(timeout=timeout)
